@@ -1,0 +1,1 @@
+"""Collectors: MQTT and HTTP. Bytes in, nothing else."""

@@ -1,0 +1,1 @@
+"""Rule and anomaly engine: rule packs, dense state, vectorised evaluation."""

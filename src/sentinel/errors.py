@@ -1,0 +1,130 @@
+"""The one exception tree of Sentinel.
+
+Every error Sentinel raises on purpose derives from :class:`SentinelError`, so a caller can catch the whole
+family or one branch of it::
+
+    SentinelError
+    ├── ConfigError              a setting is missing, malformed or contradicts another (names the setting)
+    ├── StoreError               the database layer
+    │   ├── DatabaseUnavailable  cannot connect, or the connection dropped (retryable)
+    │   ├── MigrationError       a schema migration failed or the schema is newer than this code
+    │   └── EmbeddedServerError  the embedded PostgreSQL could not be set up, started or stopped
+    ├── WireError                a message does not honour the wire contract (carries field path and reason)
+    │   └── DecodeError          malformed bytes, wrong types, missing or unexpected fields
+    ├── RegistryError            who may send what
+    │   ├── UnknownDevice        a reading names a device that is not registered
+    │   └── ForeignSite          a gateway writes for a site it is not bound to
+    ├── BackpressureError        a bounded queue is full; the caller must slow down or retry later
+    ├── RulePackError            a rule pack is invalid (carries every problem with file and line)
+    ├── ModelError               an anomaly model file is corrupt or incompatible
+    └── TransitionError          an alert or hazard state change that the state machine forbids
+
+Errors that reach the command line are printed as one line (``sentinel: <message>``) and exit with code 2.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class SentinelError(Exception):
+    """Base of every error Sentinel raises on purpose."""
+
+
+class ConfigError(SentinelError):
+    """A setting is missing, malformed or inconsistent. The message names the setting."""
+
+    def __init__(self, setting: str, problem: str) -> None:
+        self.setting = setting
+        self.problem = problem
+        super().__init__(f"{setting}: {problem}")
+
+
+class StoreError(SentinelError):
+    """Something went wrong in the database layer."""
+
+
+class DatabaseUnavailable(StoreError):
+    """The database cannot be reached or dropped the connection. Retrying later may succeed."""
+
+
+class MigrationError(StoreError):
+    """A schema migration failed, or the database schema is newer than this code."""
+
+
+class EmbeddedServerError(StoreError):
+    """The embedded PostgreSQL server could not be prepared, started or stopped."""
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with an input: where (a field path, or file:line) and what was expected."""
+
+    where: str
+    what: str
+
+    def __str__(self) -> str:
+        return f"{self.where}: {self.what}" if self.where else self.what
+
+
+class WireError(SentinelError):
+    """A message that does not honour the wire contract."""
+
+    def __init__(self, problem: Problem) -> None:
+        self.problem = problem
+        super().__init__(str(problem))
+
+    @property
+    def path(self) -> str:
+        return self.problem.where
+
+    @property
+    def reason(self) -> str:
+        return str(self.problem)
+
+
+class DecodeError(WireError):
+    """Malformed bytes, a wrong type, a missing or an unexpected field."""
+
+
+class RegistryError(SentinelError):
+    """A sender is not allowed to send what it sent."""
+
+
+class UnknownDevice(RegistryError):
+    """A reading names a device that is not in the registry."""
+
+
+class ForeignSite(RegistryError):
+    """A gateway writes for a site it is not bound to."""
+
+
+class BackpressureError(SentinelError):
+    """A bounded queue is full. Nothing was taken; slow down and retry."""
+
+    def __init__(self, what: str, retry_after_s: float = 1.0) -> None:
+        self.retry_after_s = retry_after_s
+        super().__init__(f"{what} is full; retry after {retry_after_s:g} s")
+
+
+class RulePackError(SentinelError):
+    """A rule pack is invalid. ``problems`` lists every error found, each with file and line."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(str(p) for p in problems))
+
+
+class ModelError(SentinelError):
+    """An anomaly model file is corrupt, tampered with or incompatible with this code."""
+
+
+class TransitionError(SentinelError):
+    """A state change that the alert or hazard state machine forbids."""
+
+    def __init__(self, entity: str, current: str, wanted: str, why: str) -> None:
+        self.entity = entity
+        self.current = current
+        self.wanted = wanted
+        self.why = why
+        super().__init__(f"{entity}: cannot go from {current} to {wanted}: {why}")

@@ -1,0 +1,1 @@
+"""Major-hazard register and its state machine."""

@@ -1,0 +1,140 @@
+"""The one place where Sentinel reads its configuration.
+
+Sources, highest priority first: explicit keyword arguments (the CLI passes its flags this way), environment
+variables ``SENTINEL_<NAME>``, a TOML file (``SENTINEL_CONFIG`` or ``--config``; keys are the field names below),
+then the defaults. Every value is validated at start; a bad one raises :class:`~sentinel.errors.ConfigError`
+naming the environment variable, so the operator knows exactly what to fix.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import platformdirs
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from sentinel.errors import ConfigError
+
+ENV_PREFIX = "SENTINEL_"
+
+
+def default_data_dir() -> Path:
+    """Where Sentinel keeps its own state (embedded database, spool, models).
+
+    As root the user data directory would be under ``/root``; the embedded PostgreSQL runs as an unprivileged
+    system user that must not be given a way into root's home, so root gets ``/var/lib/sentinel`` instead.
+    """
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        return Path("/var/lib/sentinel")
+    return Path(platformdirs.user_data_dir("sentinel", appauthor=False))
+
+
+class Settings(BaseSettings):
+    """Validated configuration. Field ``x`` is set by ``SENTINEL_X`` or key ``x`` of the TOML file."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid", frozen=True)
+
+    database_url: str | None = Field(
+        default=None, description="PostgreSQL URL; unset means: start the embedded PostgreSQL"
+    )
+    mqtt_url: str | None = Field(default=None, description="mqtt://[user:pass@]host:port; unset means embedded")
+    data_dir: Path = Field(default_factory=default_data_dir)
+    http_host: str = "127.0.0.1"
+    http_port: int = Field(default=8080, ge=0, le=65535)
+    mqtt_client_id: str = "sentinel-ingest"
+    mqtt_session_expiry_s: int = Field(default=7 * 24 * 3600, ge=0)
+    # Bounded lateness on device time (DESIGN.md, Time and order).
+    lateness_s: float = Field(default=300.0, ge=0)
+    batch_max_messages: int = Field(default=5000, ge=1)
+    batch_max_wait_ms: int = Field(default=200, ge=1)
+    queue_max_batches: int = Field(default=8, ge=1)
+    retention_days: int = Field(default=90, ge=1)
+    partitions_ahead_days: int = Field(default=7, ge=1)
+    display_tz: str = "Asia/Shanghai"
+    log_level: str = "INFO"
+
+    @field_validator("database_url")
+    @classmethod
+    def _postgres_url(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        scheme = urlsplit(value).scheme
+        if scheme not in ("postgresql", "postgres") and "=" not in value:
+            raise ValueError(f"expected a postgresql:// URL or a libpq key=value string, got scheme {scheme!r}")
+        return value
+
+    @field_validator("mqtt_url")
+    @classmethod
+    def _mqtt_url(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("mqtt", "mqtts"):
+            raise ValueError(f"expected mqtt://host:port or mqtts://host:port, got scheme {parts.scheme!r}")
+        if not parts.hostname:
+            raise ValueError("the URL names no host")
+        return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _level(cls, value: str) -> str:
+        level = value.upper()
+        if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+            raise ValueError("expected one of DEBUG, INFO, WARNING, ERROR")
+        return level
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings)
+
+    @property
+    def spool_dir(self) -> Path:
+        return self.data_dir / "spool"
+
+    @property
+    def embedded_pg_dir(self) -> Path:
+        return self.data_dir / "postgres"
+
+
+def _env_name(field: str) -> str:
+    return f"{ENV_PREFIX}{field.upper()}"
+
+
+def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
+    """Read and validate the configuration, raising ConfigError that names the offending setting."""
+    file_values: dict[str, Any] = {}
+    path = config_file or (Path(os.environ[f"{ENV_PREFIX}CONFIG"]) if os.environ.get(f"{ENV_PREFIX}CONFIG") else None)
+    if path is not None:
+        try:
+            file_values = tomllib.loads(path.read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise ConfigError(f"{ENV_PREFIX}CONFIG", f"cannot read {path}: {exc.strerror}") from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{ENV_PREFIX}CONFIG", f"{path} is not valid TOML: {exc}") from exc
+        unknown = sorted(set(file_values) - set(Settings.model_fields))
+        if unknown:
+            raise ConfigError(f"{ENV_PREFIX}CONFIG", f"{path}: unknown key(s) {', '.join(unknown)}")
+    # Environment beats the file: drop file keys that the environment sets, then let pydantic read the env.
+    for name in list(file_values):
+        if _env_name(name) in os.environ:
+            del file_values[name]
+    values = {**file_values, **{k: v for k, v in overrides.items() if v is not None}}
+    try:
+        return Settings(**values)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = str(first["loc"][0]) if first["loc"] else "?"
+        source = _env_name(field) if field in Settings.model_fields else field
+        raise ConfigError(source, str(first["msg"]).removeprefix("Value error, ")) from exc

@@ -1,0 +1,1 @@
+"""Storage: connection handling, migrations, the readings store and repositories, the embedded server."""

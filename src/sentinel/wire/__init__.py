@@ -1,0 +1,1 @@
+"""Wire contract: message Structs, decoding, validation and dead letters."""
