@@ -14,6 +14,7 @@ family or one branch of it::
     ├── RegistryError            who may send what
     │   ├── UnknownDevice        a reading names a device that is not registered
     │   └── ForeignSite          a gateway writes for a site it is not bound to
+    ├── BrokerError              the MQTT broker: cannot be started or reached, or its config/registry input is bad
     ├── BackpressureError        a bounded queue is full; the caller must slow down or retry later
     ├── RulePackError            a rule pack is invalid (carries every problem with file and line)
     ├── ModelError               an anomaly model file is corrupt or incompatible
@@ -97,6 +98,10 @@ class UnknownDevice(RegistryError):
 
 class ForeignSite(RegistryError):
     """A gateway writes for a site it is not bound to."""
+
+
+class BrokerError(SentinelError):
+    """The MQTT broker cannot be started or reached, or the input for its configuration is invalid."""
 
 
 class BackpressureError(SentinelError):
