@@ -18,6 +18,7 @@ family or one branch of it::
     ├── BackpressureError        a bounded queue is full; the caller must slow down or retry later
     ├── RulePackError            a rule pack is invalid (carries every problem with file and line)
     ├── ModelError               an anomaly model file is corrupt or incompatible
+    ├── DatasetError             a data file given for training or scoring cannot be read or lacks a column
     └── TransitionError          an alert or hazard state change that the state machine forbids
 
 Errors that reach the command line are printed as one line (``sentinel: <message>``) and exit with code 2.
@@ -122,6 +123,12 @@ class RulePackError(SentinelError):
 
 class ModelError(SentinelError):
     """An anomaly model file is corrupt, tampered with or incompatible with this code."""
+
+
+class DatasetError(SentinelError):
+    """A data file (e.g. a CSV for ``sentinel anomaly fit``) cannot be read or lacks what was asked for.
+
+    The message names the file and, where it can, the column and row."""
 
 
 class TransitionError(SentinelError):
