@@ -1,0 +1,37 @@
+"""Anomaly detectors for early warning: fitted on normal data, scoring numpy batches with array operations.
+
+Public interface::
+
+    fit_model(train, feature_names, FitSettings(...), first=..., last=..., source=...) -> AnomalyModel
+    AnomalyModel.score(rows) -> Scores                 # offline: one batch from a fresh start
+    Scorer(model).score_batch(rows) -> Scores          # live: consecutive micro-batches of one series
+    save_model(model, path) / load_model(path)         # .npz + JSON, no pickle; bad files raise ModelError
+
+``Scores.score`` is statistic / limit (above 1.0 = past the limit), ``Scores.alarm`` the 0/1 alarm.
+"""
+
+from sentinel.engine.anomaly.model import (
+    DETECTOR_KINDS,
+    AnomalyModel,
+    DetectorKind,
+    FitSettings,
+    Scorer,
+    Scores,
+    TrainingInfo,
+    fit_model,
+)
+from sentinel.engine.anomaly.model_file import FORMAT_VERSION, load_model, save_model
+
+__all__ = [
+    "DETECTOR_KINDS",
+    "FORMAT_VERSION",
+    "AnomalyModel",
+    "DetectorKind",
+    "FitSettings",
+    "Scorer",
+    "Scores",
+    "TrainingInfo",
+    "fit_model",
+    "load_model",
+    "save_model",
+]

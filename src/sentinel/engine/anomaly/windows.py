@@ -1,0 +1,51 @@
+"""Trailing-window operations on whole batches, carrying the tail of the previous batch.
+
+Everything here is array arithmetic over a batch: no Python loop runs per row. A window that reaches back before
+the first row ever seen uses the rows that exist (a 30-row mean over the third row averages three rows), so that
+scoring a stream in batches gives exactly what scoring it in one piece gives.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+
+FloatArray = npt.NDArray[np.float64]
+BoolArray = npt.NDArray[np.bool_]
+
+
+def trailing_mean(history: FloatArray, values: FloatArray, window: int) -> FloatArray:
+    """Mean of each value with up to ``window - 1`` values before it (taken from ``history`` first)."""
+    if window <= 1:
+        return values.copy()
+    joined = np.concatenate([history[-(window - 1) :], values]) if len(history) else values
+    offset = len(joined) - len(values)
+    sums = np.concatenate([[0.0], np.cumsum(joined)])
+    ends = np.arange(offset, len(joined)) + 1
+    starts = np.maximum(ends - window, 0)
+    result: FloatArray = (sums[ends] - sums[starts]) / (ends - starts)
+    return result
+
+
+def trailing_median(history: FloatArray, rows: FloatArray, window: int) -> FloatArray:
+    """Column-wise median of each row with up to ``window - 1`` rows before it (``history`` then ``rows``)."""
+    if window <= 1:
+        return rows.copy()
+    past = history[-(window - 1) :] if len(history) else history.reshape(0, rows.shape[1])
+    # Pad with NaN so that the first windows hold fewer real rows; nanmedian ignores the padding.
+    pad = np.full((window - 1 - len(past), rows.shape[1]), np.nan)
+    joined = np.concatenate([pad, past, rows])
+    windows = np.lib.stride_tricks.sliding_window_view(joined, window, axis=0)
+    # window - 1 + len(rows) padded rows give exactly one window per row of the batch.
+    result: FloatArray = np.nanmedian(windows, axis=-1)
+    return result
+
+
+def run_lengths(flags: BoolArray, carried: int) -> npt.NDArray[np.int64]:
+    """Length of the run of True ending at each position; ``carried`` is the run still open before the batch."""
+    positions = np.arange(1, len(flags) + 1, dtype=np.int64)
+    # Index (1-based) of the most recent False at or before each position, 0 when none in this batch.
+    last_false = np.maximum.accumulate(np.where(flags, 0, positions))
+    runs = positions - last_false
+    runs = np.where(last_false == 0, runs + carried, runs)
+    return np.where(flags, runs, 0)
