@@ -1,0 +1,1 @@
+"""Public testing helpers: real servers on free ports, started and cleaned up by the test suite."""

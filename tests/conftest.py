@@ -1,0 +1,35 @@
+"""Shared fixtures: real PostgreSQL databases, created per test and dropped after.
+
+SENTINEL_TEST_DATABASE_URL points the suite at an existing server (CI uses the machine's PostgreSQL); without it an
+embedded PostgreSQL is started for the session, so the suite passes on a machine with no servers.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+
+from sentinel.store import migrations
+from sentinel.testing.postgres import PostgresForTests, postgres_for_tests
+
+
+@pytest.fixture(scope="session")
+def pg() -> Iterator[PostgresForTests]:
+    with postgres_for_tests(os.environ.get("SENTINEL_TEST_DATABASE_URL")) as server:
+        yield server
+
+
+@pytest.fixture
+def db_url(pg: PostgresForTests) -> Iterator[str]:
+    """A fresh, empty database."""
+    with pg.database() as conninfo:
+        yield conninfo
+
+
+@pytest.fixture
+def migrated_db(db_url: str) -> str:
+    """A fresh database with every migration applied."""
+    migrations.upgrade(db_url)
+    return db_url
