@@ -1,0 +1,426 @@
+"""MQTT collector: raw messages in, handed over in batches, acknowledged only once a batch is durable.
+
+Bytes in, nothing else: the collector knows topics and payload bytes, not JSON, devices or the database.
+
+Delivery contract (at least once, never acknowledged early)
+-----------------------------------------------------------
+* Subscribes at QoS 1 with a fixed client id and a persistent session (MQTT 5, clean start off, session expiry
+  from the config), so the broker queues what arrives while Sentinel is away and redelivers whatever it sent but
+  never saw acknowledged.
+* Messages are gathered into batches (``batch_max_messages`` or ``batch_max_wait_s``, whichever comes first) and
+  passed to ``sink(batch)``; the sink returns only once the batch is durable. Only then are the PUBACKs of that
+  batch sent, in the order the messages arrived (MQTT 5 §4.6 requires that order). Batches go to the sink one at a
+  time, in arrival order.
+* Backpressure is the broker's in-flight window: the collector announces Receive Maximum = :func:`ack_window_for`
+  (two batches), and the broker sends nothing more while that many messages are unacknowledged. A slow sink
+  therefore slows the broker, and the collector never holds more than that window plus what it already had from a
+  dead connection (it waits for those to be handed over before reconnecting).
+* Connection lost: batches already read are still handed to the sink (they are good data; if the broker lost the
+  session they would exist nowhere else), but their PUBACKs are not sent: a packet id belongs to its connection,
+  and on the new one the broker redelivers those messages (duplicates are dropped downstream by device and seq).
+* The sink raises: that batch is NOT acknowledged, the batches queued behind it on the same connection are
+  discarded unacknowledged (acknowledging later messages first would break PUBACK order), and the collector
+  disconnects and reconnects after a capped, jittered backoff that grows with consecutive sink failures. The broker
+  then redelivers every unacknowledged message of the persistent session: redelivery *is* the retry.
+* Reconnects use capped exponential backoff with full jitter, forever, until :meth:`MqttCollector.stop`.
+
+gmqtt internals
+---------------
+With ``optimistic_acknowledgement=False`` and a coroutine handler gmqtt does not wait for the handler: it starts
+one task per message and sends the PUBACK when that task ends (``handler.run_coroutine_or_function`` with a done
+callback). That costs a task per message and, worse, sends a late PUBACK on whatever connection is current, which
+after a reconnect may acknowledge a different message. With a plain function handler gmqtt sends no PUBACK at all
+but does not give the handler the packet id. So :class:`_GmqttSession` replaces the handler's per-message QoS 1
+hook (``_handle_qos_1_publish_packet(mid, payload, topic, properties)``, read loop, synchronous) to keep the packet
+id, and writes the PUBACKs of a batch as one buffer through ``MQTTConnection.send_package``. It also turns off
+gmqtt's own reconnect (fixed delay, no jitter) by overriding ``Client.reconnect``. Checked at start against the
+installed gmqtt (0.8).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import struct
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+from urllib.parse import unquote, urlsplit
+
+import gmqtt
+from gmqtt.mqtt.constants import MQTTv50
+
+from sentinel.errors import BrokerError
+
+log = logging.getLogger(__name__)
+
+TOPIC_ROOT = "sentinel/v1"
+SUBSCRIPTIONS = (
+    f"{TOPIC_ROOT}/+/+/telemetry",
+    f"{TOPIC_ROOT}/+/+/event",
+    f"{TOPIC_ROOT}/+/+/status",
+    f"{TOPIC_ROOT}/+/_gateway/+/telemetry",
+)
+MQTT_MAX_RECEIVE = 65535
+_PUBACK = struct.Struct("!BBH")  # MQTT 5 PUBACK, reason Success with no properties may omit the reason byte
+
+
+def ack_window_for(batch_max_messages: int) -> int:
+    """Unacknowledged messages the broker may have out to the collector: one batch being committed plus one
+    filling, so reading never waits for a commit. Capped by MQTT's two-byte Receive Maximum."""
+    return max(2, min(MQTT_MAX_RECEIVE, 2 * batch_max_messages))
+
+
+class MqttMessage(NamedTuple):
+    """One message as received: topic, raw payload, and wall-clock receive time (Unix seconds)."""
+
+    topic: str
+    payload: bytes
+    received_at: float
+
+
+BatchSink = Callable[[list[MqttMessage]], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class CollectorConfig:
+    host: str = "127.0.0.1"
+    port: int = 1883
+    username: str | None = None
+    password: str | None = None
+    client_id: str = "sentinel-ingest"
+    session_expiry_s: int = 7 * 24 * 3600
+    batch_max_messages: int = 5000
+    batch_max_wait_s: float = 0.2
+    topics: tuple[str, ...] = SUBSCRIPTIONS
+    keepalive_s: int = 30
+    connect_timeout_s: float = 10.0
+    backoff_initial_s: float = 0.5
+    backoff_max_s: float = 30.0
+
+    def __post_init__(self) -> None:
+        if self.batch_max_messages < 1:
+            raise BrokerError(f"batch_max_messages: must be at least 1, got {self.batch_max_messages}")
+        if self.batch_max_wait_s <= 0:
+            raise BrokerError(f"batch_max_wait_s: must be positive, got {self.batch_max_wait_s}")
+        if not 0 <= self.session_expiry_s <= 0xFFFFFFFF:
+            raise BrokerError(f"session_expiry_s: must be 0..4294967295, got {self.session_expiry_s}")
+
+    @property
+    def receive_maximum(self) -> int:
+        return ack_window_for(self.batch_max_messages)
+
+    @classmethod
+    def from_url(cls, url: str, **overrides: Any) -> CollectorConfig:
+        """``mqtt://[user[:password]@]host[:port]`` plus any field as keyword."""
+        parts = urlsplit(url)
+        if parts.scheme != "mqtt":
+            raise BrokerError(f"{url!r}: expected an mqtt://host:port URL (mqtts is not supported yet)")
+        if not parts.hostname:
+            raise BrokerError(f"{url!r}: the URL names no host")
+        return cls(
+            host=parts.hostname,
+            port=parts.port or 1883,
+            username=unquote(parts.username) if parts.username else None,
+            password=unquote(parts.password) if parts.password else None,
+            **overrides,
+        )
+
+
+class Backoff:
+    """Capped exponential backoff with full jitter: attempt n waits uniform(0, min(cap, initial * 2**n))."""
+
+    def __init__(self, initial_s: float, cap_s: float, rng: random.Random | None = None) -> None:
+        self._initial = initial_s
+        self._cap = cap_s
+        self._attempt = 0
+        self._rng = rng or random.Random()
+
+    def next_delay(self) -> float:
+        ceiling = min(self._cap, self._initial * 2 ** min(self._attempt, 32))
+        self._attempt += 1
+        return self._rng.uniform(0, ceiling)
+
+    def reset(self) -> None:
+        self._attempt = 0
+
+
+@dataclass
+class CollectorStats:
+    received: int = 0
+    acknowledged: int = 0
+    batches: int = 0
+    connects: int = 0
+    sessions_lost: int = 0  # CONNACK said no session although we had connected before
+    sink_failures: int = 0
+    discarded_unacked: int = 0  # read, not handed to the sink, left for the broker to redeliver
+
+
+@dataclass
+class _Batch:
+    connection: object  # the gmqtt MQTTConnection the messages came in on; their packet ids belong to it
+    messages: list[MqttMessage] = field(default_factory=list)
+    packet_ids: list[int] = field(default_factory=list)
+
+
+class _NoAutoReconnectClient(gmqtt.Client):  # type: ignore[misc]
+    """gmqtt's own reconnect uses a fixed delay; the collector runs its own loop instead."""
+
+    async def reconnect(self, delay: bool = False) -> None:
+        return None
+
+
+class _GmqttSession:
+    """One gmqtt connection with the collector's receive hook installed (see the module docstring)."""
+
+    def __init__(
+        self,
+        config: CollectorConfig,
+        on_message: Callable[[object, int | None, str, bytes], None],
+        on_lost: Callable[[], None],
+    ) -> None:
+        self.client = _NoAutoReconnectClient(
+            config.client_id,
+            clean_session=False,
+            optimistic_acknowledgement=False,
+            session_expiry_interval=config.session_expiry_s,
+            receive_maximum=config.receive_maximum,
+            logger=logging.getLogger("sentinel.collect.gmqtt"),
+        )
+        handler = self.client._package_handler
+        if not hasattr(handler, "_handle_qos_1_publish_packet") or not hasattr(handler, "current_connection"):
+            raise BrokerError(
+                f"gmqtt {gmqtt.__version__}: its QoS 1 receive hook is missing; the collector supports gmqtt 0.8"
+            )
+        self.session_present = False
+        self.subscribed = asyncio.Event()
+
+        def qos1(mid: int, payload: bytes, topic: str | bytes, properties: dict[str, Any]) -> None:
+            on_message(handler.current_connection, mid, _topic_text(topic), payload)
+
+        def qos0(_client: object, topic: str | bytes, payload: bytes, _qos: int, _props: object) -> None:
+            on_message(handler.current_connection, None, _topic_text(topic), payload)
+
+        def connected(_client: object, session_present: int, _rc: int, _props: object) -> None:
+            self.session_present = bool(session_present)
+
+        handler._handle_qos_1_publish_packet = qos1
+        self.client.on_message = qos0
+        self.client.on_connect = connected
+        self.client.on_subscribe = lambda *_args: self.subscribed.set()
+        self.client.on_disconnect = lambda *_args: on_lost()
+        if config.username is not None:
+            self.client.set_auth_credentials(config.username, config.password)
+
+    @property
+    def connection(self) -> object:
+        return self.client._package_handler.current_connection
+
+    async def open(self, config: CollectorConfig) -> None:
+        await self.client.connect(config.host, config.port, keepalive=config.keepalive_s, version=MQTTv50)
+        self.client.subscribe([gmqtt.Subscription(t, qos=1, retain_handling_options=1) for t in config.topics])
+        await self.subscribed.wait()
+
+    def send_pubacks(self, connection: object, packet_ids: list[int]) -> bool:
+        """PUBACK every id, in order, in one write. False if that connection is no longer the live one."""
+        if connection is not self.connection or connection.is_closing():  # type: ignore[attr-defined]
+            return False
+        connection.send_package(b"".join([_PUBACK.pack(0x40, 2, mid) for mid in packet_ids]))  # type: ignore[attr-defined]
+        return True
+
+    async def close(self, *, graceful: bool) -> None:
+        connection = self.connection
+        if connection is None:
+            return
+        if graceful:
+            await self.client.disconnect()  # reason 0 keeps the session for session_expiry_s
+        else:
+            await connection.close()  # type: ignore[attr-defined]  # like a crash: no DISCONNECT packet
+
+
+def _topic_text(topic: str | bytes) -> str:
+    return topic if isinstance(topic, str) else topic.decode("utf-8", "replace")
+
+
+class MqttCollector:
+    """Runs until :meth:`stop`: connects, subscribes, batches, hands batches to ``sink``, acknowledges them.
+
+    ``await collector.run()`` in a task; ``await collector.stop()`` for a clean end (pending batches are handed
+    over and acknowledged, then DISCONNECT, which keeps the session). Cancelling the run task instead behaves like
+    a crash: the socket is closed without acknowledging anything still in hand.
+    """
+
+    def __init__(self, config: CollectorConfig, sink: BatchSink, *, rng: random.Random | None = None) -> None:
+        self.config = config
+        self.stats = CollectorStats()
+        self.connected = asyncio.Event()  # set while subscribed on a live connection
+        self._sink = sink
+        self._session: _GmqttSession | None = None
+        self._open: _Batch | None = None
+        self._open_timer: asyncio.TimerHandle | None = None
+        self._sealed: deque[_Batch] = deque()
+        self._work = asyncio.Event()
+        self._handed_over = asyncio.Event()
+        self._handed_over.set()
+        self._lost = asyncio.Event()
+        self._stopping = asyncio.Event()
+        self._failed_connection: object | None = None
+        self._reconnect_backoff = Backoff(config.backoff_initial_s, config.backoff_max_s, rng)
+        self._sink_backoff = Backoff(config.backoff_initial_s, config.backoff_max_s, rng)
+
+    # --- receive path: runs inside gmqtt's read loop, synchronously, once per message -------------------------
+
+    def _on_message(self, connection: object, packet_id: int | None, topic: str, payload: bytes) -> None:
+        batch = self._open
+        if batch is None or batch.connection is not connection:
+            self._seal()
+            batch = self._open = _Batch(connection)
+            self._open_timer = asyncio.get_running_loop().call_later(
+                self.config.batch_max_wait_s, self._seal_if_open, batch
+            )
+        batch.messages.append(MqttMessage(topic, payload, time.time()))
+        if packet_id is not None:
+            batch.packet_ids.append(packet_id)
+        self.stats.received += 1
+        if len(batch.messages) >= self.config.batch_max_messages:
+            self._seal()
+
+    def _seal_if_open(self, batch: _Batch) -> None:
+        if self._open is batch:
+            self._seal()
+
+    def _seal(self) -> None:
+        batch, self._open = self._open, None
+        if self._open_timer is not None:
+            self._open_timer.cancel()
+            self._open_timer = None
+        if batch is None or not batch.messages:
+            return
+        self._sealed.append(batch)
+        self._handed_over.clear()
+        self._work.set()
+
+    def _on_lost(self) -> None:
+        self._lost.set()
+
+    # --- hand-over path: one batch at a time, in order ------------------------------------------------------
+
+    async def _flush_loop(self) -> None:
+        while True:
+            if not self._sealed:
+                self._handed_over.set()
+                self._work.clear()
+                await self._work.wait()
+                continue
+            batch = self._sealed[0]
+            if batch.connection is self._failed_connection:
+                self.stats.discarded_unacked += len(batch.messages)
+            else:
+                await self._hand_over(batch)
+            self._sealed.popleft()
+
+    async def _hand_over(self, batch: _Batch) -> None:
+        try:
+            await self._sink(batch.messages)
+        except Exception:
+            self.stats.sink_failures += 1
+            log.exception(
+                "MQTT batch of %d messages not stored; not acknowledging it, the broker will redeliver after reconnect",
+                len(batch.messages),
+            )
+            self._failed_connection = batch.connection
+            if self._session is not None and batch.connection is self._session.connection:
+                self._lost.set()
+            return
+        self._sink_backoff.reset()
+        self.stats.batches += 1
+        session = self._session
+        if batch.packet_ids and session is not None and session.send_pubacks(batch.connection, batch.packet_ids):
+            self.stats.acknowledged += len(batch.packet_ids)
+
+    # --- connection loop ----------------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        flusher = asyncio.create_task(self._flush_loop(), name="mqtt-batch-handover")
+        try:
+            await self._connection_loop()
+        finally:
+            flusher.cancel()
+            self.connected.clear()
+            session, self._session = self._session, None
+            if session is not None:
+                await session.close(graceful=False)  # no-op after a clean stop; like a crash otherwise
+
+    async def _connection_loop(self) -> None:
+        config = self.config
+        ever_connected = False
+        while not self._stopping.is_set():
+            self._lost.clear()
+            session = _GmqttSession(config, self._on_message, self._on_lost)
+            # Current before CONNACK: the broker resends the session's unacknowledged messages right after it,
+            # before our SUBACK, and those must be acknowledged on this connection once stored.
+            self._session = session
+            try:
+                await asyncio.wait_for(session.open(config), config.connect_timeout_s)
+            except (OSError, TimeoutError, gmqtt.mqtt.handler.MQTTConnectError) as exc:
+                log.warning(
+                    "MQTT %s:%d: cannot connect as %r: %s",
+                    config.host,
+                    config.port,
+                    config.client_id,
+                    exc or type(exc).__name__,
+                )
+                self._session = None
+                await _close_quietly(session)
+                await self._pause(self._reconnect_backoff.next_delay())
+                continue
+            self.stats.connects += 1
+            if ever_connected and not session.session_present:
+                self.stats.sessions_lost += 1
+                log.warning(
+                    "MQTT broker had no session for %r: anything queued for it meanwhile is gone",
+                    config.client_id,
+                )
+            ever_connected = True
+            self._reconnect_backoff.reset()
+            self.connected.set()
+            await self._lost.wait()
+            self.connected.clear()
+            self._seal()  # the open batch's packet ids die with this connection
+            sink_failed = self._failed_connection is session.connection
+            if self._stopping.is_set():
+                return
+            await _close_quietly(session)
+            self._session = None
+            # Hand over what the dead connection delivered before taking more: memory stays bounded.
+            await self._handed_over.wait()
+            backoff = self._sink_backoff if sink_failed else self._reconnect_backoff
+            await self._pause(backoff.next_delay())
+
+    async def _pause(self, delay_s: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), delay_s)
+
+    async def stop(self, timeout_s: float = 30.0) -> None:
+        """Hand over and acknowledge what is in hand, then disconnect keeping the session."""
+        self._stopping.set()
+        self._seal()
+        try:
+            await asyncio.wait_for(self._handed_over.wait(), timeout_s)
+        except TimeoutError:
+            log.warning("MQTT stop: sink still busy after %g s; the broker will redeliver the rest", timeout_s)
+        session = self._session
+        if session is not None:
+            await session.close(graceful=True)
+        self._lost.set()
+
+
+async def _close_quietly(session: _GmqttSession) -> None:
+    try:
+        await session.close(graceful=False)
+    except (OSError, RuntimeError) as exc:
+        log.debug("closing MQTT connection: %s", exc)

@@ -1,0 +1,30 @@
+"""Fixtures for the MQTT side: a private Mosquitto per test and a unique site per test."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from sentinel.testing.broker import BrokerUnavailable, PrivateMosquitto
+
+
+@pytest.fixture
+def mosquitto() -> Iterator[PrivateMosquitto]:
+    try:
+        broker = PrivateMosquitto()
+    except BrokerUnavailable as exc:
+        pytest.skip(str(exc))
+    try:
+        broker.start()
+    except BrokerUnavailable as exc:
+        broker.close()
+        pytest.skip(str(exc))
+    yield broker
+    broker.close()
+
+
+@pytest.fixture
+def site() -> str:
+    return f"site-{uuid.uuid4().hex[:8]}"
