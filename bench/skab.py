@@ -1,0 +1,228 @@
+"""SKAB valve1 benchmark of the anomaly detectors; settings are tuned on some files and scored on others.
+
+Protocol (../shared/data/skab/README): per file, the first 400 rows train a fresh model (rows with no labelled
+anomaly), the rest are scored; TP/FP/FN/TN are counted point by point and summed over files;
+F1 = TP / (TP + (FP + FN) / 2), FAR = FP / (FP + TN), MAR = FN / (FN + TP). The ``anomaly``/``changepoint`` labels
+are read only to count; no model ever sees them or a test row while fitting (the training rows do serve as the
+history in front of the first test row, as they would in a live stream).
+
+Each detector has a small grid of settings (feature set, statistic, smoothing, limit quantile, ...). The setting
+used on a file is always chosen on *other* files, by the rule: highest F1 among settings with FAR <= 15 % on the
+tuning files (highest F1 - FAR if none qualifies). Reported:
+
+  A->B   tuned on valve1 files 0-7, scored on files 8-15
+  B->A   tuned on files 8-15, scored on files 0-7
+  LOO    for each file, tuned on the other 15 files; counts summed over the 16 held-out files
+  free   the A-tuned setting on anomaly-free.csv (no labels: every alarm is false), three ways:
+         400+      trained on its first 400 rows, FAR on the other 9,005 (2.5 h of slow drift after 7 min of
+                   training: how far a 400-row model can be trusted in time)
+         chunks    cut into 1,150-row pieces like the valve1 files, each trained on its first 400 rows
+         half      trained on the first half, FAR on the second half
+
+Run: ``python bench/skab.py`` from the repository (about a minute on 2 cores). Skips when the data is absent.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+import polars as pl
+
+from sentinel.engine.anomaly import FitSettings, fit_model
+
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "skab"
+SENSORS = (
+    "Accelerometer1RMS",
+    "Accelerometer2RMS",
+    "Current",
+    "Pressure",
+    "Temperature",
+    "Thermocouple",
+    "Voltage",
+    "Volume Flow RateRMS",
+)
+# Slow thermal metrics: they drift for hours and do not return with the process, so a level-based limit on them
+# keeps alarming after an anomaly ends. Whether to drop them is one of the tuned settings, not a fixed choice.
+THERMAL = ("Temperature", "Thermocouple")
+FEATURE_SETS = {"all8": SENSORS, "no-thermal": tuple(s for s in SENSORS if s not in THERMAL)}
+TRAIN_ROWS = 400
+FAR_CAP = 0.15
+TUNE_A = tuple(range(8))
+TUNE_B = tuple(range(8, 16))
+PUBLISHED = (
+    ("Conv-AE", "0.78", "13.55"),
+    ("MSET", "0.78", "39.73"),
+    ("PCA T²+Q", "0.76", "26.62"),
+    ("LSTM-AE", "0.74", ""),
+    ("T²", "0.66", ""),
+    ("LSTM-VAE", "0.56", ""),
+    ("Vanilla LSTM", "0.54", ""),
+    ("Vanilla AE", "0.39", ""),
+    ("MSCRED", "0.36", ""),
+    ("Isolation Forest", "0.29", ""),
+)
+
+Counts = npt.NDArray[np.int64]  # (tp, fp, fn, tn)
+
+
+@dataclass(frozen=True)
+class Candidate:
+    features: str
+    settings: FitSettings
+
+    def describe(self) -> str:
+        s = self.settings
+        detail = {
+            "pca": f"stat={s.pca_statistic} var={s.pca_variance}",
+            "iforest": f"trees={s.trees}",
+            "robust_z": f"window={s.window}",
+        }[s.detector]
+        return f"{self.features} {detail} smooth={s.smoothing} q={s.limit_quantile}"
+
+
+def candidates() -> dict[str, list[Candidate]]:
+    """The grid searched for each detector."""
+    grid: dict[str, list[Candidate]] = {"pca": [], "iforest": [], "robust_z": []}
+    for features in FEATURE_SETS:
+        for smoothing in (1, 10, 30):
+            for quantile in (0.99, 1.0):
+                base = FitSettings(smoothing=smoothing, limit_quantile=quantile)
+                for statistic in ("t2", "q", "combined"):
+                    for variance in (0.9, 0.99):
+                        pca = replace(base, detector="pca", pca_statistic=statistic, pca_variance=variance)
+                        grid["pca"].append(Candidate(features, pca))
+                grid["iforest"].append(Candidate(features, replace(base, detector="iforest", trees=100)))
+                for window in (10, 30, 60):
+                    grid["robust_z"].append(Candidate(features, replace(base, detector="robust_z", window=window)))
+    return grid
+
+
+@dataclass(frozen=True)
+class Recording:
+    name: str
+    frame: pl.DataFrame
+    labels: npt.NDArray[np.bool_] | None
+
+
+def load(path: Path, labelled: bool = True) -> Recording:
+    frame = pl.read_csv(path, separator=";")
+    labels = frame["anomaly"].to_numpy() > 0.5 if labelled else None
+    return Recording(path.name, frame, labels)
+
+
+def alarms(recording: Recording, candidate: Candidate) -> npt.NDArray[np.bool_]:
+    """Fit on the first rows, score the whole file through the engine's scorer, return the test rows' alarms."""
+    values = recording.frame.select(FEATURE_SETS[candidate.features]).to_numpy().astype(np.float64)
+    model = fit_model(values[:TRAIN_ROWS], FEATURE_SETS[candidate.features], candidate.settings)
+    return model.score(values).alarm[TRAIN_ROWS:]
+
+
+def free_false_alarm_rates(free: Recording, candidate: Candidate) -> dict[str, float]:
+    """False-alarm rates on the anomaly-free recording, for three ways of choosing its training rows."""
+    values = free.frame.select(FEATURE_SETS[candidate.features]).to_numpy().astype(np.float64)
+    names = FEATURE_SETS[candidate.features]
+
+    def far(train_rows: int, part: npt.NDArray[np.float64]) -> tuple[int, int]:
+        model = fit_model(part[:train_rows], names, candidate.settings)
+        alarm = model.score(part).alarm[train_rows:]
+        return int(alarm.sum()), len(alarm)
+
+    first = far(TRAIN_ROWS, values)
+    chunk_rows = 1150
+    pieces = [far(TRAIN_ROWS, values[s : s + chunk_rows]) for s in range(0, len(values) - chunk_rows + 1, chunk_rows)]
+    half = far(len(values) // 2, values)
+    return {
+        f"{TRAIN_ROWS}+": first[0] / first[1],
+        f"{len(pieces)} chunks": sum(p[0] for p in pieces) / sum(p[1] for p in pieces),
+        "half": half[0] / half[1],
+    }
+
+
+def count(alarm: npt.NDArray[np.bool_], truth: npt.NDArray[np.bool_]) -> Counts:
+    return np.array(
+        [np.sum(alarm & truth), np.sum(alarm & ~truth), np.sum(~alarm & truth), np.sum(~alarm & ~truth)],
+        dtype=np.int64,
+    )
+
+
+def rates(counts: Counts) -> tuple[float, float, float]:
+    tp, fp, fn, tn = (int(v) for v in counts)
+    f1 = tp / (tp + (fp + fn) / 2) if tp + fp + fn else 0.0
+    far = fp / (fp + tn) if fp + tn else 0.0
+    mar = fn / (fn + tp) if fn + tp else 0.0
+    return f1, far, mar
+
+
+def choose(table: Counts, files: Iterable[int]) -> int:
+    """Index of the setting with the best F1 among those with FAR <= cap on ``files`` (table: setting x file x 4)."""
+    summed = table[:, list(files), :].sum(axis=1)
+    scored = [rates(row) for row in summed]
+    feasible = [i for i, (_, far, _) in enumerate(scored) if far <= FAR_CAP]
+    if feasible:
+        return max(feasible, key=lambda i: scored[i][0])
+    return max(range(len(scored)), key=lambda i: scored[i][0] - scored[i][1])
+
+
+def fmt(counts: Counts) -> str:
+    f1, far, mar = rates(counts)
+    return f"F1 {f1:5.3f}  FAR {100 * far:5.1f} %  MAR {100 * mar:5.1f} %"
+
+
+def evaluate(kind: str, grid: Sequence[Candidate], files: Sequence[Recording], free: Recording) -> None:
+    started = time.perf_counter()
+    table = np.zeros((len(grid), len(files), 4), dtype=np.int64)
+    for i, candidate in enumerate(grid):
+        for j, recording in enumerate(files):
+            assert recording.labels is not None
+            table[i, j] = count(alarms(recording, candidate), recording.labels[TRAIN_ROWS:])
+    a_best, b_best = choose(table, TUNE_A), choose(table, TUNE_B)
+    loo = np.zeros(4, dtype=np.int64)
+    loo_choices: dict[str, int] = {}
+    for j in range(len(files)):
+        best = choose(table, (k for k in range(len(files)) if k != j))
+        loo += table[best, j]
+        loo_choices[grid[best].describe()] = loo_choices.get(grid[best].describe(), 0) + 1
+    free_far = free_false_alarm_rates(free, grid[a_best])
+    print(f"\n== {kind}: {len(grid)} settings x {len(files)} files in {time.perf_counter() - started:.1f} s")
+    print(f"  A->B  tuned on 0-7  : {grid[a_best].describe()}")
+    print(f"        on 0-7 (seen) : {fmt(table[a_best, list(TUNE_A)].sum(axis=0))}")
+    print(f"        on 8-15 (held): {fmt(table[a_best, list(TUNE_B)].sum(axis=0))}")
+    print(f"  B->A  tuned on 8-15 : {grid[b_best].describe()}")
+    print(f"        on 0-7 (held) : {fmt(table[b_best, list(TUNE_A)].sum(axis=0))}")
+    print(f"  LOO   16 held-out   : {fmt(loo)}")
+    for described, times in sorted(loo_choices.items(), key=lambda kv: -kv[1]):
+        print(f"        chosen {times:2d}x : {described}")
+    print(
+        "  free  A-tuned, anomaly-free.csv FAR: "
+        + ", ".join(f"{name} {100 * far:5.1f} %" for name, far in free_far.items())
+    )
+
+
+def main() -> int:
+    if not DATA.is_dir():
+        print(f"skab: data not found at {DATA}; skipping (see ../shared/data/README.md)")
+        return 0
+    files = [load(DATA / "valve1" / f"{i}.csv") for i in range(16)]
+    free = load(DATA / "anomaly-free" / "anomaly-free.csv", labelled=False)
+    test_rows = sum(len(f.frame) - TRAIN_ROWS for f in files)
+    anomalous = sum(int(f.labels[TRAIN_ROWS:].sum()) for f in files if f.labels is not None)
+    print(f"SKAB valve1: 16 files, {test_rows} test rows, {anomalous} labelled anomalous ({anomalous / test_rows:.0%})")
+    always = np.array([anomalous, test_rows - anomalous, 0, 0], dtype=np.int64)
+    print(f"baseline 'always alarm': {fmt(always)}")
+    for kind, grid in candidates().items():
+        evaluate(kind, grid, files, free)
+    print("\nPublished outlier-detection F1 on the full SKAB (34 files; FAR where the README gives it):")
+    for name, f1, far in PUBLISHED:
+        print(f"  {name:18s} F1 {f1}" + (f"  FAR {far} %" if far else ""))
+    print("Target: F1 >= 0.80 with FAR <= 15 % on files the detector never saw (the held-out rows above).")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
