@@ -10,8 +10,9 @@ Limits of the engine (details and measurements in ``tests/timescale/FINDINGS.md`
 
 - one client connection at a time: a second connection waits in a queue until the first one closes (and is
   dropped after 60 s), so never hold a connection while code under test opens its own;
-- COPY crashes it: use multi-row INSERTs;
-- the server does not speak TLS, hence ``sslmode=disable`` in the URL.
+- COPY FROM STDIN crashes the WASM backend: ``serve.mjs`` answers it with a SQL error
+  (``FeatureNotSupported``) instead; use multi-row INSERTs;
+- every client shares one backend; ``serve.mjs`` rolls back and resets the session when a client leaves.
 
 Use::
 
@@ -164,7 +165,7 @@ def _wait_until_ready(process: subprocess.Popen[bytes], log_path: Path, timeout_
             match = _READY_LINE.search(log_path.read_text(errors="replace"))
             if match is not None:
                 host, port = match.groups()
-                url = f"postgresql://postgres:postgres@{host}:{port}/postgres?sslmode=disable"
+                url = f"postgresql://postgres:postgres@{host}:{port}/postgres"
         if url is not None:
             try:
                 with psycopg.connect(url, connect_timeout=5) as conn:
