@@ -64,6 +64,7 @@ SUBSCRIPTIONS = (
     f"{TOPIC_ROOT}/+/+/event",
     f"{TOPIC_ROOT}/+/+/status",
     f"{TOPIC_ROOT}/+/_gateway/+/telemetry",
+    f"{TOPIC_ROOT}/+/_gateway/+/status",  # the wire contract has gateway status too
 )
 MQTT_MAX_RECEIVE = 65535
 _PUBACK = struct.Struct("!BBH")  # MQTT 5 PUBACK, reason Success with no properties may omit the reason byte
