@@ -173,10 +173,11 @@ def _ts_us(value: int | float | str, where: str, ctx: _Context) -> int:
         ts_us = int(value) * 1000
     if ts_us - ctx.now_us > ctx.max_future_us:
         ahead_s = (ts_us - ctx.now_us) / 1e6
+        ahead = f"{ahead_s:.0f} s" if ahead_s < 3600 else f"{ahead_s / 3600:.1f} h"
         raise _reject(
             where,
-            f"{ahead_s:.0f} s ahead of the receiver's clock, at most {ctx.max_future_us / 1e6:.0f} s is "
-            "accepted (device clock wrong, or local time sent as UTC?)",
+            f"{ahead} ahead of the receiver's clock, at most {ctx.max_future_us / 1e6:.0f} s is accepted "
+            "(device clock wrong, or local time sent as UTC?)",
             RejectCode.FUTURE_TIMESTAMP,
         )
     return ts_us
