@@ -13,7 +13,8 @@ family or one branch of it::
     │   └── DecodeError          malformed bytes, wrong types, missing or unexpected fields
     ├── RegistryError            who may send what
     │   ├── UnknownDevice        a reading names a device that is not registered
-    │   └── ForeignSite          a gateway writes for a site it is not bound to
+    │   ├── ForeignSite          a gateway writes for a site it is not bound to
+    │   └── RegistryFileError    a registry file (sites, gateways, devices) is invalid: file, entry, field
     ├── BrokerError              the MQTT broker: cannot be started or reached, or its config/registry input is bad
     ├── BackpressureError        a bounded queue is full; the caller must slow down or retry later
     ├── RulePackError            a rule pack is invalid (carries every problem with file and line)
@@ -103,6 +104,10 @@ class ForeignSite(RegistryError):
 
 class BrokerError(SentinelError):
     """The MQTT broker cannot be started or reached, or the input for its configuration is invalid."""
+
+
+class RegistryFileError(RegistryError):
+    """A registry file is invalid. The message names the file, the entry and the field."""
 
 
 class BackpressureError(SentinelError):

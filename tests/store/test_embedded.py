@@ -12,10 +12,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from sentinel.batch import ReadingBatch
 from sentinel.settings import load_settings
 from sentinel.store import migrations
 from sentinel.store.database import Database
-from sentinel.store.readings import ReadingColumns, ReadingsWriter
+from sentinel.store.readings import ReadingsWriter
 from sentinel.testing.postgres import scratch_dir
 
 
@@ -40,7 +41,7 @@ def test_embedded_server_takes_migrations_and_100k_copy_then_stops(data_dir: Pat
     n = 100_000
     rng = np.random.default_rng(7)
     now_us = 1_780_000_000_000_000
-    columns = ReadingColumns(
+    columns = ReadingBatch(
         ts_us=now_us + np.arange(n, dtype=np.int64) * 1000,
         device_id=rng.integers(1, 1000, n).astype(np.int32),
         metric_id=rng.integers(1, 8, n).astype(np.int16),

@@ -7,15 +7,16 @@ import datetime as dt
 import numpy as np
 import psycopg
 
-from sentinel.store.readings import US_PER_DAY, ReadingColumns, ReadingsWriter
+from sentinel.batch import ReadingBatch
+from sentinel.store.readings import US_PER_DAY, ReadingsWriter
 from sentinel.store.retention import maintain, partitions, utc_today
 
 
-def _day_readings(days: list[dt.date], per_day: int) -> ReadingColumns:
+def _day_readings(days: list[dt.date], per_day: int) -> ReadingBatch:
     epoch = dt.date(1970, 1, 1)
     ts = np.concatenate([(d - epoch).days * US_PER_DAY + np.arange(per_day, dtype=np.int64) * 1_000_000 for d in days])
     n = len(ts)
-    return ReadingColumns(
+    return ReadingBatch(
         ts_us=ts.astype(np.int64),
         device_id=np.ones(n, dtype=np.int32),
         metric_id=np.ones(n, dtype=np.int16),

@@ -9,7 +9,8 @@ import psycopg
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from sentinel.store.readings import ReadingColumns, ReadingsWriter
+from sentinel.batch import ReadingBatch
+from sentinel.store.readings import ReadingsWriter
 
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 rows = st.lists(
@@ -28,7 +29,7 @@ rows = st.lists(
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=rows)
 def test_copy_round_trip(migrated_db: str, data: list[tuple[int, int, int, float]]) -> None:
-    columns = ReadingColumns(
+    columns = ReadingBatch(
         ts_us=np.array([r[0] for r in data], dtype=np.int64),
         device_id=np.array([r[1] for r in data], dtype=np.int32),
         metric_id=np.array([r[2] for r in data], dtype=np.int16),

@@ -11,12 +11,13 @@ one cheap call per new day); rows of a day without a partition would otherwise l
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import psycopg
+
+from sentinel.batch import ReadingBatch
 
 # PostgreSQL's binary timestamps count microseconds from 2000-01-01 UTC.
 PG_EPOCH_US = 946_684_800_000_000
@@ -39,25 +40,7 @@ _ROW = np.dtype(
 )
 
 
-@dataclass(frozen=True)
-class ReadingColumns:
-    """Readings as equal-length columns: device time (UTC epoch µs), device id, metric id, value."""
-
-    ts_us: npt.NDArray[np.int64]
-    device_id: npt.NDArray[np.int32]
-    metric_id: npt.NDArray[np.int16]
-    value: npt.NDArray[np.float64]
-
-    def __post_init__(self) -> None:
-        n = len(self.ts_us)
-        if not (len(self.device_id) == len(self.metric_id) == len(self.value) == n):
-            raise ValueError("ReadingColumns: columns differ in length")
-
-    def __len__(self) -> int:
-        return len(self.ts_us)
-
-
-def encode_copy(columns: ReadingColumns) -> bytes:
+def encode_copy(columns: ReadingBatch) -> bytes:
     """The whole binary COPY stream (header, rows, trailer) for these readings."""
     rows = np.empty(len(columns), dtype=_ROW)
     rows["nfields"] = 4
@@ -73,14 +56,14 @@ def encode_copy(columns: ReadingColumns) -> bytes:
 
 
 class ReadingsWriter:
-    """Writes ReadingColumns with binary COPY inside the caller's transaction."""
+    """Writes ReadingBatch with binary COPY inside the caller's transaction."""
 
     def __init__(self, dialect: str) -> None:
         self.dialect = dialect
         self._days_ready: set[int] = set()
         self._pending_days: set[int] = set()
 
-    def write(self, conn: psycopg.Connection[Any], columns: ReadingColumns) -> int:
+    def write(self, conn: psycopg.Connection[Any], columns: ReadingBatch) -> int:
         if len(columns) == 0:
             return 0
         if self.dialect == "native":

@@ -1,0 +1,1 @@
+"""Ingest: raw bytes from the collectors become admitted, de-duplicated, durable batches."""

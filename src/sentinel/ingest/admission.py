@@ -1,0 +1,178 @@
+"""Admission: decoded messages meet the registry and the duplicate filter.
+
+A message is refused (one dead letter, with a reason naming the field) when its device is unknown, or when the
+sender may not write for the device's site: an MQTT topic names a different site, or a gateway (topic or HTTP key)
+is not bound to it. A duplicate (same device, seq and time) is dropped and counted. Readings of metrics outside the
+catalogue are refused on their own (one dead letter listing them) while the message's other readings are kept:
+an extra diagnostic value from new firmware must not silence a gas sensor.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from itertools import repeat
+
+import numpy as np
+
+from sentinel.batch import DeviceEvent, IngestBatch, MessageKeys, ReadingBatch
+from sentinel.ingest.dedup import DuplicateFilter
+from sentinel.registry.repository import DeviceRecord, RegistryView
+from sentinel.wire.columns import to_columns
+from sentinel.wire.deadletter import DeadLetter
+from sentinel.wire.messages import Event, Status, Telemetry
+
+
+@dataclass(frozen=True, slots=True)
+class Sender:
+    """Where messages came from and what that sender may write for.
+
+    ``site``: the site an MQTT topic names (every device must belong to it); ``allowed_sites``: the sites a gateway
+    is bound to (None: not a gateway)."""
+
+    source: str
+    site: str | None = None
+    allowed_sites: frozenset[str] | None = None
+    gateway: str | None = None
+
+
+@dataclass(slots=True)
+class ItemError:
+    """Why item ``index`` of a payload was refused (HTTP reports these per item)."""
+
+    index: int | None
+    path: str
+    reason: str
+    code: str
+
+
+@dataclass(slots=True)
+class Admitted:
+    batch: IngestBatch
+    errors: list[ItemError] = field(default_factory=list)
+    accepted_messages: int = 0
+
+
+class Admission:
+    def __init__(self, registry: RegistryView, dedup: DuplicateFilter) -> None:
+        self.registry = registry
+        self.dedup = dedup
+
+    def _device_problem(self, device: str, sender: Sender) -> tuple[str, str] | None:
+        record = self.registry.devices.get(device)
+        if record is None:
+            return "unknown_device", f"unknown device {device!r}: not in the registry"
+        if sender.site is not None and record.site != sender.site:
+            return "foreign_site", f"device {device!r} belongs to site {record.site!r}, not {sender.site!r}"
+        if sender.allowed_sites is not None and record.site not in sender.allowed_sites:
+            return (
+                "foreign_site",
+                f"gateway {sender.gateway!r} is not bound to site {record.site!r} of device {device!r}",
+            )
+        return None
+
+    def telemetry(
+        self,
+        messages: Sequence[Telemetry],
+        sender: Sender,
+        received_at_us: int,
+        *,
+        raw_of: Callable[[int], bytes],
+        indices: Sequence[int | None] | None = None,
+        path_prefix: Callable[[int | None], str] = lambda i: "" if i is None else f"messages[{i}]",
+    ) -> Admitted:
+        """Admit telemetry. ``indices[k]`` is message k's index in its payload (None for a lone message)."""
+        received = datetime.fromtimestamp(received_at_us / 1e6, UTC)
+        devices = self.registry.devices
+        accepted: list[Telemetry] = []
+        positions: list[int] = []  # accepted[j] is messages[positions[j]]
+        records: list[DeviceRecord] = []
+        errors: list[ItemError] = []
+        letters: list[DeadLetter] = []
+        duplicates = 0
+        for k, msg in enumerate(messages):
+            index = indices[k] if indices is not None else k
+            problem = self._device_problem(msg.device, sender)
+            if problem is not None:
+                code, reason = problem
+                path = f"{path_prefix(index)}.device".lstrip(".")
+                errors.append(ItemError(index, path, reason, code))
+                letters.append(DeadLetter(raw_of(k), sender.source, received, reason, path, code, index))
+                continue
+            record = devices[msg.device]
+            if not self.dedup.admit(record.device_id, msg.seq, msg.ts_us):
+                duplicates += 1
+                continue
+            accepted.append(msg)
+            positions.append(k)
+            records.append(record)
+        readings, unknown = self._readings(accepted, records)
+        for j, names in unknown:
+            k = positions[j]
+            index = indices[k] if indices is not None else k
+            path = f"{path_prefix(index)}.metrics".lstrip(".")
+            reason = f"unknown metric(s) {', '.join(sorted(names))}: not in the metric catalogue (other readings kept)"
+            errors.append(ItemError(index, path, reason, "unknown_metric"))
+            letters.append(DeadLetter(raw_of(k), sender.source, received, reason, path, "unknown_metric", index))
+        keys = MessageKeys(
+            np.fromiter((r.device_id for r in records), np.int32, len(records)),
+            np.fromiter((m.seq for m in accepted), np.int64, len(accepted)),
+            np.fromiter((m.ts_us for m in accepted), np.int64, len(accepted)),
+        )
+        batch = IngestBatch(received_at_us, readings, keys, dead_letters=letters, duplicates=duplicates)
+        return Admitted(batch, errors, len(accepted))
+
+    def _readings(
+        self, accepted: list[Telemetry], records: list[DeviceRecord]
+    ) -> tuple[ReadingBatch, list[tuple[int, set[str]]]]:
+        if not accepted:
+            return ReadingBatch.empty(), []
+        cols = to_columns(accepted)
+        per_message = np.fromiter((len(m.metrics) for m in accepted), np.int64, len(accepted))
+        device_id = np.repeat(np.fromiter((r.device_id for r in records), np.int32, len(records)), per_message)
+        ids = self.registry.metric_ids
+        metric_id = np.fromiter(map(ids.get, cols.metric, repeat(-1)), np.int32, len(cols))
+        known = metric_id >= 0
+        unknown: list[tuple[int, set[str]]] = []
+        if not known.all():
+            owner = np.repeat(np.arange(len(accepted)), per_message)
+            for k in np.unique(owner[~known]):
+                names = {str(n) for n in cols.metric[(owner == k) & ~known]}
+                unknown.append((int(k), names))
+        batch = ReadingBatch(
+            cols.ts_us[known], device_id[known], metric_id[known].astype(np.int16), cols.value[known], cols.seq[known]
+        )
+        return batch, unknown
+
+    def events(
+        self, events: Sequence[Event], statuses: Sequence[Status], sender: Sender, received_at_us: int, *, raw: bytes
+    ) -> Admitted:
+        """Admit discrete events and online/offline statuses of single-device MQTT topics."""
+        received = datetime.fromtimestamp(received_at_us / 1e6, UTC)
+        out: list[DeviceEvent] = []
+        letters: list[DeadLetter] = []
+        errors: list[ItemError] = []
+        for device, make in [(e.device, _event(e)) for e in events] + [
+            (s.device, _status(s, received_at_us)) for s in statuses
+        ]:
+            if sender.gateway is not None and device == sender.gateway:
+                continue  # a gateway's own online/offline: nothing to store per device
+            problem = self._device_problem(device, sender)
+            if problem is not None:
+                code, reason = problem
+                errors.append(ItemError(None, "device", reason, code))
+                letters.append(DeadLetter(raw, sender.source, received, reason, "device", code))
+                continue
+            out.append(make(self.registry.devices[device].device_id))
+        empty = MessageKeys(np.empty(0, np.int32), np.empty(0, np.int64), np.empty(0, np.int64))
+        return Admitted(IngestBatch(received_at_us, ReadingBatch.empty(), empty, out, letters), errors, len(out))
+
+
+def _event(e: Event) -> Callable[[int], DeviceEvent]:
+    return lambda device_id: DeviceEvent(device_id, e.ts_us, "event", e.event, e.value, e.state, e.note)
+
+
+def _status(s: Status, received_at_us: int) -> Callable[[int], DeviceEvent]:
+    ts = s.ts_us if s.ts_us is not None else received_at_us
+    return lambda device_id: DeviceEvent(device_id, ts, "status", s.status)
