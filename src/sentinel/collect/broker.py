@@ -6,7 +6,7 @@ production gets:
 * :func:`mosquitto_config` — ``sentinel broker config``: listener, persistence and the queue / in-flight limits
   that Sentinel's collector needs (Mosquitto's defaults silently drop QoS 1 messages for a slow subscriber).
 * :func:`password_file_text` and :func:`acl_text` — ``sentinel broker acl``: who may log in and where each
-  sender may publish, built from a :class:`BrokerRegistry` (see :mod:`sentinel.collect.registry_file` for the
+  sender may publish, built from a :class:`BrokerRegistry` (see :mod:`sentinel.collect.commands` for the
   YAML shape).
 
 Password entries use Mosquitto 2's ``$7$`` format: ``user:$7$<iterations>$<base64 salt>$<base64 hash>`` where the

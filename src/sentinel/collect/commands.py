@@ -1,0 +1,213 @@
+"""``sentinel broker …``: Mosquitto configuration, password file and ACL for Sentinel's broker.
+
+The ``acl`` command reads the registry as YAML (unknown keys are ignored, so the same file can carry what
+``sentinel registry load`` needs)::
+
+    sentinel:                 # Sentinel's own MQTT login: may subscribe to everything under sentinel/v1/
+      id: sentinel-ingest
+      secret: change-me
+    gateways:                 # may publish only under sentinel/v1/{site}/... for each bound site
+      - id: gw-plant-a
+        secret: gw-secret
+        sites: [plant-a, plant-b]
+    devices:                  # may publish only on sentinel/v1/{site}/{id}/{telemetry|event|status}
+      - id: ch4-0001
+        site: plant-a
+        secret: dev-secret    # optional: a device that talks only through its gateway needs no login
+
+Ids are topic levels: 1-64 characters of letters, digits, ``.``, ``_`` and ``-``, starting with a letter or digit
+(the wire contract's id pattern), so no id can contain ``/``, ``+`` or ``#`` and widen an ACL.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+import yaml
+
+from sentinel.collect.broker import (
+    BrokerRegistry,
+    DeviceAccount,
+    GatewayAccount,
+    QueueBudget,
+    mosquitto_config,
+    write_access_files,
+)
+from sentinel.errors import BrokerError
+
+ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")  # the wire contract's ID_PATTERN
+
+broker_app = typer.Typer(no_args_is_help=True, help="Mosquitto configuration, passwords and ACL for Sentinel.")
+
+
+# --- registry file ----------------------------------------------------------------------------------------------
+
+
+def load_broker_registry(path: Path) -> BrokerRegistry:
+    """Read and check a registry YAML file; errors name the file and the entry (``gateways[2].sites[0]``)."""
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise BrokerError(f"{path}: cannot read: {exc.strerror}") from exc
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
+        raise BrokerError(f"{where}: not valid YAML: {getattr(exc, 'problem', exc)}") from exc
+    return parse_broker_registry(data, str(path))
+
+
+def parse_broker_registry(data: object, source: str = "registry") -> BrokerRegistry:
+    """Check plain data (as loaded from YAML or JSON) and build a :class:`BrokerRegistry`."""
+    top = _mapping(data, source)
+    sentinel = _mapping(top.get("sentinel"), f"{source}: sentinel")
+    registry = BrokerRegistry(
+        sentinel_username=_id(sentinel, "id", f"{source}: sentinel"),
+        sentinel_secret=_secret(sentinel, f"{source}: sentinel", required=True) or "",
+        gateways=tuple(_gateway(g, f"{source}: gateways[{i}]") for i, g in enumerate(_list(top, "gateways", source))),
+        devices=tuple(_device(d, f"{source}: devices[{i}]") for i, d in enumerate(_list(top, "devices", source))),
+    )
+    _check_unique(registry, source)
+    return registry
+
+
+def _gateway(entry: object, where: str) -> GatewayAccount:
+    fields = _mapping(entry, where)
+    sites = fields.get("sites")
+    if not isinstance(sites, list) or not sites:
+        raise BrokerError(f"{where}.sites: expected a non-empty list of site ids, got {sites!r}")
+    return GatewayAccount(
+        username=_id(fields, "id", where),
+        secret=_secret(fields, where, required=True) or "",
+        sites=tuple(_id_value(site, f"{where}.sites[{i}]") for i, site in enumerate(sites)),
+    )
+
+
+def _device(entry: object, where: str) -> DeviceAccount:
+    fields = _mapping(entry, where)
+    return DeviceAccount(
+        username=_id(fields, "id", where),
+        site=_id(fields, "site", where),
+        secret=_secret(fields, where, required=False),
+    )
+
+
+def _check_unique(registry: BrokerRegistry, source: str) -> None:
+    seen: dict[str, str] = {registry.sentinel_username: "sentinel"}
+    logins = [(f"gateways[{i}]", g.username) for i, g in enumerate(registry.gateways)]
+    logins += [(f"devices[{i}]", d.username) for i, d in enumerate(registry.devices) if d.secret is not None]
+    for where, username in logins:
+        if username in seen:
+            raise BrokerError(f"{source}: {where}.id: {username!r} is already the login of {seen[username]}")
+        seen[username] = where
+    devices: dict[tuple[str, str], int] = {}
+    for i, device in enumerate(registry.devices):
+        key = (device.site, device.username)
+        if key in devices:
+            raise BrokerError(
+                f"{source}: devices[{i}]: device {device.username!r} of site {device.site!r} is "
+                f"already devices[{devices[key]}]"
+            )
+        devices[key] = i
+
+
+def _mapping(value: object, where: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise BrokerError(f"{where}: expected a mapping, got {type(value).__name__}")
+    return value
+
+
+def _list(top: dict[str, Any], key: str, source: str) -> list[object]:
+    value = top.get(key, [])
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise BrokerError(f"{source}: {key}: expected a list, got {type(value).__name__}")
+    return value
+
+
+def _id(fields: dict[str, Any], key: str, where: str) -> str:
+    if key not in fields:
+        raise BrokerError(f"{where}.{key}: missing")
+    return _id_value(fields[key], f"{where}.{key}")
+
+
+def _id_value(value: object, where: str) -> str:
+    if not isinstance(value, str) or not ID.fullmatch(value):
+        raise BrokerError(
+            f"{where}: expected an id of 1-64 letters, digits, '.', '_' or '-' starting with a "
+            f"letter or digit, got {value!r}"
+        )
+    return value
+
+
+def _secret(fields: dict[str, Any], where: str, *, required: bool) -> str | None:
+    value = fields.get("secret")
+    if value is None and not required:
+        return None
+    if not isinstance(value, str) or not value or any(c in value for c in "\r\n\0"):
+        raise BrokerError(f"{where}.secret: expected a non-empty one-line string")
+    return value
+
+
+# --- commands ---------------------------------------------------------------------------------------------------
+
+
+@broker_app.command("config")
+def config_command(  # noqa: PLR0917  (typer: one parameter per option)
+    persistence_dir: Annotated[Path, typer.Option(help="Where Mosquitto keeps sessions and queued messages")] = Path(
+        "/var/lib/mosquitto"
+    ),
+    port: Annotated[int, typer.Option(min=1, max=65535)] = 1883,
+    bind: Annotated[str, typer.Option(help="Listener address")] = "0.0.0.0",
+    batch_size: Annotated[int, typer.Option(min=1, help="Sentinel's batch_max_messages")] = 5000,
+    rate: Annotated[int, typer.Option(min=1, help="Expected ingest rate, messages/s")] = 2000,
+    outage_s: Annotated[int, typer.Option(min=1, help="Longest Sentinel outage the broker must absorb")] = 900,
+    queue_mb: Annotated[int, typer.Option(min=1, help="Memory cap of a subscriber's queue, MiB")] = 1024,
+    password_file: Annotated[Path | None, typer.Option(help="From `sentinel broker acl`")] = None,
+    acl_file: Annotated[Path | None, typer.Option(help="From `sentinel broker acl`")] = None,
+    user: Annotated[str | None, typer.Option(help="Account Mosquitto switches to when started as root")] = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Write here instead of standard output")] = None,
+) -> None:
+    """Print a mosquitto.conf whose queue and in-flight limits match Sentinel's batching."""
+    text = mosquitto_config(
+        port=port,
+        bind_address=bind,
+        persistence_dir=persistence_dir,
+        batch_max_messages=batch_size,
+        queue=QueueBudget(rate_msgs_per_s=rate, outage_s=outage_s, memory_bytes=queue_mb << 20),
+        password_file=password_file,
+        acl_file=acl_file,
+        run_as_user=user,
+    )
+    if out is None:
+        sys.stdout.write(text)
+    else:
+        out.write_text(text, encoding="utf-8")
+        typer.echo(f"wrote {out}", err=True)
+
+
+@broker_app.command("acl")
+def acl_command(
+    registry: Annotated[Path, typer.Argument(help="Registry YAML: sentinel, gateways, devices")],
+    out_dir: Annotated[Path, typer.Option(help="Directory for mosquitto.passwd and mosquitto.acl")] = Path("."),
+) -> None:
+    """Write Mosquitto's password file ($7$ PBKDF2-SHA512) and ACL from the registry.
+
+    \b
+    Registry YAML (other keys are ignored):
+      sentinel: {id: sentinel-ingest, secret: ...}          # subscribes to sentinel/v1/#
+      gateways: [{id: gw-1, secret: ..., sites: ["plant-a"]}]  # publishes under sentinel/v1/plant-a/#
+      devices:  [{id: ch4-0001, site: plant-a, secret: ...}] # publishes on sentinel/v1/plant-a/ch4-0001/+
+    A device without a secret gets no login (it talks through a gateway).
+    """
+    accounts = load_broker_registry(registry)
+    if not out_dir.is_dir():
+        raise BrokerError(f"{out_dir}: not a directory")
+    password_path, acl_path = out_dir / "mosquitto.passwd", out_dir / "mosquitto.acl"
+    write_access_files(accounts, password_path, acl_path)
+    logins = 1 + len(accounts.gateways) + sum(d.secret is not None for d in accounts.devices)
+    typer.echo(f"wrote {password_path} ({logins} logins) and {acl_path}; reload Mosquitto (SIGHUP) to apply")
