@@ -1,0 +1,265 @@
+"""The vectorised rule engine: micro-batches of readings in, alert transitions out.
+
+Contract (others build against it)::
+
+    engine = Engine(load_rules(), devices, site_overrides={"site-1": {"gas.ch4_lel.yellow": 20.0}},
+                    lateness_s=300.0)
+    out = engine.process(device, metric, ts_us, value, seq)   # numpy columns of equal length N
+    out = engine.tick(now_us)                                    # staleness, driven by the clock
+    engine.add_devices([DeviceSpec(...)])                        # keeps all existing state
+    blob = engine.snapshot(); engine.restore(blob)
+
+Columns: ``device`` int32 (dense index, :meth:`device_index`), ``metric`` int16 (:meth:`metric_index`),
+``ts_us`` int64 device time in UTC epoch µs, ``value`` float64 (bools 1.0/0.0), ``seq`` int64. Readings may
+come in any order and interleave devices. The result is :class:`~sentinel.engine.transitions.Transitions`.
+
+Time and order (DESIGN.md): rules run on device time. Per device the *frontier* is the newest device time
+seen, including this batch. A reading older than ``frontier - lateness`` is too late: it moves no state and is
+counted in ``stats["too_late"]``. Every other reading is evaluated; within a batch each series is evaluated in
+(ts, seq) order, so a late reading that arrives in the same batch as, or before, the readings it precedes is
+evaluated in order. A reading older than what its series already evaluated in an earlier batch cannot be put
+back without retracting emitted transitions; it is evaluated next, at the series' effective time
+``te = max(ts, previous te)``, so durations never run backwards (counted in ``stats["reordered"]``). Nothing
+is held back, so no alert waits for the lateness bound. Non-finite values and metrics a device's class does
+not report are not evaluated (``stats["invalid"]``, ``stats["unmapped"]``). Duplicates by (device, seq) are
+dropped upstream, not here.
+
+Staleness: :meth:`tick` grades each device by ``now_us - frontier`` in multiples of its expected interval
+(raise/escalate only); the device's next evaluated reading clears it. A device that never reported is not
+judged stale.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+
+import numpy as np
+import numpy.typing as npt
+
+from sentinel.engine.catalog import METRICS, metric_index
+from sentinel.engine.devices import DeviceSpec, DeviceTable
+from sentinel.engine.evaluate import SortedBatch, group_rule, level_rule
+from sentinel.engine.kernels import ends, shift
+from sentinel.engine.model import GROUP_KINDS, LEVEL_KINDS, RuleSet
+from sentinel.engine.params import NEVER, RuleParams, concat, resolve
+from sentinel.engine.state import RuleState, SeriesState, dump, load
+from sentinel.engine.transitions import Piece, Transitions, merge
+from sentinel.errors import UnknownDevice
+
+
+class Engine:
+    """Rule packs + devices → dense state; evaluates micro-batches with array operations only."""
+
+    def __init__(
+        self,
+        rules: RuleSet,
+        devices: Sequence[DeviceSpec] = (),
+        site_overrides: dict[str, dict[str, float]] | None = None,
+        lateness_s: float = 300.0,
+    ) -> None:
+        self.rules = rules
+        self.site_overrides = dict(site_overrides or {})
+        self.lateness_us = round(lateness_s * 1e6)
+        self.table = DeviceTable(rules)
+        self.rule_ids = tuple(r.id for r in rules.rules)
+        self.site_scope = tuple(r.scope == "site" and r.kind in GROUP_KINDS for r in rules.rules)
+        self.params: list[RuleParams | None] = [None] * len(rules.rules)
+        self.states = {r.id: RuleState.empty(r) for r in rules.rules}
+        for rule in rules.rules:
+            self.states[rule.id].extra = rule.kind in ("stuck", "count")
+        self.series = SeriesState()
+        self.site_hold_us: list[npt.NDArray[np.int64]] = [np.zeros(0, dtype=np.int64) for _ in rules.rules]
+        self.stats: Counter[str] = Counter()
+        self.add_devices(list(devices))
+
+    # -- registry ---------------------------------------------------------------------------------------------
+    @staticmethod
+    def metric_index(name: str) -> int:
+        return metric_index(name)
+
+    def device_index(self, device_id: str) -> int:
+        try:
+            return self.table.index[device_id]
+        except KeyError:
+            raise UnknownDevice(f"device {device_id!r} is not registered with the engine") from None
+
+    @property
+    def device_ids(self) -> list[str]:
+        return [s.id for s in self.table.specs]
+
+    def add_devices(self, specs: Sequence[DeviceSpec]) -> None:
+        """Register more devices; state of the devices already known is kept."""
+        if not specs:
+            return
+        n_sites_before = len(self.table.sites)
+        new = self.table.add(list(specs))
+        new_devices = np.arange(new.start, new.stop, dtype=np.int64)
+        self.series.grow(self.table.n_series, len(self.table))
+        for ri, rule in enumerate(self.rules.rules):
+            pop = self.table.population(rule.device_classes)
+            members = new_devices[pop[new_devices] >= 0]
+            fresh = resolve(rule, self.table, members, self.site_overrides)
+            old = self.params[ri]
+            self.params[ri] = fresh if old is None else concat(old, fresh)
+            state = self.states[rule.id]
+            if self.site_scope[ri]:
+                self._grow_sites(ri, state, members, n_sites_before)
+            else:
+                initial = np.array([[1 if t.negate else 0] * len(members) for t in rule.terms], dtype=np.int32)
+                state.grow(len(members), initial.reshape(len(rule.terms), len(members)))
+
+    def _grow_sites(self, ri: int, state: RuleState, members: npt.NDArray[np.int64], n_before: int) -> None:
+        rule = self.rules.rules[ri]
+        n_new = len(self.table.sites) - n_before
+        state.grow(n_new)
+        sites = self.table.device_site[members]
+        for t, term in enumerate(rule.terms):
+            if term.negate:  # a device with no reading yet has not acted
+                np.add.at(state.counts[t], sites, 1)
+        level = rule.levels[0]
+        hold = np.zeros(len(self.table.sites), dtype=np.int64)
+        if level.for_s is not None:
+            for s, name in enumerate(self.table.sites):
+                value = self.site_overrides.get(name, {}).get(level.for_s.key, level.for_s.value)
+                hold[s] = round(value * 1e6)
+        self.site_hold_us[ri] = hold
+
+    # -- evaluation ---------------------------------------------------------------------------------------------
+    def process(
+        self,
+        device: npt.NDArray[np.int32],
+        metric: npt.NDArray[np.int16],
+        ts_us: npt.NDArray[np.int64],
+        value: npt.NDArray[np.float64],
+        seq: npt.NDArray[np.int64],
+    ) -> Transitions:
+        """Evaluate one micro-batch; returns the transitions it causes."""
+        device, metric, ts_us, value, seq = self._columns(device, metric, ts_us, value, seq)
+        sid = self.table.series_of(device, metric.astype(np.int64))  # type: ignore[arg-type]
+        finite = np.isfinite(value)
+        self.stats["readings"] += len(device)
+        self.stats["invalid"] += int((~finite).sum())
+        self.stats["unmapped"] += int((finite & (sid < 0)).sum())
+        keep = finite & (sid >= 0)
+        frontier = self.series.frontier
+        np.maximum.at(frontier, device[keep], ts_us[keep])
+        too_late = keep & (ts_us < frontier[device] - self.lateness_us)
+        self.stats["too_late"] += int(too_late.sum())
+        keep &= ~too_late
+        if not keep.all():
+            device, metric, ts_us, value, seq, sid = (a[keep] for a in (device, metric, ts_us, value, seq, sid))
+        order = np.lexsort((seq, ts_us, device, metric))
+        device, metric, ts_us, value, seq, sid = (a[order] for a in (device, metric, ts_us, value, seq, sid))
+        b = self._sorted(device.astype(np.int64), metric.astype(np.int64), ts_us, value, seq, sid)
+        pieces: list[Piece] = []
+        for ri, rule in enumerate(self.rules.rules):
+            p, st = self.params[ri], self.states[rule.id]
+            assert p is not None
+            pop = self.table.population(rule.device_classes)
+            piece: Piece | None = None
+            if rule.kind in LEVEL_KINDS:
+                piece = level_rule(ri, rule, p, st, pop, b)
+            elif rule.kind in GROUP_KINDS:
+                piece = group_rule(ri, rule, p, st, pop, b, self.table.device_site, self.site_hold_us[ri])
+            elif len(b.device):
+                piece = self._fresh_data(ri, b)
+            if piece is not None:
+                pieces.append(piece)
+        end = ends(b.start) if len(sid) else b.start
+        self.series.last_value[sid[end]] = b.value[end]
+        self.series.last_ts[sid[end]] = b.te[end]
+        self.series.last_seq[sid[end]] = b.seq[end]
+        return merge(pieces, self.rule_ids, self.site_scope, self.device_ids, self.table.sites)
+
+    def _columns(self, *cols: npt.NDArray[np.generic]) -> tuple[npt.NDArray[np.generic], ...]:
+        n = len(cols[0])
+        if any(len(c) != n for c in cols):
+            raise ValueError(f"batch columns differ in length: {[len(c) for c in cols]}")
+        device = np.asarray(cols[0], dtype=np.int32)
+        metric = np.asarray(cols[1], dtype=np.int16)
+        if n and (device.min() < 0 or device.max() >= len(self.table)):
+            bad = int(device[(device < 0) | (device >= len(self.table))][0])
+            raise UnknownDevice(f"device index {bad} is not registered (engine has {len(self.table)} devices)")
+        if n and (metric.min() < 0 or metric.max() >= len(METRICS)):
+            raise ValueError(f"metric index out of range 0..{len(METRICS) - 1}")
+        return (device, metric, np.asarray(cols[2], dtype=np.int64), np.asarray(cols[3], dtype=np.float64),
+                np.asarray(cols[4], dtype=np.int64))
+
+    def _sorted(self, device: npt.NDArray[np.int64], metric: npt.NDArray[np.int64], ts: npt.NDArray[np.int64],
+                value: npt.NDArray[np.float64], seq: npt.NDArray[np.int64], sid: npt.NDArray[np.int64]
+                ) -> SortedBatch:
+        start = np.ones(len(sid), dtype=np.bool_)
+        start[1:] = sid[1:] != sid[:-1]
+        last_ts = self.series.last_ts[sid]
+        te = np.maximum(ts, last_ts)
+        self.stats["reordered"] += int((ts < last_ts).sum())
+        pv = shift(value, start, self.series.last_value[sid])
+        pt = shift(te, start, last_ts)
+        bounds = np.searchsorted(metric, np.arange(len(METRICS) + 1)).astype(np.int64)
+        return SortedBatch(device, metric, value, seq, te, pv, pt, start, bounds)  # type: ignore[arg-type]
+
+    def _fresh_data(self, ri: int, b: SortedBatch) -> Piece | None:
+        """Staleness clears with each stale device's earliest evaluated reading of this batch."""
+        rule = self.rules.rules[ri]
+        st = self.states[rule.id]
+        if not st.active.any():
+            return None
+        inst = self.table.population(rule.device_classes)[b.device].astype(np.int64)
+        stale = np.flatnonzero((inst >= 0) & (st.active[np.maximum(inst, 0)] > 0))
+        if len(stale) == 0:
+            return None
+        order = np.lexsort((b.metric[stale], b.seq[stale], b.te[stale], b.device[stale]))
+        pos = stale[order]
+        first = np.ones(len(pos), dtype=np.bool_)
+        first[1:] = b.device[pos[1:]] != b.device[pos[:-1]]
+        pos = pos[first]
+        inst = inst[pos]
+        before = st.active[inst].copy()
+        st.active[inst] = 0
+        st.on[inst] = 0
+        zero = np.zeros(len(pos), dtype=np.int8)
+        return Piece(ri, b.device[pos], b.device[pos], before, zero, b.te[pos], b.value[pos], b.seq[pos])
+
+    def tick(self, now_us: int) -> Transitions:
+        """Grade staleness at wall-clock ``now_us``: no data for k × the expected interval."""
+        pieces = []
+        for ri, rule in enumerate(self.rules.rules):
+            if rule.kind != "staleness":
+                continue
+            p, st = self.params[ri], self.states[rule.id]
+            assert p is not None
+            devices = self.table.members(rule.device_classes)
+            frontier = self.series.frontier[devices]
+            seen = frontier != NEVER
+            age = np.where(seen, now_us - np.where(seen, frontier, 0), 0).astype(np.float64)
+            grade = np.zeros(len(devices), dtype=np.int8)
+            for k, level in enumerate(rule.levels):
+                grade[seen & (age >= p.at[k])] = level.grade
+            moved = np.flatnonzero(grade > st.active)
+            before = st.active[moved].copy()
+            st.active[moved] = grade[moved]
+            d = devices[moved]
+            pieces.append(Piece(ri, d, d, before, grade[moved], np.full(len(moved), now_us, dtype=np.int64),
+                                age[moved] / 1e6, np.full(len(moved), -1, dtype=np.int64)))
+        return merge(pieces, self.rule_ids, self.site_scope, self.device_ids, self.table.sites)
+
+    # -- state --------------------------------------------------------------------------------------------------
+    def _header(self) -> dict[str, object]:
+        return {"devices": self.device_ids, "rules": list(self.rule_ids), "sites": self.table.sites}
+
+    def snapshot(self) -> bytes:
+        """All rule state as bytes (an ``.npz``), for a restart to rebuild from."""
+        return dump(self._header(), self.series, self.states)
+
+    def restore(self, data: bytes) -> None:
+        """Replace the state with a snapshot taken from an engine with the same devices and rules."""
+        load(data, self._header(), self.series, self.states)
+
+    def state_nbytes(self) -> int:
+        """Bytes of rule and series state (not parameters or indices)."""
+        return sum(a.nbytes for a in self.series.arrays().values()) + sum(s.nbytes() for s in self.states.values())
+
+    def __repr__(self) -> str:
+        return f"Engine({len(self.rule_ids)} rules, {len(self.table)} devices, {self.table.n_series} series)"
+

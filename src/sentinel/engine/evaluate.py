@@ -1,0 +1,181 @@
+"""Vectorised evaluation of one rule over one sorted micro-batch (see :mod:`sentinel.engine.engine`).
+
+Level rules (threshold, deviation, rate, stuck, count) turn each reading of their metric into a *signal*; group
+rules (composite, interlock) turn the merged readings of their metrics into a 0/1 signal (all terms hold). Then
+every level latches on when its condition has held for ``for_s`` and off when the signal passes the clear value
+(or simply no longer passes ``at`` when the level has no ``clear``); the grade is that of the highest level on.
+A NaN signal (a rate with no previous reading) never raises; it clears levels without a ``clear`` value.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from sentinel.engine.catalog import METRIC_INDEX
+from sentinel.engine.kernels import changes, ends, first_index, last_true, latch, segment_cumsum, sustained
+from sentinel.engine.model import Rule
+from sentinel.engine.params import NEVER, RuleParams
+from sentinel.engine.state import RuleState
+from sentinel.engine.transitions import Piece
+
+B = npt.NDArray[np.bool_]
+I64 = npt.NDArray[np.int64]
+F64 = npt.NDArray[np.float64]
+
+
+@dataclass
+class SortedBatch:
+    """The batch's usable readings sorted by (metric, device, ts, seq): each series is contiguous.
+
+    ``te`` is the effective device time (never before the series' previous reading), ``pv``/``pt`` the value and
+    effective time of the previous reading of the same series (NaN / NEVER when there is none), ``bounds[m]`` the
+    start of metric ``m``'s slice and ``start`` the first reading of each series.
+    """
+
+    device: I64
+    metric: I64
+    value: F64
+    seq: I64
+    te: I64
+    pv: F64
+    pt: I64
+    start: B
+    bounds: I64
+
+
+def _signal(rule: Rule, p: RuleParams, st: RuleState, inst: I64, b: SortedBatch, pos: I64, start: B,
+            first: I64, end: B) -> F64:
+    v, te = b.value[pos], b.te[pos]
+    if rule.kind == "threshold":
+        return v
+    if rule.kind == "deviation":
+        d = v - p.baseline[inst]
+        if rule.deviation == "up":
+            return d / p.scale[inst]
+        if rule.deviation == "down":
+            return (p.baseline[inst] - v) / p.scale[inst]
+        return np.abs(d) / p.scale[inst]
+    if rule.kind == "rate":
+        pv, pt = b.pv[pos], b.pt[pos]
+        dt = te - np.where(pt == NEVER, te, pt)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            rate = (v - pv) * (1e6 * rule.per_s) / dt.astype(np.float64)
+        return np.where(dt > 0, rate, np.nan)
+    if rule.kind == "stuck":
+        pv = b.pv[pos]
+        changed = np.isnan(pv) | (np.abs(v - pv) > rule.eps)
+        at = last_true(changed, first)
+        change_ts = np.where(at >= 0, te[np.maximum(at, 0)], st.mark[inst])
+        st.mark[inst[end]] = change_ts[end]
+        return (te - change_ts) / 1e6
+    if rule.kind == "count":
+        amount = np.trunc(np.clip(v, 0.0, 2.0**31)).astype(np.int64)
+        window = te // p.window_us[inst]
+        new_window = start.copy()
+        new_window[1:] |= window[1:] != window[:-1]
+        amount = amount + np.where(start & (window == st.mark[inst]), st.total[inst], 0)
+        total = segment_cumsum(amount, first_index(new_window))
+        st.mark[inst[end]] = window[end]
+        st.total[inst[end]] = total[end]
+        return total.astype(np.float64)
+    raise ValueError(f"rule kind {rule.kind!r} has no per-reading signal")
+
+
+def grade_levels(rule: Rule, st: RuleState, inst: I64, signal: F64, te: I64, start: B, first: I64, end: B,
+                 at: F64, clear: F64, hold_us: I64) -> npt.NDArray[np.int8]:
+    """Latch each level and return the grade per reading; ``at``/``clear``/``hold_us`` are (levels, readings)."""
+    grade = np.zeros(len(signal), dtype=np.int8)
+    bits = np.zeros(len(signal), dtype=np.uint8)
+    on_before = st.on[inst]
+    for k, level in enumerate(rule.levels):
+        if rule.direction == "below":
+            cond, past_clear = signal <= at[k], signal > clear[k]
+        else:
+            cond, past_clear = signal >= at[k], signal < clear[k]
+        reset = past_clear if level.clear is not None else ~cond
+        if level.for_s is not None:
+            row = st.hold_rows[k]
+            cond, since = sustained(cond, te, start, first, st.since[row][inst], hold_us[k])
+            st.since[row][inst[end]] = since[end]
+        on = latch(cond, reset, ((on_before >> k) & 1).astype(np.bool_), first)
+        grade[on] = level.grade
+        bits |= on.astype(np.uint8) << np.uint8(k)
+    st.on[inst[end]] = bits[end]
+    return grade
+
+
+def _piece(ri: int, st: RuleState, inst: I64, subject: I64, grade: npt.NDArray[np.int8], start: B, end: B,
+           b: SortedBatch, pos: I64) -> Piece:
+    idx, before = changes(grade, start, st.active[inst])
+    st.active[inst[end]] = grade[end]
+    p = pos[idx]
+    return Piece(ri, subject[idx], b.device[p], before[idx], grade[idx], b.te[p], b.value[p], b.seq[p])
+
+
+def level_rule(ri: int, rule: Rule, p: RuleParams, st: RuleState, pop: npt.NDArray[np.int32],
+               b: SortedBatch) -> Piece | None:
+    """Evaluate a threshold/deviation/rate/stuck/count rule on the readings of its metric."""
+    m = METRIC_INDEX[rule.metric or ""]
+    lo, hi = int(b.bounds[m]), int(b.bounds[m + 1])
+    inst = pop[b.device[lo:hi]].astype(np.int64)
+    keep = inst >= 0
+    pos = np.arange(lo, hi, dtype=np.int64)
+    if not keep.all():
+        pos, inst = pos[keep], inst[keep]
+    if len(pos) == 0:
+        return None
+    start = b.start[pos]
+    first, end = first_index(start), ends(start)
+    signal = _signal(rule, p, st, inst, b, pos, start, first, end)
+    grade = grade_levels(rule, st, inst, signal, b.te[pos], start, first, end, p.at[:, inst], p.clear[:, inst],
+                         p.hold_us[:, inst])
+    return _piece(ri, st, inst, b.device[pos], grade, start, end, b, pos)
+
+
+def group_rule(ri: int, rule: Rule, p: RuleParams, st: RuleState, pop: npt.NDArray[np.int32],
+               b: SortedBatch, site_of: npt.NDArray[np.int32], site_hold_us: I64) -> Piece | None:
+    """Evaluate a composite or interlock rule: merged readings of its metrics per device (or site).
+
+    Merged order per group: (effective time, device, metric, series order). Each term keeps how many series
+    of the group satisfy it; the signal is 1 while every term count is positive.
+    """
+    metrics = [METRIC_INDEX[m] for m in rule.metrics]
+    pos = np.concatenate([np.arange(b.bounds[m], b.bounds[m + 1], dtype=np.int64) for m in metrics])
+    dev = b.device[pos]
+    inst = pop[dev].astype(np.int64)
+    keep = inst >= 0
+    pos, dev, inst = pos[keep], dev[keep], inst[keep]
+    if len(pos) == 0:
+        return None
+    site = rule.scope == "site"
+    group = site_of[dev].astype(np.int64) if site else inst
+    order = np.lexsort((pos, b.metric[pos], dev, b.te[pos], group))
+    pos, dev, inst, group = pos[order], dev[order], inst[order], group[order]
+    start = np.ones(len(pos), dtype=np.bool_)
+    start[1:] = group[1:] != group[:-1]
+    first, end = first_index(start), ends(start)
+    v, pv, metric = b.value[pos], b.pv[pos], b.metric[pos]
+    holds = np.ones(len(pos), dtype=np.bool_)
+    for t, term in enumerate(rule.terms):
+        thr = p.term_at[t][inst]
+        if term.direction == "above":
+            now, before = v >= thr, pv >= thr
+        else:
+            now, before = v <= thr, pv <= thr
+        if term.negate:
+            now, before = ~now, ~before
+        delta = np.where(metric == METRIC_INDEX[term.metric], now.astype(np.int64) - before, 0)
+        count = st.counts[t][group] + segment_cumsum(delta, first)
+        st.counts[t][group[end]] = count[end]
+        holds &= count > 0
+    signal = holds.astype(np.float64)
+    n = len(pos)
+    if site:
+        at, hold = np.full((1, n), 0.5), site_hold_us[group][None, :]
+    else:
+        at, hold = p.at[:, inst], p.hold_us[:, inst]
+    grade = grade_levels(rule, st, group, signal, b.te[pos], start, first, end, at, at, hold)
+    return _piece(ri, st, group, group if site else dev, grade, start, end, b, pos)

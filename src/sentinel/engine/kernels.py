@@ -1,0 +1,81 @@
+"""Vectorised building blocks over *streams*: readings sorted so each instance's readings are contiguous and
+in evaluation order. ``start`` marks the first reading of each instance. Nothing here loops per reading.
+
+Carry-in state (what the previous batch left) enters as per-reading arrays gathered by instance; the value
+needed at the end of each instance is read at the ``ends`` positions by the caller.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+
+from sentinel.engine.params import NEVER
+
+B = npt.NDArray[np.bool_]
+I64 = npt.NDArray[np.int64]
+F64 = npt.NDArray[np.float64]
+
+
+def first_index(start: B) -> I64:
+    """Index of the first reading of each reading's instance."""
+    idx = np.arange(len(start), dtype=np.int64)
+    return np.maximum.accumulate(np.where(start, idx, 0))
+
+
+def ends(start: B) -> B:
+    """Mask of the last reading of each instance."""
+    out = np.empty(len(start), dtype=np.bool_)
+    out[:-1] = start[1:]
+    if len(out):
+        out[-1] = True
+    return out
+
+
+def last_true(mask: B, first: I64) -> I64:
+    """Index of the latest True at or before each reading within its instance, -1 when none yet."""
+    idx = np.maximum.accumulate(np.where(mask, np.arange(len(mask), dtype=np.int64), -1))
+    return np.where(idx >= first, idx, -1)
+
+
+def shift(values: npt.NDArray[np.generic], start: B, carry: npt.NDArray[np.generic]) -> npt.NDArray[np.generic]:
+    """The previous reading's value within the instance; ``carry`` (per reading) at each instance start."""
+    out = np.empty_like(values)
+    out[1:] = values[:-1]
+    out[start] = carry[start]
+    return out
+
+
+def sustained(cond: B, te: I64, start: B, first: I64, since_in: I64, hold_us: I64) -> tuple[B, I64]:
+    """Whether ``cond`` has held for ``hold_us`` at each reading, and since when (NEVER where it does not hold).
+
+    A run of True readings starts at its first reading's time, or continues the run the previous batch left
+    open (``since_in`` not NEVER) when the instance's first reading also holds.
+    """
+    prev = np.empty_like(cond)
+    prev[1:] = cond[:-1]
+    prev[start] = since_in[start] != NEVER
+    marker = cond & (start | ~prev)
+    marker_value = np.where(start & (since_in != NEVER), since_in, te)
+    at = last_true(marker, first)
+    since = np.where(cond, marker_value[np.maximum(at, 0)], NEVER)
+    held = cond & (te - np.where(cond, since, 0) >= hold_us)
+    return held, since
+
+
+def latch(set_: B, reset: B, on_in: B, first: I64) -> B:
+    """A set/reset latch per instance: on after a set, off after a reset, else as before (set wins ties)."""
+    at = last_true(set_ | reset, first)
+    return np.where(at >= 0, set_[np.maximum(at, 0)], on_in)
+
+
+def segment_cumsum(delta: I64, first: I64) -> I64:
+    """Running sum of ``delta`` within each instance (inclusive)."""
+    total = np.cumsum(delta)
+    return total - total[first] + delta[first]
+
+
+def changes(grade: npt.NDArray[np.int8], start: B, active_in: npt.NDArray[np.int8]) -> tuple[I64, npt.NDArray[np.int8]]:
+    """Positions where the grade moves, and the grade before each reading."""
+    before = shift(grade, start, active_in)
+    return np.flatnonzero(grade != before), before  # type: ignore[return-value]
