@@ -3,7 +3,8 @@
 Scoring a batch, for every row: the detector's statistic, smoothed by a trailing mean over ``smoothing`` rows
 (noise in a per-row statistic makes limits either loose or chattering); the normalised score, that smoothed value
 divided by the limit (1.0 = on the limit, 2.0 = twice past it: the live engine grades from this and from how long it
-stays above 1); and the alarm, 1 once the score has been above 1 for ``persistence`` rows in a row.
+stays above 1); and the alarm, 1 once the score has been above 1 for ``persistence`` rows in a row. Rows before
+the windows first fill (``warmup_rows`` of a fresh stream) are scored but never alarm.
 
 The limit is the ``limit_quantile`` quantile of the smoothed statistic over the training rows, times ``margin``:
 derived from the data, not from a distribution assumed for it. :class:`Scorer` carries the rows, statistics and
@@ -92,6 +93,11 @@ class AnomalyModel:
         if self.smoothing < 1 or self.persistence < 1:
             raise ModelError("model smoothing and persistence must be at least 1 row")
 
+    @property
+    def warmup_rows(self) -> int:
+        """Rows a fresh stream needs before every window behind a score is full; earlier rows never alarm."""
+        return self.detector.history_rows + self.smoothing - 1
+
     def score(self, rows: FloatArray) -> Scores:
         """Score a whole series from a fresh start (the offline path: one batch through a new :class:`Scorer`)."""
         return Scorer(self).score_batch(rows)
@@ -114,6 +120,7 @@ class Scorer:
     _rows: FloatArray = field(init=False)
     _statistics: FloatArray = field(init=False)
     _over_run: int = field(init=False, default=0)
+    _seen: int = field(init=False, default=0)
 
     def __post_init__(self) -> None:
         self._rows = np.empty((0, self.model.detector.n_features))
@@ -132,8 +139,13 @@ class Scorer:
         smoothed = trailing_mean(self._statistics, raw, self.model.smoothing)
         score = smoothed / self.model.limit
         # NaN (a missing reading) is not over the limit; it breaks a run instead of extending it.
-        runs = run_lengths(np.nan_to_num(score, nan=0.0) > 1.0, self._over_run)
+        over = np.nan_to_num(score, nan=0.0) > 1.0
+        # Until the windows are full (a fresh stream, an engine restart) the statistic rests on fewer rows and
+        # is noisier than the limit assumes: such rows are scored but may not alarm, nor start a run.
+        warm = np.arange(self._seen, self._seen + len(rows)) >= self.model.warmup_rows
+        runs = run_lengths(over & warm, self._over_run)
         alarm = runs >= self.model.persistence
+        self._seen += len(rows)
         if detector.history_rows:
             self._rows = np.concatenate([self._rows, rows])[-detector.history_rows :]
         if self.model.smoothing > 1:
@@ -176,7 +188,9 @@ def fit_model(
         settings.margin, TrainingInfo(len(train), first, last, source),
     )  # fmt: skip
     statistic = provisional.score(train).statistic
-    limit = float(np.quantile(statistic, settings.limit_quantile)) * settings.margin
+    # The limit comes from rows with full windows, the only rows it will ever be compared with.
+    settled = statistic[provisional.warmup_rows :] if len(train) > 2 * provisional.warmup_rows else statistic
+    limit = float(np.quantile(settled, settings.limit_quantile)) * settings.margin
     if not limit > 0:
         raise DatasetError("training data gives a zero control limit: the features never vary")
     return AnomalyModel(

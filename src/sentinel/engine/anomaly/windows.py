@@ -29,7 +29,7 @@ def trailing_mean(history: FloatArray, values: FloatArray, window: int) -> Float
 
 def trailing_median(history: FloatArray, rows: FloatArray, window: int) -> FloatArray:
     """Column-wise median of each row with up to ``window - 1`` rows before it (``history`` then ``rows``)."""
-    if window <= 1:
+    if window <= 1 or len(rows) == 0:
         return rows.copy()
     past = history[-(window - 1) :] if len(history) else history.reshape(0, rows.shape[1])
     # Pad with NaN so that the first windows hold fewer real rows; nanmedian ignores the padding.

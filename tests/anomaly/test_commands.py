@@ -1,0 +1,111 @@
+"""The offline commands end to end on small generated CSV files, through the typer app."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+from typer.testing import CliRunner
+
+from sentinel.engine.anomaly import load_model
+from sentinel.engine.anomaly.commands import anomaly_app
+from sentinel.errors import DatasetError, ModelError
+from tests.anomaly.synthetic import NAMES, normal_rows
+
+runner = CliRunner()
+
+
+def write_csv(path: Path, rows: np.ndarray, separator: str = ";", label: np.ndarray | None = None) -> None:
+    times = [f"2026-01-01 00:{i // 60:02d}:{i % 60:02d}" for i in range(len(rows))]
+    columns: dict[str, object] = {"datetime": times} | {name: rows[:, j] for j, name in enumerate(NAMES)}
+    if label is not None:
+        columns["anomaly"] = label
+    pl.DataFrame(columns).write_csv(path, separator=separator)
+
+
+@pytest.fixture
+def files(tmp_path: Path) -> dict[str, Path]:
+    train = normal_rows(600, seed=41)
+    test = np.concatenate([normal_rows(200, seed=42), normal_rows(100, seed=43) + 4.0, normal_rows(100, seed=44)])
+    label = np.r_[np.zeros(200), np.ones(100), np.zeros(100)]
+    paths = {"train": tmp_path / "train.csv", "test": tmp_path / "test.csv", "model": tmp_path / "m.npz"}
+    write_csv(paths["train"], train, label=np.zeros(len(train)))
+    write_csv(paths["test"], test, label=label)
+    paths["out"] = tmp_path / "scores.csv"
+    return paths
+
+
+@pytest.mark.parametrize("detector", ["pca", "iforest", "robust_z"])
+def test_fit_then_score_flags_the_shifted_rows(files: dict[str, Path], detector: str) -> None:
+    fitted = runner.invoke(
+        anomaly_app,
+        ["fit", "--csv", str(files["train"]), "--out", str(files["model"]), "--sep", ";",
+         "--detector", detector, "--exclude", "anomaly", "--smoothing", "10", "--quantile", "0.99"],
+    )  # fmt: skip
+    assert fitted.exit_code == 0, fitted.output
+    model = load_model(files["model"])
+    assert model.kind == detector
+    assert model.feature_names == NAMES, "the time column and the excluded label must not become features"
+    assert model.training.rows == 600
+    assert model.training.first == "2026-01-01 00:00:00"
+    scored = runner.invoke(
+        anomaly_app,
+        ["score", "--model", str(files["model"]), "--csv", str(files["test"]), "--out", str(files["out"]),
+         "--sep", ";"],
+    )  # fmt: skip
+    assert scored.exit_code == 0, scored.output
+    out = pl.read_csv(files["out"], separator=";")
+    assert out.columns == ["datetime", "statistic", "score", "alarm"]
+    assert out.height == 400
+    alarm = out["alarm"].to_numpy()
+    assert set(np.unique(alarm)) <= {0, 1}
+    assert alarm[200:300].mean() > 0.9
+    assert alarm[:200].mean() < 0.05
+    # The written scores are the library's scores for the same rows.
+    test = pl.read_csv(files["test"], separator=";").select(NAMES).to_numpy()
+    np.testing.assert_allclose(out["score"].to_numpy(), model.score(test).score, rtol=1e-12)
+
+
+def test_score_refuses_a_csv_without_the_model_features(files: dict[str, Path], tmp_path: Path) -> None:
+    runner.invoke(anomaly_app, ["fit", "--csv", str(files["train"]), "--out", str(files["model"]), "--sep", ";",
+                                "--exclude", "anomaly"])  # fmt: skip
+    narrow = tmp_path / "narrow.csv"
+    pl.read_csv(files["test"], separator=";").drop("flow").write_csv(narrow, separator=";")
+    result = runner.invoke(
+        anomaly_app, ["score", "--model", str(files["model"]), "--csv", str(narrow), "--out", str(files["out"]),
+                      "--sep", ";"],
+    )  # fmt: skip
+    assert isinstance(result.exception, DatasetError)
+    assert "'flow'" in str(result.exception)
+
+
+def test_bad_value_is_reported_with_line_and_column(tmp_path: Path) -> None:
+    path = tmp_path / "bad.csv"
+    path.write_text("datetime,a,b\nt0,1.0,2.0\nt1,1.5,oops\nt2,1.2,2.1\n")
+    result = runner.invoke(anomaly_app, ["fit", "--csv", str(path), "--out", str(tmp_path / "m.npz")])
+    assert isinstance(result.exception, DatasetError)
+    assert "line 3, column 'b'" in str(result.exception)
+
+
+def test_missing_time_column_is_explained(files: dict[str, Path]) -> None:
+    result = runner.invoke(anomaly_app, ["fit", "--csv", str(files["train"]), "--out", str(files["model"]),
+                                         "--sep", ";", "--time-column", "ts"])  # fmt: skip
+    assert isinstance(result.exception, DatasetError)
+    assert "no time column 'ts'" in str(result.exception)
+
+
+def test_score_with_a_corrupt_model_is_a_model_error(files: dict[str, Path]) -> None:
+    files["model"].write_bytes(b"garbage")
+    result = runner.invoke(anomaly_app, ["score", "--model", str(files["model"]), "--csv", str(files["test"]),
+                                         "--out", str(files["out"]), "--sep", ";"])  # fmt: skip
+    assert isinstance(result.exception, ModelError)
+    assert not files["out"].exists()
+
+
+def test_unknown_detector_is_a_usage_error(files: dict[str, Path]) -> None:
+    result = runner.invoke(anomaly_app, ["fit", "--csv", str(files["train"]), "--out", str(files["model"]),
+                                         "--detector", "magic"])  # fmt: skip
+    assert result.exit_code == 2
+    assert "--detector" in result.output

@@ -1,0 +1,113 @@
+"""Detector behaviour on synthetic data: faults are flagged, normal rows mostly are not."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.ensemble import IsolationForest
+
+from sentinel.engine.anomaly import FitSettings, fit_model
+from sentinel.engine.anomaly.iforest import fit_isolation_forest
+from sentinel.engine.anomaly.pca import fit_pca
+from tests.anomaly.synthetic import NAMES, decorrelated_rows, normal_rows, shifted_rows
+
+TRAIN = normal_rows(1000, seed=1)
+
+
+def alarm_share(settings: FitSettings, rows: np.ndarray) -> float:
+    model = fit_model(TRAIN, NAMES, settings)
+    # Score after a stretch of normal rows, as in a live stream, and look at the fault segment only.
+    scores = model.score(np.concatenate([normal_rows(200, seed=7), rows]))
+    return float(scores.alarm[200:].mean())
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        FitSettings(detector="pca", pca_statistic="t2", smoothing=10, limit_quantile=0.99),
+        FitSettings(detector="pca", pca_statistic="combined", smoothing=10, limit_quantile=0.99),
+        FitSettings(detector="iforest", smoothing=10, limit_quantile=0.99, trees=50),
+        FitSettings(detector="robust_z", window=10, smoothing=1, limit_quantile=0.99),
+    ],
+    ids=["pca-t2", "pca-combined", "iforest", "robust_z"],
+)
+def test_level_shift_is_flagged_and_normal_rows_mostly_not(settings: FitSettings) -> None:
+    assert alarm_share(settings, shifted_rows(300, seed=3)) > 0.95
+    assert alarm_share(settings, normal_rows(2000, seed=4)) < 0.05
+
+
+@pytest.mark.parametrize("statistic", ["q", "combined"])
+def test_broken_correlation_is_flagged_by_q(statistic: str) -> None:
+    settings = FitSettings(detector="pca", pca_statistic=statistic, pca_variance=0.9, smoothing=10)  # type: ignore[arg-type]
+    assert alarm_share(settings, decorrelated_rows(400, seed=5)) > 0.9
+    assert alarm_share(settings, normal_rows(2000, seed=6)) < 0.05
+
+
+def test_t2_alone_misses_most_of_a_broken_correlation() -> None:
+    # Why Q exists: every metric stays in range, so distance inside the principal subspace barely changes.
+    t2 = FitSettings(detector="pca", pca_statistic="t2", pca_variance=0.9, smoothing=10)
+    q = FitSettings(detector="pca", pca_statistic="q", pca_variance=0.9, smoothing=10)
+    broken = decorrelated_rows(400, seed=5)
+    assert alarm_share(t2, broken) < alarm_share(q, broken)
+
+
+def test_normalised_score_is_statistic_over_limit_and_alarm_needs_persistence() -> None:
+    model = fit_model(TRAIN, NAMES, FitSettings(detector="pca", smoothing=1, persistence=5))
+    far_off = 10 * TRAIN.std(axis=0)
+    rows = np.concatenate([normal_rows(50, seed=8), normal_rows(3, seed=9) + far_off, normal_rows(50, seed=10)])
+    scores = model.score(rows)
+    np.testing.assert_allclose(scores.score, scores.statistic / model.limit)
+    assert (scores.score[50:53] > 1).all()
+    assert not scores.alarm.any(), "three rows over the limit must not satisfy a five-row persistence"
+    longer = model.score(np.concatenate([normal_rows(50, seed=8), normal_rows(8, seed=9) + far_off]))
+    assert longer.alarm[54:].all()
+    assert not longer.alarm[:54].any()
+
+
+def test_limit_is_the_training_quantile_of_the_smoothed_statistic_once_windows_are_full() -> None:
+    settings = FitSettings(detector="pca", smoothing=5, limit_quantile=0.95, margin=1.5)
+    model = fit_model(TRAIN, NAMES, settings)
+    fresh = fit_model(TRAIN, NAMES, FitSettings(detector="pca", smoothing=5, limit_quantile=1.0))
+    smoothed = fresh.score(TRAIN).statistic
+    assert model.warmup_rows == 4
+    assert model.limit == pytest.approx(1.5 * np.quantile(smoothed[4:], 0.95))
+
+
+def test_a_fresh_stream_does_not_alarm_before_its_windows_fill() -> None:
+    model = fit_model(TRAIN, NAMES, FitSettings(detector="robust_z", window=9, smoothing=3))
+    rows = normal_rows(30, seed=14) + 10 * TRAIN.std(axis=0)
+    alarm = model.score(rows).alarm
+    assert model.warmup_rows == 10
+    assert not alarm[:10].any()
+    assert alarm[10:].all()
+
+
+def test_pca_keeps_the_fewest_components_for_the_variance_asked() -> None:
+    # Two hidden factors explain nearly all variance: 0.9 needs at most 2 components, 0.9999 needs more.
+    assert fit_pca(TRAIN, variance=0.9).components.shape[0] <= 2
+    assert fit_pca(TRAIN, variance=0.9999).components.shape[0] > 2
+
+
+def test_flattened_isolation_forest_scores_like_scikit_learn() -> None:
+    detector = fit_isolation_forest(TRAIN, trees=30, max_samples=128, seed=4)
+    forest = IsolationForest(n_estimators=30, max_samples=128, max_features=1.0, random_state=4).fit(TRAIN)
+    rows = np.concatenate([normal_rows(100, seed=11), shifted_rows(100, seed=12)])
+    np.testing.assert_allclose(detector.statistic(np.empty((0, 4)), rows), -forest.score_samples(rows))
+
+
+def test_robust_z_ignores_isolated_spikes() -> None:
+    model = fit_model(TRAIN, NAMES, FitSettings(detector="robust_z", window=9, smoothing=1))
+    rows = normal_rows(300, seed=13)
+    rows[10::20, 0] += 50.0  # one spike every 20 rows: never the median of a full 9-row window
+    spiky = model.score(rows)
+    assert not spiky.alarm.any()
+    assert spiky.score.max() < 2 * model.score(normal_rows(300, seed=13)).score.max()
+
+
+def test_fit_refuses_non_finite_training_data_naming_the_place() -> None:
+    from sentinel.errors import DatasetError
+
+    bad = TRAIN.copy()
+    bad[17, 2] = np.nan
+    with pytest.raises(DatasetError, match=r"row 17, feature 'current'"):
+        fit_model(bad, NAMES)
