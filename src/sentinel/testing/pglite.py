@@ -8,8 +8,9 @@ script that loads the extension and starts the socket server); in this repositor
 
 Limits of the engine (details and measurements in ``tests/timescale/FINDINGS.md``):
 
-- one client connection at a time: a second connection waits in a queue until the first one closes (and is
-  dropped after 60 s), so never hold a connection while code under test opens its own;
+- one client connection at a time: a second connection waits in a queue until the first one closes, and
+  fails with SQLSTATE 53300 after ``queue_timeout_s``; never hold a connection while code under test opens
+  its own (yoyo-migrations does: it applies each migration on a second connection);
 - COPY FROM STDIN crashes the WASM backend: ``serve.mjs`` answers it with a SQL error
   (``FeatureNotSupported``) instead; use multi-row INSERTs;
 - every client shares one backend; ``serve.mjs`` rolls back and resets the session when a client leaves.
@@ -102,6 +103,8 @@ def pglite_timescale(
     data_dir: Path | None = None,
     startup_timeout_s: float = 120.0,
     install_timeout_s: float = 600.0,
+    queue_timeout_s: float = 10.0,
+    debug: bool = False,
 ) -> Iterator[str]:
     """Start a TimescaleDB-enabled PGlite server on a free loopback port and yield its conninfo URL.
 
@@ -111,7 +114,9 @@ def pglite_timescale(
     whole process group is terminated (killed if it does not stop within 5 s), so nothing is left behind.
 
     Raises :class:`~sentinel.errors.EmbeddedServerError` when Node.js is missing, the install fails, or the
-    server does not accept a psycopg connection within ``startup_timeout_s``.
+    server does not accept a psycopg connection within ``startup_timeout_s``. A client that connects
+    while another connection is open waits up to ``queue_timeout_s`` for it to close, then gets a PostgreSQL
+    error (SQLSTATE 53300) saying so. ``debug`` makes the socket server log every connection and message.
     """
     reason = missing_node_tools()
     if reason is not None:
@@ -122,9 +127,12 @@ def pglite_timescale(
     log_dir.mkdir(parents=True, exist_ok=True)
     log_path = log_dir / _LOG_NAME
     command = [node, _SERVER_SCRIPT, "--host", "127.0.0.1", "--port", "0"]
+    command += ["--queue-timeout-ms", str(max(1, round(queue_timeout_s * 1000)))]
     if data_dir is not None:
         data_dir.mkdir(parents=True, exist_ok=True)
         command += ["--data", str(data_dir)]
+    if debug:
+        command.append("--debug")
     with log_path.open("wb") as log:
         # stdin stays an open pipe: serve.mjs exits when it closes, so even a parent killed with SIGKILL
         # leaves no server behind. Its own process group lets us stop Node and anything it spawned at once.

