@@ -113,6 +113,23 @@ def test_messages_arrive_in_batches_with_topic_payload_and_receive_time(mosquitt
     run(scenario())
 
 
+def test_messages_with_publish_properties_take_the_general_parser(mosquitto: PrivateMosquitto, site: str) -> None:
+    plain = telemetry(site, 5)
+    with_properties = telemetry(site, 5, start=5)
+
+    async def scenario() -> None:
+        sink = Recorder()
+        async with Running(MqttCollector(config(mosquitto, f"c-{site}"), sink)) as collector:
+            await publish(mosquitto.host, mosquitto.port, plain)
+            await publish(mosquitto.host, mosquitto.port, with_properties,
+                          properties={"content_type": "application/json", "user_property": [("k", "v")]})  # fmt: skip
+            await wait_until(lambda: collector.stats.acknowledged == 10, "all ten acknowledged")
+        assert sink.payloads == [p for _, p in plain + with_properties]
+        assert [m.topic for batch in sink.batches for m in batch] == [t for t, _ in plain + with_properties]
+
+    run(scenario())
+
+
 def test_no_puback_before_the_sink_returns_so_the_broker_redelivers_after_a_crash(
     mosquitto: PrivateMosquitto, site: str
 ) -> None:

@@ -206,10 +206,24 @@ class _GmqttSession:
         def qos0(_client: object, topic: str | bytes, payload: bytes, _qos: int, _props: object) -> None:
             on_message(handler.current_connection, None, _topic_text(topic), payload)
 
+        general_publish = handler._handle_publish_packet
+
+        def publish(cmd: int, raw: bytes) -> None:
+            # Fast path for the common packet: QoS 1, topic not aliased, no properties (properties length 0).
+            # Anything else takes gmqtt's general parser, which ends in qos1/qos0 above.
+            if cmd & 0x06 == 0x02 and len(raw) >= 5:
+                end = 2 + ((raw[0] << 8) | raw[1])
+                if end > 2 and len(raw) > end + 2 and raw[end + 2] == 0:
+                    topic = raw[2:end].decode("utf-8", "replace")
+                    on_message(handler.current_connection, (raw[end] << 8) | raw[end + 1], topic, raw[end + 3 :])
+                    return
+            general_publish(cmd, raw)
+
         def connected(_client: object, session_present: int, _rc: int, _props: object) -> None:
             self.session_present = bool(session_present)
 
         handler._handle_qos_1_publish_packet = qos1
+        handler._handle_publish_packet = publish  # found by gmqtt's per-type handler lookup (__get_handler__)
         self.client.on_message = qos0
         self.client.on_connect = connected
         self.client.on_subscribe = lambda *_args: self.subscribed.set()

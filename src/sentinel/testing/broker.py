@@ -41,6 +41,7 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 import gmqtt
 from gmqtt.mqtt.constants import MQTTv50
@@ -234,6 +235,7 @@ async def publish(
     client_id: str | None = None,
     username: str | None = None,
     password: str | None = None,
+    properties: dict[str, Any] | None = None,
 ) -> int:
     """Publish ``(topic, payload)`` pairs in order with at most ``window`` unacknowledged, wait for every PUBACK
     (QoS 1) and disconnect. Returns how many the broker acknowledged (at QoS 0: how many were written).
@@ -249,7 +251,7 @@ async def publish(
         for topic, payload in messages:
             if qos > 0:
                 await tracker.slots.acquire()
-            client.publish(topic, payload, qos=qos)
+            client.publish(topic, payload, qos=qos, **(properties or {}))
             written += 1
         if qos > 0:
             await tracker.wait_empty()
