@@ -102,6 +102,11 @@ class IngestBatch:
     duplicates: int = 0
 
     @classmethod
+    def of_dead_letters(cls, received_at_us: int, letters: Sequence[DeadLetter]) -> IngestBatch:
+        empty = MessageKeys(np.empty(0, np.int32), np.empty(0, np.int64), np.empty(0, np.int64))
+        return cls(received_at_us, ReadingBatch.empty(), empty, dead_letters=list(letters))
+
+    @classmethod
     def merge(cls, parts: Sequence[IngestBatch]) -> IngestBatch:
         return cls(
             received_at_us=max((p.received_at_us for p in parts), default=0),

@@ -75,14 +75,15 @@ class Admission:
     def telemetry(
         self,
         messages: Sequence[Telemetry],
-        sender: Sender,
+        senders: Sequence[Sender],
         received_at_us: int,
         *,
         raw_of: Callable[[int], bytes],
         indices: Sequence[int | None] | None = None,
         path_prefix: Callable[[int | None], str] = lambda i: "" if i is None else f"messages[{i}]",
     ) -> Admitted:
-        """Admit telemetry. ``indices[k]`` is message k's index in its payload (None for a lone message)."""
+        """Admit telemetry: message k came from ``senders[k]``, its bytes are ``raw_of(k)`` (asked only when it is
+        refused) and ``indices[k]`` is its index in its payload (None for a lone message)."""
         received = datetime.fromtimestamp(received_at_us / 1e6, UTC)
         devices = self.registry.devices
         accepted: list[Telemetry] = []
@@ -93,6 +94,7 @@ class Admission:
         duplicates = 0
         for k, msg in enumerate(messages):
             index = indices[k] if indices is not None else k
+            sender = senders[k]
             problem = self._device_problem(msg.device, sender)
             if problem is not None:
                 code, reason = problem
@@ -114,7 +116,7 @@ class Admission:
             path = f"{path_prefix(index)}.metrics".lstrip(".")
             reason = f"unknown metric(s) {', '.join(sorted(names))}: not in the metric catalogue (other readings kept)"
             errors.append(ItemError(index, path, reason, "unknown_metric"))
-            letters.append(DeadLetter(raw_of(k), sender.source, received, reason, path, "unknown_metric", index))
+            letters.append(DeadLetter(raw_of(k), senders[k].source, received, reason, path, "unknown_metric", index))
         keys = MessageKeys(
             np.fromiter((r.device_id for r in records), np.int32, len(records)),
             np.fromiter((m.seq for m in accepted), np.int64, len(accepted)),

@@ -1,9 +1,7 @@
 """The readings store: numpy columns in, binary COPY out.
 
-A batch of N readings becomes one PostgreSQL binary COPY buffer built by numpy in a single structured-array
-assignment (no Python work per row): each row is a 2-byte field count followed by (length, big-endian value) for
-ts, device_id, metric_id and value. Measured on this machine, binary COPY takes 1-3 M rows/s where executemany takes
-~100k and an INSERT per row ~3k.
+A batch of N readings becomes one PostgreSQL binary COPY stream built by numpy (store/copy.py), no Python work
+per row.
 
 On the native dialect the writer makes sure the daily partitions of a batch's days exist before copying (cached, so
 one cheap call per new day); rows of a day without a partition would otherwise land in the default partition.
@@ -18,41 +16,22 @@ import numpy.typing as npt
 import psycopg
 
 from sentinel.batch import ReadingBatch
+from sentinel.store.copy import binary_copy
 
-# PostgreSQL's binary timestamps count microseconds from 2000-01-01 UTC.
-PG_EPOCH_US = 946_684_800_000_000
 US_PER_DAY = 86_400_000_000
 COPY_SQL = "COPY readings (ts, device_id, metric_id, value) FROM STDIN (FORMAT BINARY)"
-_HEADER = b"PGCOPY\n\xff\r\n\x00" + (0).to_bytes(4, "big") + (0).to_bytes(4, "big")
-_TRAILER = (-1).to_bytes(2, "big", signed=True)
-_ROW = np.dtype(
-    [
-        ("nfields", ">i2"),
-        ("ts_len", ">i4"),
-        ("ts", ">i8"),
-        ("device_len", ">i4"),
-        ("device", ">i4"),
-        ("metric_len", ">i4"),
-        ("metric", ">i2"),
-        ("value_len", ">i4"),
-        ("value", ">f8"),
-    ]
-)
 
 
-def encode_copy(columns: ReadingBatch) -> bytes:
-    """The whole binary COPY stream (header, rows, trailer) for these readings."""
-    rows = np.empty(len(columns), dtype=_ROW)
-    rows["nfields"] = 4
-    rows["ts_len"] = 8
-    rows["ts"] = columns.ts_us - PG_EPOCH_US
-    rows["device_len"] = 4
-    rows["device"] = columns.device_id
-    rows["metric_len"] = 2
-    rows["metric"] = columns.metric_id
-    rows["value_len"] = 8
-    rows["value"] = columns.value
-    return b"".join((_HEADER, rows.tobytes(), _TRAILER))
+def encode_copy(batch: ReadingBatch) -> bytes:
+    """The binary COPY stream of these readings."""
+    return binary_copy(
+        [
+            ("timestamptz", batch.ts_us),
+            ("int4", batch.device_id),
+            ("int2", batch.metric_id),
+            ("float8", batch.value),
+        ]
+    )
 
 
 class ReadingsWriter:

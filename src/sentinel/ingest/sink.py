@@ -1,0 +1,281 @@
+"""The ingest sink: raw MQTT messages or an HTTP body in, a durable batch out.
+
+Callers await until what they handed over is durable: committed to PostgreSQL, or fsynced to the local spool
+while PostgreSQL is away (replayed in order when it returns). Only then does the MQTT collector acknowledge and the
+HTTP route answer 202, so nothing acknowledged is ever lost.
+
+Flow: decode (wire) -> admit (registry, duplicates) -> bounded queue -> one writer task that merges whatever is
+queued into one transaction (group commit) -> resolve the callers. The queue is the backpressure point: MQTT
+callers wait for room (the collector then stops acknowledging and the broker's in-flight window throttles it);
+HTTP callers get :class:`~sentinel.errors.BackpressureError` at once (503 with Retry-After).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sentinel.batch import IngestBatch
+from sentinel.collect.mqtt import MqttMessage
+from sentinel.errors import BackpressureError, DatabaseUnavailable
+from sentinel.ingest.admission import Admission, Admitted, Sender
+from sentinel.metrics import IngestMetrics
+from sentinel.store.ingest_writer import IngestWriter
+from sentinel.store.spool import Spool
+from sentinel.wire import WireLimits, dead_letters, decode_mqtt, encode_telemetry, mqtt_source
+from sentinel.wire.deadletter import DeadLetter
+from sentinel.wire.messages import Telemetry
+
+log = logging.getLogger(__name__)
+Clock = Callable[[], int]  # wall clock, epoch microseconds
+
+
+def wall_clock_us() -> int:
+    return time.time_ns() // 1000
+
+
+@dataclass
+class _Pending:
+    batch: IngestBatch
+    done: asyncio.Future[None]
+    started: float
+
+
+class IngestSink:
+    def __init__(
+        self,
+        writer: IngestWriter,
+        spool: Spool,
+        admission: Admission,
+        metrics: IngestMetrics,
+        *,
+        queue_max_batches: int = 8,
+        limits: WireLimits | None = None,
+        clock: Clock = wall_clock_us,
+        on_durable: Callable[[IngestBatch], None] | None = None,
+        replay_backoff_s: tuple[float, float] = (0.2, 5.0),
+    ) -> None:
+        self.writer = writer
+        self.spool = spool
+        self.admission = admission
+        self.metrics = metrics
+        self.limits = limits or WireLimits()
+        self.clock = clock
+        self.on_durable = on_durable
+        self._queue: asyncio.Queue[_Pending] = asyncio.Queue(maxsize=queue_max_batches)
+        self._spooling = bool(spool)
+        self._tasks: list[asyncio.Task[None]] = []
+        self._replayer: asyncio.Task[None] | None = None
+        self._backoff = replay_backoff_s
+
+    # ------------------------------------------------------------------ lifecycle
+    async def start(self) -> None:
+        self._tasks.append(asyncio.create_task(self._write_loop(), name="ingest-writer"))
+        if self._spooling:
+            self._start_replayer()
+
+    async def stop(self) -> None:
+        """Finish what is queued, then stop."""
+        await self._queue.join()
+        for task in [*self._tasks, *([self._replayer] if self._replayer else [])]:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+        self._replayer = None
+        self.writer.close()
+
+    @property
+    def spooling(self) -> bool:
+        return self._spooling
+
+    # ------------------------------------------------------------------ MQTT
+    async def mqtt(self, messages: list[MqttMessage]) -> None:
+        """The MQTT collector's sink: returns once every message of the batch is durable (or dead-lettered)."""
+        if not messages:
+            return
+        self.metrics.received.labels("mqtt").inc(len(messages))
+        received_us = int(messages[0].received_at * 1_000_000)
+        received = datetime.fromtimestamp(received_us / 1e6, UTC)
+        now_us = self.clock()
+        telemetry: list[Telemetry] = []
+        senders: list[Sender] = []
+        raws: list[bytes | None] = []
+        indices: list[int | None] = []
+        letters: list[DeadLetter] = []
+        extra: list[Admitted] = []
+        gateways = self.admission.registry.gateway_sites
+        for m in messages:
+            decoded = decode_mqtt(m.topic, m.payload, now_us=now_us, limits=self.limits)
+            source = mqtt_source(m.topic)
+            letters += dead_letters(decoded.rejected, source, received)
+            info = decoded.topic
+            if info is None:
+                continue
+            sender = Sender(source, site=info.site, gateway=info.gateway)
+            if info.gateway is not None:
+                bound = gateways.get(info.gateway)
+                problem = (
+                    f"unknown gateway {info.gateway!r}: not in the registry"
+                    if bound is None
+                    else (
+                        f"gateway {info.gateway!r} is not bound to site {info.site!r}"
+                        if info.site not in bound
+                        else None
+                    )
+                )
+                if problem is not None:
+                    code = "unknown_gateway" if bound is None else "foreign_site"
+                    letters.append(DeadLetter(m.payload, source, received, problem, "topic", code))
+                    continue
+                refused = {r.index for r in decoded.rejected}
+                good = [i for i in range(len(decoded.telemetry) + len(refused)) if i not in refused]
+                indices += good[: len(decoded.telemetry)]
+                raws += [None] * len(decoded.telemetry)
+            else:
+                indices += [None] * len(decoded.telemetry)
+                raws += [m.payload] * len(decoded.telemetry)
+            telemetry += decoded.telemetry
+            senders += [sender] * len(decoded.telemetry)
+            if decoded.events or decoded.statuses:
+                extra.append(
+                    self.admission.events(decoded.events, decoded.statuses, sender, received_us, raw=m.payload)
+                )
+
+        def raw_of(k: int) -> bytes:
+            raw = raws[k]
+            return raw if raw is not None else encode_telemetry(telemetry[k])
+
+        admitted = self.admission.telemetry(telemetry, senders, received_us, raw_of=raw_of, indices=indices)
+        batch = IngestBatch.merge([admitted.batch, *(a.batch for a in extra)])
+        batch.dead_letters = letters + batch.dead_letters
+        await self._durable(batch, wait_for_room=True)
+
+    # ------------------------------------------------------------------ HTTP
+    async def http(self, admitted: Admitted) -> None:
+        """Make an admitted HTTP body durable; BackpressureError when the queue is full (answer 503)."""
+        await self._durable(admitted.batch, wait_for_room=False)
+
+    async def refuse(self, letters: Sequence[DeadLetter]) -> None:
+        """Store dead letters of a payload refused as a whole (queue full: they are dropped with a log line)."""
+        try:
+            await self._durable(IngestBatch.of_dead_letters(self.clock(), letters), wait_for_room=False)
+        except BackpressureError:
+            log.warning("ingest queue full: %d dead letter(s) not stored", len(letters))
+
+    # ------------------------------------------------------------------ the writer
+    async def _durable(self, batch: IngestBatch, *, wait_for_room: bool) -> None:
+        pending = _Pending(batch, asyncio.get_running_loop().create_future(), time.perf_counter())
+        if wait_for_room:
+            await self._queue.put(pending)
+        else:
+            try:
+                self._queue.put_nowait(pending)
+            except asyncio.QueueFull:
+                self._abort(batch)
+                self.metrics.backpressure.inc()
+                raise BackpressureError("the ingest queue", retry_after_s=1.0) from None
+        self.metrics.queue_depth.set(self._queue.qsize())
+        await pending.done
+
+    def _abort(self, batch: IngestBatch) -> None:
+        m = batch.messages
+        self.admission.dedup.abort(zip(m.device_id.tolist(), m.seq.tolist(), m.ts_us.tolist(), strict=True))
+
+    async def _write_loop(self) -> None:
+        while True:
+            group = [await self._queue.get()]
+            while not self._queue.empty() and len(group) < 64:
+                group.append(self._queue.get_nowait())
+            self.metrics.queue_depth.set(self._queue.qsize())
+            merged = IngestBatch.merge([p.batch for p in group]) if len(group) > 1 else group[0].batch
+            try:
+                await self._write(merged)
+            except Exception as exc:
+                log.error("ingest batch not stored: %s", exc)
+                for p in group:
+                    self._abort(p.batch)
+                    if not p.done.done():
+                        p.done.set_exception(exc)
+            else:
+                self._committed(merged, group)
+            finally:
+                for _ in group:
+                    self._queue.task_done()
+
+    async def _write(self, batch: IngestBatch) -> None:
+        if not self._spooling:
+            started = time.perf_counter()
+            try:
+                await asyncio.to_thread(self.writer.write, batch)
+                self.metrics.db_write.observe(time.perf_counter() - started)
+                return
+            except DatabaseUnavailable as exc:
+                log.warning("database unavailable (%s): spooling batches locally until it returns", exc)
+                self._spooling = True
+                self._start_replayer()
+        # Synchronous on the loop on purpose: the replayer flips back to direct writes on this same thread, so an
+        # append can never race with the decision that the spool is empty.
+        self.spool.append(batch)
+        self.metrics.spooled.inc()
+        self.metrics.spool_pending.set(1)
+
+    def _committed(self, batch: IngestBatch, group: list[_Pending]) -> None:
+        m = batch.messages
+        self.admission.dedup.commit(
+            zip(m.device_id.tolist(), m.seq.tolist(), m.ts_us.tolist(), strict=True), batch.received_at_us
+        )
+        self.metrics.stored_messages.inc(len(m))
+        self.metrics.stored_readings.inc(len(batch.readings))
+        self.metrics.duplicates.inc(batch.duplicates)
+        for letter in batch.dead_letters:
+            self.metrics.rejected.labels(letter.code).inc()
+        now = time.perf_counter()
+        for p in group:
+            self.metrics.batch_latency.observe(now - p.started)
+            if not p.done.done():
+                p.done.set_result(None)
+        if self.on_durable is not None:
+            self.on_durable(batch)
+
+    # ------------------------------------------------------------------ spool replay
+    def _start_replayer(self) -> None:
+        if self._replayer is None or self._replayer.done():
+            self._replayer = asyncio.create_task(self._replay_loop(), name="spool-replayer")
+
+    async def _replay_loop(self) -> None:
+        delay, cap = self._backoff
+        while True:
+            try:
+                applied = await asyncio.to_thread(self.writer.spool_progress)
+                progress = await asyncio.to_thread(self._replay_available, applied)
+            except DatabaseUnavailable:
+                await asyncio.sleep(delay)
+                delay = min(cap, delay * 2)
+                continue
+            delay = self._backoff[0]
+            # Back on the loop thread: nothing can append between this check and the flip.
+            if not self._unapplied(progress):
+                for segment in progress:
+                    self.spool.remove(segment)
+                    await asyncio.to_thread(self.writer.forget_segment, segment)
+                self._spooling = False
+                self.metrics.spool_pending.set(0)
+                log.info("spool replayed; writing to the database directly again")
+                return
+
+    def _replay_available(self, applied: dict[str, int]) -> dict[str, int]:
+        """Write every spooled record not yet applied; return segment -> offset applied to."""
+        progress = dict(applied)
+        for segment, offset, batch in self.spool.records(applied):
+            self.writer.write(batch, spool_mark=(segment, offset))
+            progress[segment] = offset
+        return progress
+
+    def _unapplied(self, progress: dict[str, int]) -> bool:
+        return any(path.stat().st_size > progress.get(path.name, 0) for path in self.spool.segments())
