@@ -10,6 +10,8 @@ package) lets ``$`` match before a final newline, where ECMA-262 (the schema dia
 
 from __future__ import annotations
 
+import json
+import re
 from dataclasses import dataclass
 from decimal import Decimal
 from enum import StrEnum
@@ -106,8 +108,30 @@ def json_kind(value: object) -> str:
     return type(value).__name__
 
 
+_PLAIN_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+_PATH_TOKEN = re.compile(r'\.?([A-Za-z_][A-Za-z0-9_]*)|\[([0-9]+)\]|\[("(?:[^"\\]|\\.)*")\]')
+
+
 def join_path(prefix: str, name: str | int) -> str:
-    """``messages[3]`` + ``metrics`` -> ``messages[3].metrics``; an int name is an array index."""
+    """``messages[3]`` + ``metrics`` -> ``messages[3].metrics``; an int is an array index. A name that is not
+    a plain identifier is written as a JSON string in brackets (``metrics["CH4 %LEL"]``) so paths stay unambiguous.
+    """
     if isinstance(name, int):
         return f"{prefix}[{name}]"
+    if not _PLAIN_NAME.match(name):
+        return f"{prefix}[{json.dumps(name, ensure_ascii=False)}]"
     return f"{prefix}.{name}" if prefix else name
+
+
+def split_path(path: str) -> list[str | int]:
+    """The inverse of :func:`join_path`: ``messages[3].metrics["a b"]`` -> ``["messages", 3, "metrics", "a b"]``."""
+    parts: list[str | int] = []
+    position = 0
+    while position < len(path):
+        token = _PATH_TOKEN.match(path, position)
+        if token is None:
+            raise ValueError(f"not a wire path at character {position}: {path!r}")
+        name, index, quoted = token.groups()
+        parts.append(name if name is not None else int(index) if index is not None else json.loads(quoted))
+        position = token.end()
+    return parts

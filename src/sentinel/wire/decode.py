@@ -58,7 +58,7 @@ _STATUS = msgspec.json.Decoder(StatusIn)
 class _EnvelopeProbe(msgspec.Struct):
     """Only asks whether a JSON object has a ``messages`` key (a batch) or not (one message)."""
 
-    messages: msgspec.Raw | None = None
+    messages: msgspec.Raw = msgspec.Raw()  # empty when the key is absent
 
 
 _PROBE = msgspec.json.Decoder(_EnvelopeProbe)
@@ -116,8 +116,13 @@ def _check_size(raw: bytes, limits: WireLimits) -> None:
 
 
 def _malformed(exc: Exception, raw: bytes, where: str = "") -> DecodeError:
-    if isinstance(exc, UnicodeDecodeError):
-        return _reject(where, f"malformed JSON: invalid UTF-8 at byte {exc.start}", RejectCode.MALFORMED)
+    if isinstance(exc, UnicodeDecodeError):  # its offset is within one string; find the byte in the payload
+        try:
+            raw.decode("utf-8")
+            start = exc.start
+        except UnicodeDecodeError as whole:
+            start = whole.start
+        return _reject(where, f"malformed JSON: invalid UTF-8 at byte {start}", RejectCode.MALFORMED)
     text = str(exc)
     position = re.search(r"\(byte (\d+)\)", text)
     if position:
@@ -348,7 +353,7 @@ def decode_http_body(
         return decode_array(raw, now_us=now_us, limits=limits)
     if start == b"{":
         try:
-            is_batch = _PROBE.decode(raw).messages is not None
+            is_batch = len(_PROBE.decode(raw).messages) > 0
         except (msgspec.DecodeError, UnicodeDecodeError) as exc:
             raise _malformed(exc, raw) from None
         if is_batch:
