@@ -24,6 +24,7 @@ Run: ``python bench/skab.py`` from the repository (about a minute on 2 cores). S
 
 from __future__ import annotations
 
+import itertools
 import sys
 import time
 from collections.abc import Iterable, Sequence
@@ -90,16 +91,15 @@ def candidates() -> dict[str, list[Candidate]]:
     """The grid searched for each detector."""
     grid: dict[str, list[Candidate]] = {"pca": [], "iforest": [], "robust_z": []}
     for features in FEATURE_SETS:
-        for smoothing in (1, 10, 30):
-            for quantile in (0.99, 1.0):
-                base = FitSettings(smoothing=smoothing, limit_quantile=quantile)
-                for statistic in ("t2", "q", "combined"):
-                    for variance in (0.9, 0.99):
-                        pca = replace(base, detector="pca", pca_statistic=statistic, pca_variance=variance)
-                        grid["pca"].append(Candidate(features, pca))
-                grid["iforest"].append(Candidate(features, replace(base, detector="iforest", trees=100)))
-                for window in (10, 30, 60):
-                    grid["robust_z"].append(Candidate(features, replace(base, detector="robust_z", window=window)))
+        for smoothing, quantile in itertools.product((1, 10, 30), (0.99, 1.0)):
+            base = FitSettings(smoothing=smoothing, limit_quantile=quantile)
+            for statistic in ("t2", "q", "combined"):
+                for variance in (0.9, 0.99):
+                    pca = replace(base, detector="pca", pca_statistic=statistic, pca_variance=variance)
+                    grid["pca"].append(Candidate(features, pca))
+            grid["iforest"].append(Candidate(features, replace(base, detector="iforest", trees=100)))
+            for window in (10, 30, 60):
+                grid["robust_z"].append(Candidate(features, replace(base, detector="robust_z", window=window)))
     return grid
 
 
