@@ -13,16 +13,10 @@ from sentinel.testing.broker import BrokerUnavailable, PrivateMosquitto
 @pytest.fixture
 def mosquitto() -> Iterator[PrivateMosquitto]:
     try:
-        broker = PrivateMosquitto()
+        with PrivateMosquitto() as broker:
+            yield broker
     except BrokerUnavailable as exc:
         pytest.skip(str(exc))
-    try:
-        broker.start()
-    except BrokerUnavailable as exc:
-        broker.close()
-        pytest.skip(str(exc))
-    yield broker
-    broker.close()
 
 
 @pytest.fixture

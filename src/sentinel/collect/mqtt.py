@@ -23,6 +23,7 @@ Delivery contract (at least once, never acknowledged early)
   disconnects and reconnects after a capped, jittered backoff that grows with consecutive sink failures. The broker
   then redelivers every unacknowledged message of the persistent session: redelivery *is* the retry.
 * Reconnects use capped exponential backoff with full jitter, forever, until :meth:`MqttCollector.stop`.
+* MQTT 5 only: a broker that refuses MQTT 5 is reported as a refused connection (code 1) and retried.
 
 gmqtt internals
 ---------------
@@ -53,6 +54,7 @@ from urllib.parse import unquote, urlsplit
 
 import gmqtt
 from gmqtt.mqtt.constants import MQTTv50
+from gmqtt.mqtt.handler import MQTTConnectError
 
 from sentinel.errors import BrokerError
 
@@ -172,7 +174,11 @@ class _NoAutoReconnectClient(gmqtt.Client):  # type: ignore[misc]
     """gmqtt's own reconnect uses a fixed delay; the collector runs its own loop instead."""
 
     async def reconnect(self, delay: bool = False) -> None:
-        return None
+        if self._connection_state.protocol_version < MQTTv50:
+            # gmqtt answers a broker that refuses MQTT 5 by retrying with 3.1.1 through reconnect(). The
+            # collector needs MQTT 5 (session expiry, Receive Maximum as backpressure): fail the connect instead.
+            self._package_handler._error = MQTTConnectError(1)
+            self._connack_received.set()
 
 
 class _GmqttSession:
@@ -381,7 +387,7 @@ class MqttCollector:
             self._session = session
             try:
                 await asyncio.wait_for(session.open(config), config.connect_timeout_s)
-            except (OSError, TimeoutError, gmqtt.mqtt.handler.MQTTConnectError) as exc:
+            except (OSError, TimeoutError, MQTTConnectError) as exc:
                 log.warning(
                     "MQTT %s:%d: cannot connect as %r: %s",
                     config.host,

@@ -1,0 +1,177 @@
+"""HTTP collector: ``POST /v1/telemetry`` with JSON (one message, an array, or ``{"messages": [...]}``) or NDJSON.
+
+Answers: 202 with counts and per-item errors (a partly bad body stores its good items); 400 when nothing in the
+body is valid telemetry; 401 without a valid key; 403 when the key may not ingest or every item names a device
+the key may not write for; 413 over the size limit; 415 for another content type; 503 with Retry-After when the
+ingest queue is full. Every refused body or item is stored as a dead letter with its reason.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Annotated, Any, NoReturn
+
+from fastapi import APIRouter, Depends, HTTPException, Request
+from pydantic import BaseModel
+
+from sentinel.api.auth import require
+from sentinel.errors import BackpressureError, DecodeError
+from sentinel.ingest.admission import Sender
+from sentinel.registry.repository import ApiKey
+from sentinel.resources import data_dir
+from sentinel.wire import WireLimits, dead_letters, decode_http_body, encode_telemetry, http_source
+from sentinel.wire.decode import Rejected
+
+MAX_BODY_BYTES = 8 * 1024 * 1024
+JSON_TYPES = ("application/json",)
+NDJSON_TYPES = ("application/x-ndjson", "application/ndjson", "application/jsonl")
+REGISTRY_CODES = {"unknown_device", "foreign_site"}
+
+router = APIRouter(tags=["ingest"])
+
+
+class ItemErrorOut(BaseModel):
+    index: int | None
+    path: str
+    reason: str
+    code: str
+
+
+class IngestResult(BaseModel):
+    accepted: int
+    readings: int
+    duplicates: int
+    rejected: int
+    errors: list[ItemErrorOut]
+
+
+class ErrorBody(BaseModel):
+    error: str
+    reason: str
+    path: str = ""
+    errors: list[ItemErrorOut] = []
+
+
+def _request_body_schema() -> dict[str, Any]:
+    try:
+        folder = data_dir("schemas")
+        telemetry = json.loads((folder / "telemetry.schema.json").read_text(encoding="utf-8"))
+        batch = json.loads((folder / "batch.schema.json").read_text(encoding="utf-8"))
+    except (FileNotFoundError, ValueError):
+        return {"type": "object"}
+    for schema in (telemetry, batch):
+        schema.pop("$schema", None)
+        schema.pop("$id", None)
+    return {"oneOf": [telemetry, {"type": "array", "items": telemetry}, batch]}
+
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorBody, "description": text}
+    for code, text in {
+        400: "nothing in the body is valid telemetry",
+        401: "missing or unknown API key",
+        403: "the key may not ingest, or every item names a device outside its sites",
+        413: "body too large",
+        415: "unsupported content type",
+        503: "ingest queue full; retry after the Retry-After seconds",
+    }.items()
+}
+
+
+def _fail(status: int, error: str, reason: str, path: str = "", errors: list[ItemErrorOut] | None = None) -> NoReturn:
+    body = ErrorBody(error=error, reason=reason, path=path, errors=errors or [])
+    raise HTTPException(status, detail=body.model_dump())
+
+
+async def _read_body(request: Request) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        _fail(413, "too_large", f"body is {declared} bytes, the limit is {MAX_BODY_BYTES}")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            _fail(413, "too_large", f"body exceeds {MAX_BODY_BYTES} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+@router.post(
+    "/v1/telemetry",
+    status_code=202,
+    response_model=IngestResult,
+    responses=_ERRORS,
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {"schema": _request_body_schema()},
+                "application/x-ndjson": {"schema": {"type": "string"}},
+            },
+        }
+    },
+)
+async def post_telemetry(request: Request, key: Annotated[ApiKey, Depends(require("gateway"))]) -> IngestResult:
+    """Ingest telemetry for the sites the key's gateway is bound to."""
+    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media not in JSON_TYPES + NDJSON_TYPES:
+        _fail(415, "unsupported_media_type", f"send {JSON_TYPES[0]} or {NDJSON_TYPES[0]}, not {media or 'nothing'}")
+    body = await _read_body(request)
+    pipeline = request.app.state.pipeline
+    sink, admission = pipeline.sink, pipeline.admission
+    source = http_source(key.gateway or key.name)
+    now_us = sink.clock()
+    limits = WireLimits(max_payload_bytes=MAX_BODY_BYTES)
+    try:
+        decoded = decode_http_body(body, ndjson=media in NDJSON_TYPES, now_us=now_us, limits=limits)
+    except DecodeError as exc:
+        letters = dead_letters([Rejected(exc.problem, body)], source, _utc(now_us))  # type: ignore[arg-type]
+        await sink.refuse(letters)
+        _fail(400, "invalid_telemetry", exc.problem.what, exc.problem.where)
+    sender = Sender(source, allowed_sites=key.sites, gateway=key.gateway)
+    refused = {r.index for r in decoded.rejected}
+    total = len(decoded.messages) + len(decoded.rejected)
+    indices: list[int | None] = [i for i in range(total) if i not in refused]
+    del indices[len(decoded.messages) :]
+    messages = decoded.messages
+    admitted = admission.telemetry(
+        messages,
+        [sender] * len(messages),
+        now_us,
+        raw_of=lambda k: encode_telemetry(messages[k]),
+        indices=indices,
+        path_prefix=lambda i: "" if i is None else f"[{i}]",
+    )
+    wire_errors = [
+        ItemErrorOut(index=r.index, path=r.problem.where, reason=r.problem.what, code=str(r.problem.code))
+        for r in decoded.rejected
+    ]
+    errors = wire_errors + [
+        ItemErrorOut(index=e.index, path=e.path, reason=e.reason, code=e.code) for e in admitted.errors
+    ]
+    admitted.batch.dead_letters = dead_letters(decoded.rejected, source, _utc(now_us)) + admitted.batch.dead_letters
+    try:
+        await sink.http(admitted)
+    except BackpressureError as exc:
+        raise HTTPException(
+            503,
+            detail=ErrorBody(error="busy", reason=str(exc)).model_dump(),
+            headers={"Retry-After": str(max(1, round(exc.retry_after_s)))},
+        ) from exc
+    if admitted.accepted_messages == 0 and admitted.batch.duplicates == 0 and errors:
+        registry_only = all(e.code in REGISTRY_CODES for e in errors)
+        status = 403 if registry_only else 400
+        _fail(status, "forbidden" if registry_only else "invalid_telemetry", errors[0].reason, errors[0].path, errors)
+    return IngestResult(
+        accepted=admitted.accepted_messages,
+        readings=len(admitted.batch.readings),
+        duplicates=admitted.batch.duplicates,
+        rejected=len(errors),
+        errors=errors,
+    )
+
+
+def _utc(us: int) -> datetime:
+    return datetime.fromtimestamp(us / 1e6, UTC)
