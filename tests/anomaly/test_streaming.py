@@ -64,3 +64,9 @@ def test_scoring_in_batches_equals_scoring_at_once(kind: str, cuts: list[int]) -
     np.testing.assert_array_equal(np.concatenate([p.alarm for p in parts]), whole.alarm)
     assert whole.alarm[150:210].mean() > 0.5
     assert not whole.alarm[:150].any()
+
+
+def test_trailing_median_skips_a_missing_reading() -> None:
+    rows = np.array([[1.0], [np.nan], [3.0], [5.0]])
+    got = trailing_median(np.empty((0, 1)), rows, 3)[:, 0]
+    np.testing.assert_allclose(got, [1.0, 1.0, 2.0, 4.0])
