@@ -252,3 +252,17 @@ def test_collector_config_rejects_bad_urls(url: str, problem: str) -> None:
 
     with pytest.raises(BrokerError, match=problem):
         CollectorConfig.from_url(url)
+
+
+def test_collector_config_from_settings() -> None:
+    from sentinel.errors import ConfigError
+    from sentinel.settings import Settings
+
+    settings = Settings(mqtt_url="mqtt://u:p@10.0.0.5:1884", mqtt_client_id="ingest-2", batch_max_messages=800,
+                        batch_max_wait_ms=50, mqtt_session_expiry_s=3600)  # fmt: skip
+    cfg = CollectorConfig.from_settings(settings)
+    assert (cfg.host, cfg.port, cfg.username, cfg.client_id) == ("10.0.0.5", 1884, "u", "ingest-2")
+    assert (cfg.batch_max_messages, cfg.batch_max_wait_s, cfg.session_expiry_s) == (800, 0.05, 3600)
+    assert CollectorConfig.from_settings(settings, "mqtt://127.0.0.1:9").port == 9
+    with pytest.raises(ConfigError, match="SENTINEL_MQTT_URL"):
+        CollectorConfig.from_settings(Settings(mqtt_url=None))

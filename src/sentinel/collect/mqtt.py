@@ -56,7 +56,8 @@ import gmqtt
 from gmqtt.mqtt.constants import MQTTv50
 from gmqtt.mqtt.handler import MQTTConnectError
 
-from sentinel.errors import BrokerError
+from sentinel.errors import BrokerError, ConfigError
+from sentinel.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -116,6 +117,21 @@ class CollectorConfig:
     @property
     def receive_maximum(self) -> int:
         return ack_window_for(self.batch_max_messages)
+
+    @classmethod
+    def from_settings(cls, settings: Settings, url: str | None = None, **overrides: Any) -> CollectorConfig:
+        """The collector's part of Sentinel's settings. ``url`` (e.g. the embedded broker's) wins over
+        ``SENTINEL_MQTT_URL``."""
+        broker_url = url or settings.mqtt_url
+        if broker_url is None:
+            raise ConfigError("SENTINEL_MQTT_URL", "not set, and no broker URL was given")
+        values: dict[str, Any] = {
+            "client_id": settings.mqtt_client_id,
+            "session_expiry_s": settings.mqtt_session_expiry_s,
+            "batch_max_messages": settings.batch_max_messages,
+            "batch_max_wait_s": settings.batch_max_wait_ms / 1000,
+        }
+        return cls.from_url(broker_url, **{**values, **overrides})
 
     @classmethod
     def from_url(cls, url: str, **overrides: Any) -> CollectorConfig:
