@@ -96,7 +96,7 @@ def test_flattened_isolation_forest_scores_like_scikit_learn() -> None:
 
 
 def test_robust_z_ignores_isolated_spikes() -> None:
-    model = fit_model(TRAIN, NAMES, FitSettings(detector="robust_z", window=9, smoothing=1))
+    model = fit_model(TRAIN, NAMES, FitSettings(detector="robust_z", window=9, smoothing=1, limit_quantile=1.0))
     rows = normal_rows(300, seed=13)
     rows[10::20, 0] += 50.0  # one spike every 20 rows: never the median of a full 9-row window
     spiky = model.score(rows)

@@ -15,9 +15,12 @@ from tests.anomaly.synthetic import NAMES, normal_rows
 TRAIN = normal_rows(600, seed=21)
 SERIES = np.concatenate([normal_rows(150, seed=22), normal_rows(60, seed=23) + 3.0, normal_rows(90, seed=24)])
 MODELS: dict[str, AnomalyModel] = {
-    "pca": fit_model(TRAIN, NAMES, FitSettings(detector="pca", pca_statistic="combined", smoothing=7, persistence=3)),
-    "iforest": fit_model(TRAIN, NAMES, FitSettings(detector="iforest", trees=20, smoothing=4, persistence=2)),
-    "robust_z": fit_model(TRAIN, NAMES, FitSettings(detector="robust_z", window=11, smoothing=3, persistence=4)),
+    kind: fit_model(TRAIN, NAMES, settings)
+    for kind, settings in {
+        "pca": FitSettings(detector="pca", pca_statistic="combined", smoothing=7, persistence=3, limit_quantile=1.0),
+        "iforest": FitSettings(detector="iforest", trees=20, smoothing=4, persistence=2, limit_quantile=1.0),
+        "robust_z": FitSettings(detector="robust_z", window=11, smoothing=3, persistence=4, limit_quantile=1.0),
+    }.items()
 }
 
 values = st.lists(st.floats(-1e6, 1e6, allow_nan=False), min_size=0, max_size=60)

@@ -41,15 +41,21 @@ def fit_command(  # noqa: PLR0917  # typer maps each option to a parameter
     exclude: Annotated[
         list[str] | None, typer.Option("--exclude", help="Column to leave out (repeatable), e.g. labels")
     ] = None,
-    smoothing: Annotated[int, typer.Option(help="Rows in the trailing mean of the statistic")] = 30,
-    quantile: Annotated[float, typer.Option(help="Quantile of training scores used as the limit")] = 1.0,
-    margin: Annotated[float, typer.Option(help="Factor applied to that quantile")] = 1.0,
-    persistence: Annotated[int, typer.Option(help="Rows over the limit in a row before the alarm")] = 1,
-    variance: Annotated[float, typer.Option(help="PCA: share of variance the components keep")] = 0.9,
-    statistic: Annotated[str, typer.Option(help=f"PCA: one of {', '.join(PCA_STATISTICS)}")] = "t2",
-    trees: Annotated[int, typer.Option(help="Isolation forest: number of trees")] = 100,
-    window: Annotated[int, typer.Option(help="Robust z: rows in the rolling median")] = 30,
-    seed: Annotated[int, typer.Option(help="Isolation forest: random seed")] = 0,
+    smoothing: Annotated[int, typer.Option(help="Rows in the trailing mean of the statistic")] = _DEFAULTS.smoothing,
+    quantile: Annotated[
+        float, typer.Option(help="Quantile of training scores used as the limit")
+    ] = _DEFAULTS.limit_quantile,
+    margin: Annotated[float, typer.Option(help="Factor applied to that quantile")] = _DEFAULTS.margin,
+    persistence: Annotated[
+        int, typer.Option(help="Rows over the limit in a row before the alarm")
+    ] = _DEFAULTS.persistence,
+    variance: Annotated[
+        float, typer.Option(help="PCA: share of variance the components keep")
+    ] = _DEFAULTS.pca_variance,
+    statistic: Annotated[str, typer.Option(help=f"PCA: one of {', '.join(PCA_STATISTICS)}")] = _DEFAULTS.pca_statistic,
+    trees: Annotated[int, typer.Option(help="Isolation forest: number of trees")] = _DEFAULTS.trees,
+    window: Annotated[int, typer.Option(help="Robust z: rows in the rolling median")] = _DEFAULTS.window,
+    seed: Annotated[int, typer.Option(help="Isolation forest: random seed")] = _DEFAULTS.seed,
 ) -> None:
     """Fit a model on the rows of CSV (all of them are taken as normal) and write it to OUT."""
     if detector not in DETECTOR_KINDS:

@@ -33,15 +33,15 @@ DETECTOR_KINDS: tuple[DetectorKind, ...] = ("pca", "iforest", "robust_z")
 
 @dataclass(frozen=True)
 class FitSettings:
-    """How to fit a model. Defaults are the PCA settings tuned on SKAB valve1 files 0-7 (see bench/skab.py)."""
+    """How to fit a model. The defaults are the PCA setting bench/skab.py selects on SKAB valve1 files 0-7."""
 
     detector: DetectorKind = "pca"
-    smoothing: int = 30
-    limit_quantile: float = 1.0
+    smoothing: int = 10
+    limit_quantile: float = 0.99
     margin: float = 1.0
     persistence: int = 1
     pca_variance: float = 0.9
-    pca_statistic: PcaStatistic = "t2"
+    pca_statistic: PcaStatistic = "combined"
     trees: int = 100
     max_samples: int = 256
     seed: int = 0
