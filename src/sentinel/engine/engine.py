@@ -14,10 +14,10 @@ Columns: ``device`` int32 (dense index, :meth:`device_index`), ``metric`` int16 
 come in any order and interleave devices. The result is :class:`~sentinel.engine.transitions.Transitions`.
 
 Time and order (DESIGN.md): rules run on device time. Per device the *frontier* is the newest device time
-seen, including this batch. A reading older than ``frontier - lateness`` is too late: it moves no state and is
-counted in ``stats["too_late"]``. Every other reading is evaluated; within a batch each series is evaluated in
-(ts, seq) order, so a late reading that arrives in the same batch as, or before, the readings it precedes is
-evaluated in order. A reading older than what its series already evaluated in an earlier batch cannot be put
+evaluated in earlier batches. A reading older than ``frontier - lateness`` is too late: it moves no state and
+is counted in ``stats["too_late"]``. Every other reading is evaluated; within a batch each series is evaluated
+in (ts, seq) order, so a late reading that arrives in the same batch as, or before, the readings it precedes is
+evaluated in order (a gateway's backlog delivered in one batch is evaluated whole, in order). A reading older than what its series already evaluated in an earlier batch cannot be put
 back without retracting emitted transitions; it is evaluated next, at the series' effective time
 ``te = max(ts, previous te)``, so durations never run backwards (counted in ``stats["reordered"]``). Nothing
 is held back, so no alert waits for the lateness bound. Non-finite values and metrics a device's class does
@@ -143,10 +143,11 @@ class Engine:
         self.stats["unmapped"] += int((finite & (sid < 0)).sum())
         keep = finite & (sid >= 0)
         frontier = self.series.frontier
-        np.maximum.at(frontier, device[keep], ts_us[keep])
-        too_late = keep & (ts_us < frontier[device] - self.lateness_us)
+        seen = frontier[device]
+        too_late = keep & (seen != NEVER) & (ts_us < seen - self.lateness_us)
         self.stats["too_late"] += int(too_late.sum())
         keep &= ~too_late
+        np.maximum.at(frontier, device[keep], ts_us[keep])
         if not keep.all():
             device, metric, ts_us, value, seq, sid = (a[keep] for a in (device, metric, ts_us, value, seq, sid))
         order = np.lexsort((seq, ts_us, device, metric))
