@@ -240,8 +240,8 @@ def throughput(free: Recording) -> None:
     base = {batch: rate(lambda: baseline, batch) for batch in (100, 1000)}
     print(f"  {'numpy baseline':26s} {base[100]:>10,.0f}  1.00 {base[1000]:>10,.0f}  1.00")
     for label, settings in (
-        ("pca t2, smoothing 30", FitSettings(detector="pca")),
-        ("pca combined", FitSettings(detector="pca", pca_statistic="combined")),
+        ("pca t2", FitSettings(detector="pca", pca_statistic="t2")),
+        ("pca combined (default)", FitSettings()),
         ("iforest 100 trees", FitSettings(detector="iforest", smoothing=10)),
         ("robust_z window 10", FitSettings(detector="robust_z", window=10, smoothing=1)),
     ):
