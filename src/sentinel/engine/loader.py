@@ -99,7 +99,12 @@ def check_rules(path: Path) -> tuple[RuleSet, list[Problem]]:
         reader.problems = []
         _cross_check(reader, rule, node, rules)
         problems += reader.problems
-    return rules, problems
+    return rules, sorted(problems, key=_position)
+
+
+def _position(problem: Problem) -> tuple[str, int]:
+    file, _, line = problem.where.rpartition(":")
+    return (file, int(line)) if line.isdigit() else (problem.where, 0)
 
 
 def load_rules(path: Path | None = None) -> RuleSet:

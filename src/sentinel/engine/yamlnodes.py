@@ -40,15 +40,18 @@ class NodeReader:
             return None
         allowed = list(allowed)
         found: dict[str, Node] = {}
+        suggested = set()
         for key_node, value_node in node.value:
             key = key_node.value if isinstance(key_node, yaml.ScalarNode) else str(key_node)
             if key in found:
                 self.error(key_node, f"duplicate key {key!r} in {what}")
             elif key not in allowed:
-                self.error(key_node, f"unknown key {key!r} in {what}{suggest(key, allowed)}")
+                hint = suggest(key, allowed)
+                suggested.add(hint.split("'")[1] if hint else "")
+                self.error(key_node, f"unknown key {key!r} in {what}{hint}")
             found[key] = value_node
         for key in required:
-            if key not in found:
+            if key not in found and key not in suggested:  # a misspelt key was reported already
                 self.error(node, f"{what} is missing the key {key!r}")
         return found
 
