@@ -123,6 +123,13 @@ def join_path(prefix: str, name: str | int) -> str:
     return f"{prefix}.{name}" if prefix else name
 
 
+def prefix_path(prefix: str, path: str) -> str:
+    """A path relative to an item, put under the item's own path: (``messages[3]``, ``ts``) -> ``messages[3].ts``."""
+    if not prefix or not path:
+        return prefix or path
+    return prefix + path if path.startswith("[") else f"{prefix}.{path}"
+
+
 def split_path(path: str) -> list[str | int]:
     """The inverse of :func:`join_path`: ``messages[3].metrics["a b"]`` -> ``["messages", 3, "metrics", "a b"]``."""
     parts: list[str | int] = []

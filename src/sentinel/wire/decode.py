@@ -16,18 +16,17 @@ tests, or leave it None to read the system clock.
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Generic, TypeVar
 
 import msgspec
-from msgspec import UNSET
 
 from sentinel.errors import DecodeError
-from sentinel.wire.contract import INT64_MAX, RejectCode, WireLimits, WireProblem, join_path, json_kind
+from sentinel.wire import checks
+from sentinel.wire.checks import NeedsExplaining, reject
+from sentinel.wire.contract import RejectCode, WireLimits, WireProblem, join_path, json_kind, prefix_path
 from sentinel.wire.explain import explain_envelope, explain_event, explain_status, explain_telemetry
 from sentinel.wire.messages import (
     BatchIn,
@@ -41,8 +40,8 @@ from sentinel.wire.messages import (
 )
 
 M = TypeVar("M")
+R = TypeVar("R")
 DEFAULT_LIMITS = WireLimits()
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 _ANY = msgspec.json.Decoder()
 _ANY_EXACT = msgspec.json.Decoder(float_hook=Decimal)  # the slow path: 1e400 stays a number to report
@@ -89,30 +88,18 @@ class Decoded(Generic[M]):
     rejected: list[Rejected] = field(default_factory=list)
 
 
-@dataclass(frozen=True, slots=True)
-class _Context:
-    now_us: int
-    max_future_us: int
-    max_metrics: int
+Explain = Callable[[str, object], WireProblem | None]
 
 
-def _context(now_us: int | None, limits: WireLimits) -> _Context:
-    now = time.time_ns() // 1000 if now_us is None else now_us
-    return _Context(now, int(limits.max_future_s * 1_000_000), limits.max_metrics)
-
-
-def _problem(exc: DecodeError) -> WireProblem:
+def _problem(exc: DecodeError, prefix: str = "") -> WireProblem:
     problem = exc.problem
-    return problem if isinstance(problem, WireProblem) else WireProblem(problem.where, problem.what)
-
-
-def _reject(where: str, what: str, code: RejectCode) -> DecodeError:
-    return DecodeError(WireProblem(where, what, code))
+    code = problem.code if isinstance(problem, WireProblem) else RejectCode.BAD_VALUE
+    return WireProblem(prefix_path(prefix, problem.where), problem.what, code)
 
 
 def _check_size(raw: bytes, limits: WireLimits) -> None:
     if len(raw) > limits.max_payload_bytes:
-        raise _reject("", f"oversized: {len(raw)} bytes, the limit is {limits.max_payload_bytes}", RejectCode.OVERSIZED)
+        raise reject("", f"oversized: {len(raw)} bytes, the limit is {limits.max_payload_bytes}", RejectCode.OVERSIZED)
 
 
 def _malformed(exc: Exception, raw: bytes, where: str = "") -> DecodeError:
@@ -122,7 +109,7 @@ def _malformed(exc: Exception, raw: bytes, where: str = "") -> DecodeError:
             start = exc.start
         except UnicodeDecodeError as whole:
             start = whole.start
-        return _reject(where, f"malformed JSON: invalid UTF-8 at byte {start}", RejectCode.MALFORMED)
+        return reject(where, f"malformed JSON: invalid UTF-8 at byte {start}", RejectCode.MALFORMED)
     text = str(exc)
     position = re.search(r"\(byte (\d+)\)", text)
     if position:
@@ -132,147 +119,103 @@ def _malformed(exc: Exception, raw: bytes, where: str = "") -> DecodeError:
         what = f"malformed JSON: input ends early at byte {len(raw)}"
     else:
         what = f"malformed JSON: {text}"
-    return _reject(where, what, RejectCode.MALFORMED)
+    return reject(where, what, RejectCode.MALFORMED)
 
 
-def _explain(
-    raw: bytes, where: str, exc: msgspec.ValidationError, explain: Callable[[str, object], WireProblem | None]
-) -> DecodeError:
+def _explained(raw: bytes, where: str, explain: Explain, detail: object) -> DecodeError:
+    """The slow path: decode without a type and let the explainer name the field."""
     try:
         problem = explain(where, _ANY_EXACT.decode(raw))
     except msgspec.ValidationError:
         problem = None
-    if problem is None:  # the explainer missed a constraint: still refuse, with msgspec's own words
-        problem = WireProblem(where, f"rejected by the decoder: {exc}", RejectCode.WRONG_TYPE)
+    if problem is None:  # the explainer missed a constraint: still refuse, with the fast path's own words
+        problem = WireProblem(where, f"rejected by the decoder: {detail}", RejectCode.WRONG_TYPE)
     return DecodeError(problem)
 
 
-def _decode_one(
-    decoder: msgspec.json.Decoder[M],
-    raw: bytes,
-    where: str,
-    explain: Callable[[str, object], WireProblem | None],
-) -> M:
+def _decode_one(decoder: msgspec.json.Decoder[M], raw: bytes, where: str, explain: Explain) -> M:
     try:
         return decoder.decode(raw)
     except msgspec.ValidationError as exc:
-        raise _explain(raw, where, exc, explain) from None
+        raise _explained(raw, where, explain, exc) from None
     except (msgspec.DecodeError, UnicodeDecodeError) as exc:
         raise _malformed(exc, raw, where) from None
 
 
-def _ts_us(value: int | float | str, where: str, ctx: _Context) -> int:
-    """Wire time (pattern and range already checked by msgspec) -> UTC epoch microseconds."""
-    if type(value) is int:
-        ts_us = value * 1000
-    elif type(value) is str:
-        try:
-            delta = datetime.fromisoformat(value) - _EPOCH
-        except ValueError as exc:
-            raise _reject(where, f"not a calendar date-time: {value!r} ({exc})", RejectCode.BAD_TIMESTAMP) from None
-        ts_us = (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
-    else:
-        assert isinstance(value, float)
-        if not value.is_integer():
-            raise _reject(where, f"expected integer epoch milliseconds, got {value!r}", RejectCode.BAD_TIMESTAMP)
-        ts_us = int(value) * 1000
-    if ts_us - ctx.now_us > ctx.max_future_us:
-        ahead_s = (ts_us - ctx.now_us) / 1e6
-        ahead = f"{ahead_s:.0f} s" if ahead_s < 3600 else f"{ahead_s / 3600:.1f} h"
-        raise _reject(
-            where,
-            f"{ahead} ahead of the receiver's clock, at most {ctx.max_future_us / 1e6:.0f} s is accepted "
-            "(device clock wrong, or local time sent as UTC?)",
-            RejectCode.FUTURE_TIMESTAMP,
-        )
-    return ts_us
+def _finish(
+    check: Callable[[M, checks.Context], R], msg: M, ctx: checks.Context, raw: bytes, *, where: str, explain: Explain
+) -> R:
+    """Run the checks after msgspec's on one message; errors carry paths under ``where``."""
+    try:
+        return check(msg, ctx)
+    except NeedsExplaining:
+        raise _explained(raw, where, explain, "a pattern did not match") from None
+    except DecodeError as exc:
+        raise DecodeError(_problem(exc, where)) from None
 
 
-def _seq(value: int | float, where: str) -> int:
-    if type(value) is int:
-        return value
-    assert isinstance(value, float)
-    if not value.is_integer() or value > INT64_MAX:
-        raise _reject(where, f"expected an integer from 0 to 2^63-1, got {value!r}", RejectCode.BAD_VALUE)
-    return int(value)
-
-
-def _telemetry(msg: TelemetryIn, where: str, ctx: _Context) -> Telemetry:
-    if len(msg.metrics) > ctx.max_metrics:
-        raise _reject(
-            join_path(where, "metrics"),
-            f"expected at most {ctx.max_metrics} metrics, got {len(msg.metrics)}",
-            RejectCode.TOO_MANY,
-        )
-    ts_us = _ts_us(msg.ts, join_path(where, "ts"), ctx)
-    return Telemetry(msg.device, ts_us, _seq(msg.seq, join_path(where, "seq")), msg.metrics)
+def _check_count(count: int, where: str, limits: WireLimits) -> None:
+    if count > limits.max_batch_messages:
+        raise reject(where, f"expected at most {limits.max_batch_messages} messages, got {count}", RejectCode.TOO_MANY)
 
 
 def _items(
     decoded: list[TelemetryIn] | None,
     raw_items: Callable[[], list[msgspec.Raw]],
     prefix: str,
-    ctx: _Context,
+    ctx: checks.Context,
     limits: WireLimits,
 ) -> Decoded[Telemetry]:
     """Judge a list of items: ``decoded`` when msgspec took the whole list, else one by one from raw."""
     out: Decoded[Telemetry] = Decoded()
+    good = out.messages.append
     if decoded is not None:
         _check_count(len(decoded), prefix, limits)
-        originals: list[msgspec.Raw] = []  # only read again when an item fails, to keep its own bytes
+        originals: list[msgspec.Raw] = []  # only read when an item fails, to keep its own bytes
         for index, item in enumerate(decoded):
             try:
-                out.messages.append(_telemetry(item, join_path(prefix, index), ctx))
-            except DecodeError as exc:
+                good(checks.telemetry(item, ctx))
+            except (NeedsExplaining, DecodeError):
                 originals = originals or raw_items()
-                out.rejected.append(Rejected(_problem(exc), bytes(originals[index]), index))
+                item_raw = bytes(originals[index])
+                where = join_path(prefix, index)
+                try:
+                    _finish(checks.telemetry, item, ctx, item_raw, where=where, explain=explain_telemetry)
+                except DecodeError as exc:
+                    out.rejected.append(Rejected(_problem(exc), item_raw, index))
         return out
     items = raw_items()
     _check_count(len(items), prefix, limits)
     for index, item_raw in enumerate(items):
-        where = join_path(prefix, index)
         item_bytes = bytes(item_raw)
         try:
+            where = join_path(prefix, index)
             msg = _decode_one(_TELEMETRY, item_bytes, where, explain_telemetry)
-            out.messages.append(_telemetry(msg, where, ctx))
+            good(_finish(checks.telemetry, msg, ctx, item_bytes, where=where, explain=explain_telemetry))
         except DecodeError as exc:
             out.rejected.append(Rejected(_problem(exc), item_bytes, index))
     return out
 
 
-def _check_count(count: int, where: str, limits: WireLimits) -> None:
-    if count > limits.max_batch_messages:
-        raise _reject(where, f"expected at most {limits.max_batch_messages} messages, got {count}", RejectCode.TOO_MANY)
-
-
 def decode_telemetry(raw: bytes, *, now_us: int | None = None, limits: WireLimits = DEFAULT_LIMITS) -> Telemetry:
     """One telemetry message (a device topic, or a one-message HTTP body). Raises DecodeError."""
     _check_size(raw, limits)
-    return _telemetry(_decode_one(_TELEMETRY, raw, "", explain_telemetry), "", _context(now_us, limits))
+    msg = _decode_one(_TELEMETRY, raw, "", explain_telemetry)
+    return _finish(checks.telemetry, msg, checks.context(now_us, limits), raw, where="", explain=explain_telemetry)
 
 
 def decode_event(raw: bytes, *, now_us: int | None = None, limits: WireLimits = DEFAULT_LIMITS) -> Event:
     """One event message. Raises DecodeError."""
     _check_size(raw, limits)
     msg = _decode_one(_EVENT, raw, "", explain_event)
-    ctx = _context(now_us, limits)
-    return Event(
-        msg.device,
-        _ts_us(msg.ts, "ts", ctx),
-        _seq(msg.seq, "seq"),
-        msg.event,
-        None if msg.value is UNSET else float(msg.value),
-        None if msg.state is UNSET else msg.state,
-        None if msg.note is UNSET else msg.note,
-    )
+    return _finish(checks.event, msg, checks.context(now_us, limits), raw, where="", explain=explain_event)
 
 
 def decode_status(raw: bytes, *, now_us: int | None = None, limits: WireLimits = DEFAULT_LIMITS) -> Status:
     """One status message. Raises DecodeError."""
     _check_size(raw, limits)
     msg = _decode_one(_STATUS, raw, "", explain_status)
-    ts_us = None if msg.ts is UNSET else _ts_us(msg.ts, "ts", _context(now_us, limits))
-    return Status(msg.device, msg.status, ts_us)
+    return _finish(checks.status, msg, checks.context(now_us, limits), raw, where="", explain=explain_status)
 
 
 def decode_batch(raw: bytes, *, now_us: int | None = None, limits: WireLimits = DEFAULT_LIMITS) -> Decoded[Telemetry]:
@@ -281,7 +224,7 @@ def decode_batch(raw: bytes, *, now_us: int | None = None, limits: WireLimits = 
     Raises DecodeError when the payload as a whole is unusable (oversized, malformed, not the envelope).
     """
     _check_size(raw, limits)
-    ctx = _context(now_us, limits)
+    ctx = checks.context(now_us, limits)
     try:
         batch: BatchIn | None = _BATCH.decode(raw)
     except msgspec.ValidationError:
@@ -298,7 +241,7 @@ def decode_batch(raw: bytes, *, now_us: int | None = None, limits: WireLimits = 
 def decode_array(raw: bytes, *, now_us: int | None = None, limits: WireLimits = DEFAULT_LIMITS) -> Decoded[Telemetry]:
     """A JSON array of telemetry messages (an HTTP body); item paths are ``[3].seq``."""
     _check_size(raw, limits)
-    ctx = _context(now_us, limits)
+    ctx = checks.context(now_us, limits)
     try:
         items: list[TelemetryIn] | None = _ARRAY.decode(raw)
     except msgspec.ValidationError:
@@ -310,9 +253,8 @@ def decode_array(raw: bytes, *, now_us: int | None = None, limits: WireLimits = 
         try:
             return _ARRAY_RAW.decode(raw)
         except msgspec.ValidationError:
-            value = _ANY.decode(raw)
-            what = f"expected an array of telemetry objects, got {json_kind(value)}"
-            raise _reject("", what, RejectCode.WRONG_TYPE) from None
+            what = f"expected an array of telemetry objects, got {json_kind(_ANY.decode(raw))}"
+            raise reject("", what, RejectCode.WRONG_TYPE) from None
 
     return _items(items, raw_items, "", ctx, limits)
 
@@ -320,7 +262,7 @@ def decode_array(raw: bytes, *, now_us: int | None = None, limits: WireLimits = 
 def decode_ndjson(raw: bytes, *, now_us: int | None = None, limits: WireLimits = DEFAULT_LIMITS) -> Decoded[Telemetry]:
     """Newline-delimited telemetry (an HTTP body). Item index = 0-based line number; blank lines are skipped."""
     _check_size(raw, limits)
-    ctx = _context(now_us, limits)
+    ctx = checks.context(now_us, limits)
     out: Decoded[Telemetry] = Decoded()
     lines = raw.split(b"\n")
     _check_count(sum(1 for line in lines if line.strip()), "", limits)
@@ -330,7 +272,7 @@ def decode_ndjson(raw: bytes, *, now_us: int | None = None, limits: WireLimits =
         where = f"[{index}]"
         try:
             msg = _decode_one(_TELEMETRY, line, where, explain_telemetry)
-            out.messages.append(_telemetry(msg, where, ctx))
+            out.messages.append(_finish(checks.telemetry, msg, ctx, line, where=where, explain=explain_telemetry))
         except DecodeError as exc:
             out.rejected.append(Rejected(_problem(exc), line, index))
     return out
@@ -363,7 +305,7 @@ def decode_http_body(
         value = _ANY.decode(raw)
     except (msgspec.DecodeError, UnicodeDecodeError) as exc:
         raise _malformed(exc, raw) from None
-    raise _reject(
+    raise reject(
         "",
         f'expected a telemetry object, an array of them or {{"messages": [...]}}, got {json_kind(value)}',
         RejectCode.WRONG_TYPE,
