@@ -10,6 +10,7 @@ from sentinel.errors import DecodeError
 from sentinel.wire import (
     RejectCode,
     WireLimits,
+    checks,
     decode_array,
     decode_batch,
     decode_http_body,
@@ -173,3 +174,14 @@ def test_limits_refuse_nonsense() -> None:
         WireLimits(max_metrics=0)
     with pytest.raises(ValueError, match="max_future_s"):
         WireLimits(max_future_s=-1)
+
+
+def test_remembered_names_are_bounded_and_still_checked(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(checks, "KNOWN_MAX", len(checks._known_ids))  # the set is full from here on
+    fresh = raw(telemetry(device="never-seen-before-1"))
+    assert decode_telemetry(fresh, now_us=NOW_US).device == "never-seen-before-1"
+    assert "never-seen-before-1" not in checks._known_ids
+    assert refused(raw(telemetry(device="never seen"))).problem.where == "device"
+    # A known-good name does not excuse a bad one beside it.
+    error = refused(raw(telemetry(metrics={"ch4_pct_lel": 1.0, "Bad": 2.0})))
+    assert error.problem.where == "metrics.Bad"
