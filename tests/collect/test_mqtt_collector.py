@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from sentinel.collect.mqtt import CollectorConfig, MqttCollector, MqttMessage
-from sentinel.testing.broker import PrivateMosquitto, publish
+from sentinel.testing.broker import BrokerUnavailable, PrivateMosquitto, publish
 
 DEADLINE_S = 20.0  # generous: the machine is shared; a test fails only if something never happens
 
@@ -266,3 +266,28 @@ def test_collector_config_from_settings() -> None:
     assert CollectorConfig.from_settings(settings, "mqtt://127.0.0.1:9").port == 9
     with pytest.raises(ConfigError, match="SENTINEL_MQTT_URL"):
         CollectorConfig.from_settings(Settings(mqtt_url=None))
+
+
+def test_a_broker_granting_less_than_qos_1_is_refused_and_retried() -> None:
+    try:
+        broker = PrivateMosquitto(extra_config="max_qos 0\n")
+        broker.start()
+    except BrokerUnavailable as exc:
+        pytest.skip(str(exc))
+
+    async def scenario() -> MqttCollector:
+        cfg = config(broker, "qos0-broker", backoff_initial_s=0.01, backoff_max_s=0.05)
+        collector = MqttCollector(cfg, Recorder())
+        task = asyncio.create_task(collector.run())
+        await wait_until(lambda: collector.stats.connect_failures >= 2, "two refused attempts")
+        await collector.stop()
+        await task
+        return collector
+
+    try:
+        collector = asyncio.run(scenario())
+    finally:
+        broker.close()
+    assert collector.stats.connects == 0  # never counted as connected: at-least-once could not hold
+    assert collector.last_error is not None
+    assert "did not grant QoS 1 on sentinel/v1/+/+/telemetry (0x0)" in collector.last_error

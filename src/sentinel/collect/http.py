@@ -53,17 +53,45 @@ class ErrorBody(BaseModel):
     errors: list[ItemErrorOut] = []
 
 
-def _request_body_schema() -> dict[str, Any]:
+def _load_schema(name: str) -> dict[str, Any]:
     try:
-        folder = data_dir("schemas")
-        telemetry = json.loads((folder / "telemetry.schema.json").read_text(encoding="utf-8"))
-        batch = json.loads((folder / "batch.schema.json").read_text(encoding="utf-8"))
+        schema: dict[str, Any] = json.loads((data_dir("schemas") / name).read_text(encoding="utf-8"))
     except (FileNotFoundError, ValueError):
         return {"type": "object"}
-    for schema in (telemetry, batch):
-        schema.pop("$schema", None)
-        schema.pop("$id", None)
-    return {"oneOf": [telemetry, {"type": "array", "items": telemetry}, batch]}
+    return schema
+
+
+def _rewrite_refs(node: Any) -> Any:
+    """The published schemas refer to ``#/$defs/x``; inside OpenAPI they live at ``#/components/schemas/x``."""
+    if isinstance(node, dict):
+        return {
+            k: (
+                v.replace("#/$defs/", "#/components/schemas/")
+                if k == "$ref" and isinstance(v, str)
+                else _rewrite_refs(v)
+            )
+            for k, v in node.items()
+        }
+    if isinstance(node, list):
+        return [_rewrite_refs(v) for v in node]
+    return node
+
+
+def wire_components() -> dict[str, Any]:
+    """The wire contract's definitions (schemas/), for the OpenAPI document's components.schemas."""
+    components: dict[str, Any] = {}
+    for name, key in (("telemetry.schema.json", "telemetry"), ("batch.schema.json", "batch")):
+        schema = _load_schema(name)
+        for def_name, definition in schema.get("$defs", {}).items():
+            components[def_name] = _rewrite_refs(definition)
+        if key not in components:
+            body = {k: v for k, v in schema.items() if k not in ("$schema", "$id", "$defs", "examples")}
+            components[key] = _rewrite_refs(body)
+    return components
+
+
+_TELEMETRY = {"$ref": "#/components/schemas/telemetry"}
+_BATCH = {"$ref": "#/components/schemas/batch"}
 
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
@@ -107,8 +135,9 @@ async def _read_body(request: Request) -> bytes:
         "requestBody": {
             "required": True,
             "content": {
-                "application/json": {"schema": _request_body_schema()},
-                "application/x-ndjson": {"schema": {"type": "string"}},
+                "application/json": {"schema": {"oneOf": [_TELEMETRY, {"type": "array", "items": _TELEMETRY}, _BATCH]}},
+                # Described as the array of messages its lines hold, one JSON document per line.
+                "application/x-ndjson": {"schema": {"type": "array", "items": _TELEMETRY}},
             },
         }
     },

@@ -174,6 +174,7 @@ class CollectorStats:
     acknowledged: int = 0
     batches: int = 0
     connects: int = 0
+    connect_failures: int = 0  # refused, unreachable, timed out, or subscriptions not granted
     sessions_lost: int = 0  # CONNACK said no session although we had connected before
     sink_failures: int = 0
     discarded_unacked: int = 0  # read, not handed to the sink, left for the broker to redeliver
@@ -248,7 +249,14 @@ class _GmqttSession:
         handler._handle_publish_packet = publish  # found by gmqtt's per-type handler lookup (__get_handler__)
         self.client.on_message = qos0
         self.client.on_connect = connected
-        self.client.on_subscribe = lambda *_args: self.subscribed.set()
+        self.refused: list[str] = []
+
+        def subscribed(_client: object, _mid: int, granted: tuple[int, ...], _props: object) -> None:
+            # Below QoS 1 would silently drop the at-least-once promise; >= 0x80 is a refusal (e.g. the ACL).
+            self.refused = [f"{t} ({code:#x})" for t, code in zip(config.topics, granted, strict=False) if code != 1]
+            self.subscribed.set()
+
+        self.client.on_subscribe = subscribed
         self.client.on_disconnect = lambda *_args: on_lost()
         if config.username is not None:
             self.client.set_auth_credentials(config.username, config.password)
@@ -261,6 +269,11 @@ class _GmqttSession:
         await self.client.connect(config.host, config.port, keepalive=config.keepalive_s, version=MQTTv50)
         self.client.subscribe([gmqtt.Subscription(t, qos=1, retain_handling_options=1) for t in config.topics])
         await self.subscribed.wait()
+        if self.refused:
+            raise BrokerError(
+                f"the broker did not grant QoS 1 on {', '.join(self.refused)} to user {config.username!r}: "
+                "check its ACL (sentinel broker acl) and maximum QoS"
+            )
 
     def send_pubacks(self, connection: object, packet_ids: list[int]) -> bool:
         """PUBACK every id, in order, in one write. False if that connection is no longer the live one."""
@@ -295,6 +308,7 @@ class MqttCollector:
         self.config = config
         self.stats = CollectorStats()
         self.connected = asyncio.Event()  # set while subscribed on a live connection
+        self.last_error: str | None = None  # why the last connection attempt failed
         self._sink = sink
         self._session: _GmqttSession | None = None
         self._open: _Batch | None = None
@@ -403,7 +417,9 @@ class MqttCollector:
             self._session = session
             try:
                 await asyncio.wait_for(session.open(config), config.connect_timeout_s)
-            except (OSError, TimeoutError, MQTTConnectError) as exc:
+            except (OSError, TimeoutError, MQTTConnectError, BrokerError) as exc:
+                self.stats.connect_failures += 1
+                self.last_error = str(exc) or type(exc).__name__
                 log.warning(
                     "MQTT %s:%d: cannot connect as %r: %s",
                     config.host,

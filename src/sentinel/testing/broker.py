@@ -87,6 +87,7 @@ class PrivateMosquitto:
         acl_file: Path | None = None,
         binary: str | None = None,
         start_timeout_s: float = 10.0,
+        extra_config: str = "",
     ) -> None:
         if binary is not None and not os.access(binary, os.X_OK):
             raise BrokerUnavailable(f"{binary}: no such executable (asked for as the mosquitto binary)")
@@ -115,7 +116,8 @@ class PrivateMosquitto:
                 log_dest=f"file {self._log}",
                 autosave_interval_s=5,
                 run_as_user=me,
-            ),
+            )
+            + extra_config,  # e.g. "max_qos 0\n": options after the listener line apply to it
             encoding="utf-8",
         )
         (self._dir / "data").mkdir()
