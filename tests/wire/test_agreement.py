@@ -24,7 +24,7 @@ from sentinel.wire import (
     decode_status,
     decode_telemetry,
 )
-from tests.wire.strategies import event_like, status_like, telemetry_like
+from tests.wire.strategies import event_like, json_values, status_like, telemetry_like
 from tests.wire.support import VALIDATORS, parent_path, resolve, schema_error_paths
 
 FAR_FUTURE_US = (contract.MAX_TS_MS + 2 * 86_400_000) * 1000
@@ -97,3 +97,26 @@ def test_array_ndjson_and_batch_bodies_agree(items: list[dict[str, Any]]) -> Non
         assert [r.problem.where for r in other.rejected] == [
             r.problem.where.removeprefix("messages") for r in as_batch.rejected
         ]
+
+
+envelopes = st.fixed_dictionaries(
+    {},
+    optional={
+        "messages": st.lists(telemetry_like, max_size=3) | json_values,
+        "gateway": st.text(max_size=4),
+    },
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(envelopes)
+def test_batch_envelope_verdicts_agree(envelope: dict[str, Any]) -> None:
+    schema_ok = VALIDATORS["batch"].is_valid(envelope)
+    try:
+        result = decode_batch(json.dumps(envelope).encode(), now_us=FAR_FUTURE_US)
+    except DecodeError as exc:
+        problem = exc.problem
+        assert not schema_ok
+        assert problem.where in {"", "messages", "gateway"}, problem
+        return
+    assert schema_ok == (not result.rejected)
