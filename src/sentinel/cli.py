@@ -6,9 +6,10 @@ turns Sentinel's errors into one readable line and exit code 2.
 
 from __future__ import annotations
 
+import functools
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -34,11 +35,39 @@ def _root(
     ctx.obj = {"config": config}
 
 
+def _config(ctx: typer.Context) -> Path | None:
+    obj: dict[str, Any] = ctx.find_root().obj or {}
+    config = obj.get("config")
+    return config if isinstance(config, Path) else None
+
+
+@app.command()
+def serve(ctx: typer.Context) -> None:
+    """Run ingest (MQTT and HTTP), the engine and the HTTP API until Ctrl-C or SIGTERM."""
+    import asyncio
+
+    from sentinel.service import serve as run
+    from sentinel.settings import load_settings
+    from sentinel.store.database import Database
+
+    settings = load_settings(_config(ctx))
+    with Database.open(settings) as db:
+        asyncio.run(run(settings, db))
+
+
+@functools.cache
 def _register() -> None:
-    # Imported here so that `sentinel --help` stays fast and a broken optional stage cannot hide the others.
+    # Imported here so that `sentinel --help` stays fast.
+    from sentinel.collect.commands import broker_app
+    from sentinel.engine.anomaly.commands import anomaly_app
+    from sentinel.registry.commands import keys_app, registry_app
     from sentinel.store.commands import db_app
 
-    app.add_typer(db_app, name="db", help="Database schema and the embedded server.")
+    app.add_typer(db_app, name="db", help="Database schema, maintenance and the embedded server.")
+    app.add_typer(registry_app, name="registry", help="Sites, gateways and devices.")
+    app.add_typer(keys_app, name="keys", help="API keys and roles.")
+    app.add_typer(broker_app, name="broker", help="Mosquitto configuration, passwords and ACL.")
+    app.add_typer(anomaly_app, name="anomaly", help="Anomaly models: fit and score.")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -115,6 +115,16 @@ class DeviceRecord:
     attrs: dict[str, float]
 
 
+@dataclass(frozen=True, slots=True)
+class ApiKey:
+    """An API key as the HTTP layer sees it: its name, role, and for a gateway key the sites it may write for."""
+
+    name: str
+    role: str
+    gateway: str | None = None
+    sites: frozenset[str] | None = None
+
+
 @dataclass
 class RegistryView:
     """What ingest checks per message, in memory: devices by id, gateway bindings, metric ids, gateway tokens."""
@@ -123,6 +133,7 @@ class RegistryView:
     gateway_sites: dict[str, frozenset[str]] = field(default_factory=dict)
     metric_ids: dict[str, int] = field(default_factory=dict)
     sites: dict[str, tuple[str, str]] = field(default_factory=dict)  # site -> (township, sector)
+    keys: dict[str, ApiKey] = field(default_factory=dict)  # sha256 of the token -> key
 
     @classmethod
     def load(cls, conn: psycopg.Connection[Any]) -> RegistryView:
@@ -143,4 +154,27 @@ class RegistryView:
         view.sites = {
             sid: (town, sector) for sid, town, sector in conn.execute("SELECT site_id, township, sector FROM sites")
         }
+        for name, role, key_hash, gateway_id in conn.execute(
+            "SELECT name, role, key_hash, gateway_id FROM api_keys WHERE revoked_at IS NULL"
+        ):
+            sites = view.gateway_sites.get(gateway_id, frozenset()) if role == "gateway" else None
+            view.keys[key_hash] = ApiKey(name, role, gateway_id, sites)
         return view
+
+    def key_for(self, token: str) -> ApiKey | None:
+        return self.keys.get(token_digest(token))
+
+
+def create_api_key(conn: psycopg.Connection[Any], name: str, role: str, gateway: str | None = None) -> str:
+    """Create (or replace) the key ``name`` and return its token; only the token's digest is stored."""
+    import secrets
+
+    token = secrets.token_urlsafe(32)
+    with conn.transaction():
+        conn.execute(
+            """INSERT INTO api_keys (name, role, key_hash, gateway_id) VALUES (%s, %s, %s, %s)
+               ON CONFLICT (name) DO UPDATE SET role = excluded.role, key_hash = excluded.key_hash,
+                   gateway_id = excluded.gateway_id, revoked_at = NULL""",
+            (name, role, token_digest(token), gateway),
+        )
+    return token

@@ -1,0 +1,57 @@
+"""API keys and roles: ``Authorization: Bearer <token>``, looked up by its SHA-256 digest.
+
+Roles: ``gateway`` (ingest for its own sites only), ``officer`` (alerts), ``supervisor`` (hazards), ``admin``
+(everything, including the registry). A missing or unknown token is 401; a known key without the role is 403,
+and the refused attempt is logged with the key's name.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from fastapi import HTTPException, Request
+
+from sentinel.registry.repository import ApiKey
+
+log = logging.getLogger("sentinel.api.auth")
+ROLES = ("gateway", "officer", "supervisor", "admin")
+
+
+def bearer_key(request: Request) -> ApiKey:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise HTTPException(
+            401,
+            detail={"error": "unauthorized", "reason": "send Authorization: Bearer <token>"},
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    key: ApiKey | None = request.app.state.pipeline.admission.registry.key_for(token.strip())
+    if key is None:
+        raise HTTPException(
+            401,
+            detail={"error": "unauthorized", "reason": "unknown or revoked API key"},
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    return key
+
+
+def require(*roles: str) -> Callable[[Request], Coroutine[Any, Any, ApiKey]]:
+    """A dependency admitting keys of these roles (admin always passes)."""
+
+    async def dependency(request: Request) -> ApiKey:
+        key = bearer_key(request)
+        if key.role != "admin" and key.role not in roles:
+            log.warning("refused: key %r (role %s) tried %s %s", key.name, key.role, request.method, request.url.path)
+            raise HTTPException(
+                403,
+                detail={
+                    "error": "forbidden",
+                    "reason": f"role {key.role!r} may not do this; needs {' or '.join(roles)}",
+                },
+            )
+        return key
+
+    return dependency
