@@ -291,3 +291,21 @@ def test_a_broker_granting_less_than_qos_1_is_refused_and_retried() -> None:
     assert collector.stats.connects == 0  # never counted as connected: at-least-once could not hold
     assert collector.last_error is not None
     assert "did not grant QoS 1 on sentinel/v1/+/+/telemetry (0x0)" in collector.last_error
+
+
+def test_stop_returns_even_when_the_sink_never_does(mosquitto: PrivateMosquitto, site: str) -> None:
+    async def scenario() -> None:
+        sink = Recorder()
+        sink.release.clear()
+        collector = MqttCollector(config(mosquitto, f"c-{site}"), sink)
+        task = asyncio.create_task(collector.run())
+        await wait_until(collector.connected.is_set, "connected")
+        await publish(mosquitto.host, mosquitto.port, telemetry(site, 5))
+        await wait_until(lambda: sink.calls == 1, "the sink got the batch")
+        mosquitto.stop()  # connection lost while the sink holds a batch: the loop waits for the hand-over...
+        await wait_until(lambda: not collector.connected.is_set(), "connection lost")
+        await collector.stop(timeout_s=0.2)  # ...and stop() must still end it
+        await asyncio.wait_for(task, DEADLINE_S)
+        assert collector.stats.acknowledged == 0
+
+    run(scenario())

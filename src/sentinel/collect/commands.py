@@ -157,7 +157,7 @@ def _secret(fields: dict[str, Any], where: str, *, required: bool) -> str | None
 
 
 @broker_app.command("config")
-def config_command(  # noqa: PLR0917  (typer: one parameter per option)
+def config_command(
     persistence_dir: Annotated[Path, typer.Option(help="Where Mosquitto keeps sessions and queued messages")] = Path(
         "/var/lib/mosquitto"
     ),

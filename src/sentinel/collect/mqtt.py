@@ -450,7 +450,7 @@ class MqttCollector:
             await _close_quietly(session)
             self._session = None
             # Hand over what the dead connection delivered before taking more: memory stays bounded.
-            await self._handed_over.wait()
+            await _first_of(self._handed_over, self._stopping)
             backoff = self._sink_backoff if sink_failed else self._reconnect_backoff
             await self._pause(backoff.next_delay())
 
@@ -470,6 +470,15 @@ class MqttCollector:
         if session is not None:
             await session.close(graceful=True)
         self._lost.set()
+
+
+async def _first_of(*events: asyncio.Event) -> None:
+    waiters = [asyncio.ensure_future(event.wait()) for event in events]
+    try:
+        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()
 
 
 async def _close_quietly(session: _GmqttSession) -> None:
