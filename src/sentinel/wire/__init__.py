@@ -1,9 +1,10 @@
 """Wire contract: message Structs, decoding, validation and dead letters.
 
 The folder reads in flow order: ``contract`` (patterns, limits, reject codes), ``messages`` (Structs and
-encoders), ``topics`` (MQTT topic names), ``decode`` (bytes -> messages, fast path), ``explain`` (precise reasons
-on the slow path), ``dispatch`` (one MQTT message by its topic), ``columns`` (numpy columns for the batcher) and
-``deadletter`` (the record of a refused input). The published form of the contract is ``schemas/``.
+encoders), ``topics`` (MQTT topic names), ``decode`` (bytes -> messages), ``checks`` (the per-message checks
+after msgspec's: ids, names, time, limits), ``explain`` (precise reasons on the slow path), ``dispatch`` (one
+MQTT message by its topic), ``columns`` (numpy columns for the batcher) and ``deadletter`` (the record of a
+refused input). The published form of the contract is ``schemas/``.
 """
 
 from sentinel.wire.columns import ReadingColumns, to_columns
