@@ -39,6 +39,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterable
@@ -66,6 +67,14 @@ def find_mosquitto() -> str | None:
     if found:
         return found
     return next((c for c in MOSQUITTO_CANDIDATES if os.access(c, os.X_OK)), None)
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: ask Linux to SIGTERM the broker if the test process dies without cleaning up."""
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -147,6 +156,7 @@ class PrivateMosquitto:
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
+            preexec_fn=_die_with_parent if sys.platform == "linux" else None,  # noqa: PLW1509
         )
         deadline = time.monotonic() + self._start_timeout_s
         while time.monotonic() < deadline:
