@@ -168,8 +168,10 @@ def test_persistent_session_keeps_what_was_published_while_the_collector_was_dow
     async def scenario() -> None:
         async with Running(MqttCollector(config(mosquitto, f"c-{site}"), Recorder())):
             pass  # the session and its subscriptions now exist on the broker
-        offline = telemetry(site, 150)
+        # More than Mosquitto's default max_queued_messages (1000), which would drop the rest without a word.
+        offline = telemetry(site, 3000)
         await publish(mosquitto.host, mosquitto.port, offline)
+        mosquitto.restart()  # a clean broker restart in between: the queue is in its persistence file
         sink = Recorder()
         async with Running(MqttCollector(config(mosquitto, f"c-{site}"), sink)) as collector:
             await wait_until(lambda: len(sink.payloads) >= len(offline), "queued messages")
