@@ -7,6 +7,7 @@ import pytest
 
 from sentinel.errors import MigrationError
 from sentinel.store import migrations
+from tests.views_scenario import EXPECTED_1M, fill_and_query
 
 TABLES = {
     "sites",
@@ -76,3 +77,8 @@ def test_database_from_a_newer_sentinel_is_refused(db_url: str) -> None:
         )
     with pytest.raises(MigrationError, match="9999_from_the_future"):
         migrations.upgrade(db_url)
+
+
+def test_views_answer_over_native_partitions(migrated_db: str) -> None:
+    with psycopg.connect(migrated_db, autocommit=True) as conn:
+        assert fill_and_query(conn) == (12, EXPECTED_1M)

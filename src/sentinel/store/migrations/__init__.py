@@ -7,6 +7,7 @@ under a lock and records each in ``_yoyo_migration``; a second upgrade applies n
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from pathlib import Path
 from typing import Any
@@ -33,9 +34,13 @@ def _backend(conninfo: str) -> Any:
     from yoyo import get_backend
 
     try:
-        return get_backend(_yoyo_uri(conninfo))
+        backend = get_backend(_yoyo_uri(conninfo))
     except psycopg.OperationalError as exc:
         raise DatabaseUnavailable(f"cannot connect to the database: {_one_line(exc)}") from exc
+    # yoyo applies each migration on a second connection (backend.copy()). One connection is enough here, and it is
+    # all that some servers allow (the single-session TimescaleDB engine the tests use), so reuse this one.
+    backend.copy = lambda: contextlib.nullcontext(backend)
+    return backend
 
 
 def _one_line(exc: BaseException) -> str:
