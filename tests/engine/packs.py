@@ -120,8 +120,19 @@ rules:
     source: T
 """
 
-KINDS = ("t.threshold", "t.sustained", "t.setpoint", "t.deviation", "t.rate", "t.stuck", "t.count", "t.stale",
-         "t.composite", "t.site", "t.interlock")
+KINDS = (
+    "t.threshold",
+    "t.sustained",
+    "t.setpoint",
+    "t.deviation",
+    "t.rate",
+    "t.stuck",
+    "t.count",
+    "t.stale",
+    "t.composite",
+    "t.site",
+    "t.interlock",
+)
 
 
 def kind_rules(tmp: Path, only: tuple[str, ...] = KINDS) -> RuleSet:

@@ -27,8 +27,12 @@ def at(seconds: float) -> int:
 
 
 class Plant:
-    def __init__(self, devices: list[DeviceSpec], lateness_s: float = 300.0,
-                 site_overrides: dict[str, dict[str, float]] | None = None) -> None:
+    def __init__(
+        self,
+        devices: list[DeviceSpec],
+        lateness_s: float = 300.0,
+        site_overrides: dict[str, dict[str, float]] | None = None,
+    ) -> None:
         rules = load_rules()
         self.engine = Engine(rules, devices, site_overrides, lateness_s)
         self.reference = ReferenceEngine(rules, devices, site_overrides, lateness_s)
@@ -64,8 +68,7 @@ class Plant:
         return [(t.kind, t.to_grade, t.subject, (t.ts_us - T0) / 1e6) for t in self.emitted if t.rule_id == rule_id]
 
 
-def normal_rows(devices: dict[str, dict[str, Callable[[float], float]]], seconds: float, every: float
-                ) -> list[Row]:
+def normal_rows(devices: dict[str, dict[str, Callable[[float], float]]], seconds: float, every: float) -> list[Row]:
     """Readings of every metric of every device at a steady interval, from value functions of time."""
     rows = []
     for k in range(int(seconds / every) + 1):

@@ -5,19 +5,31 @@ from __future__ import annotations
 from sentinel.engine.devices import DeviceSpec
 from tests.engine.plant import Plant, const, normal_rows, wobble
 
-MACHINE = {"cw_pressure_setpoint_mpa": 0.5, "cw_flow_setpoint_m3h": 100.0, "launder_level_high_mm": 200.0,
-           "launder_level_low_mm": 50.0}
+MACHINE = {
+    "cw_pressure_setpoint_mpa": 0.5,
+    "cw_flow_setpoint_m3h": 100.0,
+    "launder_level_high_mm": 200.0,
+    "launder_level_low_mm": 50.0,
+}
 
 
 def plant(attrs: dict[str, float] | None = None) -> Plant:
     return Plant([DeviceSpec("cm-1", "casting_machine", "foundry-1", "casting", 1.0, {**MACHINE, **(attrs or {})})])
 
 
-NORMAL = {"cm-1": {
-    "cw_pressure_mpa": wobble(0.5, 0.005), "cw_flow_m3h": wobble(100, 1), "launder_level_mm": wobble(120, 5),
-    "valve_ready": const(1), "shutoff_valve_closed": const(0), "furnace_cw_out_temp_c": wobble(30, 1),
-    "casting_active": const(1), "casting_speed_mm_min": wobble(60, 1), "pit_water_level": const(0),
-}}
+NORMAL = {
+    "cm-1": {
+        "cw_pressure_mpa": wobble(0.5, 0.005),
+        "cw_flow_m3h": wobble(100, 1),
+        "launder_level_mm": wobble(120, 5),
+        "valve_ready": const(1),
+        "shutoff_valve_closed": const(0),
+        "furnace_cw_out_temp_c": wobble(30, 1),
+        "casting_active": const(1),
+        "casting_speed_mm_min": wobble(60, 1),
+        "pit_water_level": const(0),
+    }
+}
 
 
 def test_normal_casting_raises_nothing() -> None:
@@ -47,8 +59,15 @@ def test_cooling_water_loss_while_casting_is_red_and_an_idle_interlock_escalates
 
 def test_interlock_that_acts_in_time_is_not_red() -> None:
     p = plant()
-    p.feed([*active(0), ("cm-1", "cw_pressure_mpa", 0, 0.38), ("cm-1", "shutoff_valve_closed", 2, 1.0),
-            ("cm-1", "cw_pressure_mpa", 6, 0.38), ("cm-1", "cw_pressure_mpa", 9, 0.38)])
+    p.feed(
+        [
+            *active(0),
+            ("cm-1", "cw_pressure_mpa", 0, 0.38),
+            ("cm-1", "shutoff_valve_closed", 2, 1.0),
+            ("cm-1", "cw_pressure_mpa", 6, 0.38),
+            ("cm-1", "cw_pressure_mpa", 9, 0.38),
+        ]
+    )
     assert p.of("casting.cw_interlock") == []
 
 

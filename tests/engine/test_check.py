@@ -83,10 +83,14 @@ def test_duplicate_rule_id_names_its_line(tmp_path: Path) -> None:
 
 def test_missing_source_mark_and_bad_grade(tmp_path: Path) -> None:
     text = THREE_ERRORS.replace("levles", "levels").replace("at: sixty", "at: 60").replace("port_tempc", "port_temp_c")
-    text = text.replace("{grade: blue, at: 60, source: T}\n  - id: broken.metric", "{grade: crimson, at: 60}\n"
-                        "  - id: broken.metric")
-    text = text.replace("    source: T\n    levels:\n      - {grade: blue, at: 60, source: T}\n", "    source: maybe\n"
-                        "    levels:\n      - {grade: blue, at: 60, source: T}\n", 1)
+    text = text.replace(
+        "{grade: blue, at: 60, source: T}\n  - id: broken.metric", "{grade: crimson, at: 60}\n  - id: broken.metric"
+    )
+    text = text.replace(
+        "    source: T\n    levels:\n      - {grade: blue, at: 60, source: T}\n",
+        "    source: maybe\n    levels:\n      - {grade: blue, at: 60, source: T}\n",
+        1,
+    )
     pack = tmp_path / "p.yaml"
     pack.write_text(text, encoding="utf-8")
     _, problems = check_rules(pack)

@@ -10,16 +10,24 @@ WET = {"wet_tank_design_level": 100.0, "wet_flow_design_m3h": 50.0}
 
 
 def plant() -> Plant:
-    return Plant([
-        DeviceSpec("dc-1", "dust_collector", "mill-3", "dust", 5.0, COLLECTOR),
-        DeviceSpec("wet-1", "wet_collector", "mill-3", "dust", 5.0, WET),
-    ])
+    return Plant(
+        [
+            DeviceSpec("dc-1", "dust_collector", "mill-3", "dust", 5.0, COLLECTOR),
+            DeviceSpec("wet-1", "wet_collector", "mill-3", "dust", 5.0, WET),
+        ]
+    )
 
 
 NORMAL = {
-    "dc-1": {"dc_dp_pa": wobble(1000, 40), "dc_inlet_temp_c": wobble(40, 2), "hopper_temp_c": wobble(35, 1),
-             "airlock_fault": const(0), "spark_count": const(0), "extinguish_active": const(0),
-             "isolation_valve_closed": const(0)},
+    "dc-1": {
+        "dc_dp_pa": wobble(1000, 40),
+        "dc_inlet_temp_c": wobble(40, 2),
+        "hopper_temp_c": wobble(35, 1),
+        "airlock_fault": const(0),
+        "spark_count": const(0),
+        "extinguish_active": const(0),
+        "isolation_valve_closed": const(0),
+    },
     "wet-1": {"wet_tank_level": wobble(95, 1), "wet_flow_m3h": wobble(48, 0.5)},
 }
 
@@ -50,8 +58,11 @@ def test_burst_bag_is_a_sudden_drop() -> None:
 def test_hysteresis_on_hopper_temperature() -> None:
     p = plant()
     p.feed([("dc-1", "hopper_temp_c", 10 * i, v) for i, v in enumerate([65, 70.5, 69, 70.2, 67, 70.1, 65.5])])
-    assert p.of("dust.hopper_temp_high") == [("raise", "blue", "dc-1", 0.0), ("escalate", "yellow", "dc-1", 10.0),
-                                            ("de-escalate", "blue", "dc-1", 60.0)]
+    assert p.of("dust.hopper_temp_high") == [
+        ("raise", "blue", "dc-1", 0.0),
+        ("escalate", "yellow", "dc-1", 10.0),
+        ("de-escalate", "blue", "dc-1", 60.0),
+    ]
 
 
 def test_sparks_counted_in_a_window() -> None:
@@ -66,8 +77,13 @@ def test_sparks_counted_in_a_window() -> None:
 
 def test_hot_inlet_with_isolation_valve_that_does_not_close_is_red() -> None:
     p = plant()
-    p.feed([("dc-1", "isolation_valve_closed", 0, 0.0), ("dc-1", "dc_inlet_temp_c", 0, 72.0),
-            ("dc-1", "dc_inlet_temp_c", 3, 74.0)])
+    p.feed(
+        [
+            ("dc-1", "isolation_valve_closed", 0, 0.0),
+            ("dc-1", "dc_inlet_temp_c", 0, 72.0),
+            ("dc-1", "dc_inlet_temp_c", 3, 74.0),
+        ]
+    )
     assert p.of("dust.inlet_temp_high") == [("raise", "yellow", "dc-1", 0.0)]
     assert p.of("dust.inlet_isolation_interlock") == []
     p.feed([("dc-1", "dc_inlet_temp_c", 6, 75.0)])
@@ -79,11 +95,14 @@ def test_hot_inlet_with_isolation_valve_that_does_not_close_is_red() -> None:
 def test_late_reading_within_the_bound_is_evaluated_in_order() -> None:
     p = plant()
     p.feed([("dc-1", "hopper_temp_c", 0, 40.0)])
-    p.feed([("dc-1", "hopper_temp_c", 30, 40.0), ("dc-1", "airlock_fault", 20, 1.0),
-            ("dc-1", "hopper_temp_c", 10, 62.0)])
+    p.feed(
+        [("dc-1", "hopper_temp_c", 30, 40.0), ("dc-1", "airlock_fault", 20, 1.0), ("dc-1", "hopper_temp_c", 10, 62.0)]
+    )
     # In device-time order: hot at 10, airlock faulted at 20 (composite holds), cooled at 30.
-    assert p.of("dust.hopper_hot_airlock_faulted") == [("raise", "orange", "dc-1", 20.0),
-                                                       ("clear", "none", "dc-1", 30.0)]
+    assert p.of("dust.hopper_hot_airlock_faulted") == [
+        ("raise", "orange", "dc-1", 20.0),
+        ("clear", "none", "dc-1", 30.0),
+    ]
 
 
 def test_wet_flow_low_only_when_sustained() -> None:

@@ -3,6 +3,7 @@ over random streams (disorder, late and too-late readings, NaN), batch sizes, ba
 
 from __future__ import annotations
 
+import itertools
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,8 +43,11 @@ def streams(draw: st.DrawFn) -> Stream:
     device = draw(st.lists(st.integers(0, n_devices - 1), min_size=n, max_size=n))
     metric = draw(st.lists(st.sampled_from(METRICS), min_size=n, max_size=n))
     # Mostly forward in steps of 0-1.5 s; sometimes a reading from the past (late, or too late).
-    steps = draw(st.lists(st.sampled_from([0, 250_000, 500_000, 1_000_000, 1_500_000, -2_000_000, -6_000_000]),
-                          min_size=n, max_size=n))
+    steps = draw(
+        st.lists(
+            st.sampled_from([0, 250_000, 500_000, 1_000_000, 1_500_000, -2_000_000, -6_000_000]), min_size=n, max_size=n
+        )
+    )
     # Values are sticky per (device, metric) so that conditions hold for a while (sustained, stuck, interlock).
     fresh = draw(st.lists(st.sampled_from(VALUES), min_size=n, max_size=n))
     repeat = draw(st.lists(st.booleans(), min_size=n, max_size=n))
@@ -57,11 +61,19 @@ def streams(draw: st.DrawFn) -> Stream:
         clock += max(step, 0)
         ts.append(clock + min(step, 0))
     cuts = sorted(set(draw(st.lists(st.integers(0, n), max_size=6))))
-    ticks = draw(st.lists(st.one_of(st.none(), st.integers(0, 9_000_000)), min_size=len(cuts) + 1,
-                          max_size=len(cuts) + 1))
-    return Stream(n_devices, np.array(device, dtype=np.int32),
-                  np.array([METRIC_INDEX[m] for m in metric], dtype=np.int16), np.array(ts, dtype=np.int64),
-                  np.array(value, dtype=np.float64), np.arange(n, dtype=np.int64), cuts, ticks)
+    ticks = draw(
+        st.lists(st.one_of(st.none(), st.integers(0, 9_000_000)), min_size=len(cuts) + 1, max_size=len(cuts) + 1)
+    )
+    return Stream(
+        n_devices,
+        np.array(device, dtype=np.int32),
+        np.array([METRIC_INDEX[m] for m in metric], dtype=np.int16),
+        np.array(ts, dtype=np.int64),
+        np.array(value, dtype=np.float64),
+        np.arange(n, dtype=np.int64),
+        cuts,
+        ticks,
+    )
 
 
 def run_both(stream: Stream, only: tuple[str, ...], restore_at: int | None = None) -> None:
@@ -71,12 +83,13 @@ def run_both(stream: Stream, only: tuple[str, ...], restore_at: int | None = Non
     fast = Engine(rules, devices, lateness_s=LATENESS_S)
     slow = ReferenceEngine(rules, devices, lateness_s=LATENESS_S)
     bounds = [0, *stream.cuts, len(stream.device)]
-    for i, (a, b) in enumerate(zip(bounds[:-1], bounds[1:], strict=True)):
+    for i, (a, b) in enumerate(itertools.pairwise(bounds)):
         cols = (stream.device[a:b], stream.metric[a:b], stream.ts[a:b], stream.value[a:b], stream.seq[a:b])
         got, want = fast.process(*cols).records(), slow.process(*cols)
         assert got == want, f"batch {i} [{a}:{b}]"
-        if stream.ticks[i] is not None:
-            now = int(stream.ts[:b].max(initial=T0)) + stream.ticks[i]
+        tick = stream.ticks[i]
+        if tick is not None:
+            now = int(stream.ts[:b].max(initial=T0)) + tick
             assert fast.tick(now).records() == slow.tick(now)
         if restore_at == i:  # a restarted engine rebuilt from the snapshot carries on identically
             blob = fast.snapshot()
@@ -108,6 +121,5 @@ def test_ordered_stream_does_not_depend_on_batch_boundaries(stream: Stream, cuts
     whole = Engine(rules, probes(stream.n_devices), lateness_s=1e6).process(*cols).records()
     pieces = Engine(rules, probes(stream.n_devices), lateness_s=1e6)
     bounds = [0, *sorted({c for c in cuts if c <= len(cols[0])}), len(cols[0])]
-    split = [t for a, b in zip(bounds[:-1], bounds[1:], strict=True) for t in pieces.process(
-        *(c[a:b] for c in cols)).records()]
+    split = [t for a, b in itertools.pairwise(bounds) for t in pieces.process(*(c[a:b] for c in cols)).records()]
     assert sorted(split, key=repr) == sorted(whole, key=repr)

@@ -8,13 +8,16 @@ from tests.engine.plant import Plant, const, normal_rows, wobble
 PIPE = {"operating_pressure_mpa": 0.3, "pressure_class_max_mpa": 0.4}
 
 
-def plant(**kw: float) -> Plant:
-    return Plant([
-        DeviceSpec("pipe-1", "gas_pipe_monitor", "lane-7", "gas", 10.0, PIPE),
-        DeviceSpec("well-1", "gas_well_monitor", "lane-7", "gas", 10.0),
-        DeviceSpec("tunnel-1", "tunnel_gas_monitor", "tunnel-A", "gas", 10.0),
-        DeviceSpec("rest-1", "restaurant_gas_detector", "food-st", "gas", 10.0),
-    ], **kw)
+def plant(site_overrides: dict[str, dict[str, float]] | None = None) -> Plant:
+    return Plant(
+        [
+            DeviceSpec("pipe-1", "gas_pipe_monitor", "lane-7", "gas", 10.0, PIPE),
+            DeviceSpec("well-1", "gas_well_monitor", "lane-7", "gas", 10.0),
+            DeviceSpec("tunnel-1", "tunnel_gas_monitor", "tunnel-A", "gas", 10.0),
+            DeviceSpec("rest-1", "restaurant_gas_detector", "food-st", "gas", 10.0),
+        ],
+        site_overrides=site_overrides,
+    )
 
 
 NORMAL = {
@@ -36,7 +39,9 @@ def test_normal_stream_raises_nothing() -> None:
 
 def test_methane_rise_raises_graded_alerts_at_device_time() -> None:
     p = plant()
-    p.feed([("well-1", "ch4_pct_lel", 0, 2.0), ("well-1", "ch4_pct_lel", 10, 30.0), ("well-1", "ch4_pct_lel", 20, 55.0)])
+    p.feed(
+        [("well-1", "ch4_pct_lel", 0, 2.0), ("well-1", "ch4_pct_lel", 10, 30.0), ("well-1", "ch4_pct_lel", 20, 55.0)]
+    )
     assert p.of("gas.ch4_lel") == [("raise", "yellow", "well-1", 10.0), ("escalate", "orange", "well-1", 20.0)]
     assert p.of("gas.ch4_rising")[0] == ("raise", "blue", "well-1", 10.0)
 
@@ -77,16 +82,27 @@ def test_ventilation_that_does_not_start_escalates_to_red() -> None:
 
 def test_ventilation_that_starts_in_time_is_no_interlock_failure() -> None:
     p = plant()
-    p.feed([("tunnel-1", "tunnel_fan_on", 0, 0.0), ("tunnel-1", "tunnel_gas_pct_lel", 0, 22.0),
-            ("tunnel-1", "tunnel_fan_on", 4, 1.0), ("tunnel-1", "tunnel_gas_pct_lel", 10, 23.0),
-            ("tunnel-1", "tunnel_gas_pct_lel", 20, 23.0)])
+    p.feed(
+        [
+            ("tunnel-1", "tunnel_fan_on", 0, 0.0),
+            ("tunnel-1", "tunnel_gas_pct_lel", 0, 22.0),
+            ("tunnel-1", "tunnel_fan_on", 4, 1.0),
+            ("tunnel-1", "tunnel_gas_pct_lel", 10, 23.0),
+            ("tunnel-1", "tunnel_gas_pct_lel", 20, 23.0),
+        ]
+    )
     assert p.of("gas.tunnel_ventilation_interlock") == []
 
 
 def test_restaurant_alarm_without_cutoff_is_red() -> None:
     p = plant()
-    p.feed([("rest-1", "restaurant_gas_alarm", 0, 1.0), ("rest-1", "gas_cutoff_closed", 0, 0.0),
-            ("rest-1", "restaurant_gas_alarm", 6, 1.0)])
+    p.feed(
+        [
+            ("rest-1", "restaurant_gas_alarm", 0, 1.0),
+            ("rest-1", "gas_cutoff_closed", 0, 0.0),
+            ("rest-1", "restaurant_gas_alarm", 6, 1.0),
+        ]
+    )
     assert p.of("gas.restaurant_alarm") == [("raise", "yellow", "rest-1", 0.0)]
     assert p.of("gas.restaurant_cutoff_interlock") == [("raise", "red", "rest-1", 6.0)]
 
@@ -113,5 +129,8 @@ def test_silent_device_is_graded_by_multiples_of_its_interval_and_cleared_by_dat
     p.tick(30)
     p.tick(100)
     p.feed([("pipe-1", "pipe_pressure_mpa", 101, 0.3)])
-    assert p.of("gas.comm_loss") == [("raise", "blue", "pipe-1", 30.0), ("escalate", "yellow", "pipe-1", 100.0),
-                                     ("clear", "none", "pipe-1", 101.0)]
+    assert p.of("gas.comm_loss") == [
+        ("raise", "blue", "pipe-1", 30.0),
+        ("escalate", "yellow", "pipe-1", 100.0),
+        ("clear", "none", "pipe-1", 101.0),
+    ]

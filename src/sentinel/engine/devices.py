@@ -55,6 +55,7 @@ class DeviceTable:
                 self.slot[c, METRIC_INDEX[metric]] = i
             self.block[c] = len(rules.classes[name].metrics)
         self.specs: list[DeviceSpec] = []
+        self.ids: list[str] = []
         self.index: dict[str, int] = {}
         self.sites: list[str] = []
         self.site_index: dict[str, int] = {}
@@ -90,6 +91,7 @@ class DeviceTable:
                 self.sites.append(spec.site)
             sites.append(self.site_index[spec.site])
             self.index[spec.id] = len(self.specs)
+            self.ids.append(spec.id)
             self.attr_keys.update(spec.attrs)
             self.specs.append(spec)
         blocks = self.block[classes].astype(np.int64)
@@ -127,7 +129,7 @@ class DeviceTable:
         pop = self.population(classes)
         return np.flatnonzero(pop >= 0).astype(np.int64)
 
-    def series_of(self, device: I32, metric: npt.NDArray[np.int16]) -> I64:
+    def series_of(self, device: I64, metric: I64) -> I64:
         """Series id per reading, -1 where the device's class does not report the metric."""
         slot = self.slot[self.device_class[device], metric]
         return np.where(slot >= 0, self.series_base[device] + slot, -1)

@@ -17,9 +17,10 @@ Time and order (DESIGN.md): rules run on device time. Per device the *frontier* 
 evaluated in earlier batches. A reading older than ``frontier - lateness`` is too late: it moves no state and
 is counted in ``stats["too_late"]``. Every other reading is evaluated; within a batch each series is evaluated
 in (ts, seq) order, so a late reading that arrives in the same batch as, or before, the readings it precedes is
-evaluated in order (a gateway's backlog delivered in one batch is evaluated whole, in order). A reading older than what its series already evaluated in an earlier batch cannot be put
-back without retracting emitted transitions; it is evaluated next, at the series' effective time
-``te = max(ts, previous te)``, so durations never run backwards (counted in ``stats["reordered"]``). Nothing
+evaluated in order (a gateway's backlog delivered in one batch is evaluated whole, in order). A reading older
+than what its series already evaluated in an earlier batch cannot be put back without retracting emitted
+transitions; it is evaluated next, at the series' effective time ``te = max(ts, previous te)``, so durations
+never run backwards (counted in ``stats["reordered"]``). Nothing
 is held back, so no alert waits for the lateness bound. Non-finite values and metrics a device's class does
 not report are not evaluated (``stats["invalid"]``, ``stats["unmapped"]``). Duplicates by (device, seq) are
 dropped upstream, not here.
@@ -40,12 +41,15 @@ import numpy.typing as npt
 from sentinel.engine.catalog import METRICS, metric_index
 from sentinel.engine.devices import DeviceSpec, DeviceTable
 from sentinel.engine.evaluate import SortedBatch, group_rule, level_rule
-from sentinel.engine.kernels import ends, shift
+from sentinel.engine.kernels import ends, order_by, shift
 from sentinel.engine.model import GROUP_KINDS, LEVEL_KINDS, RuleSet
 from sentinel.engine.params import NEVER, RuleParams, concat, resolve
 from sentinel.engine.state import RuleState, SeriesState, dump, load
 from sentinel.engine.transitions import Piece, Transitions, merge
 from sentinel.errors import UnknownDevice
+
+I64 = npt.NDArray[np.int64]
+F64 = npt.NDArray[np.float64]
 
 
 class Engine:
@@ -86,7 +90,7 @@ class Engine:
 
     @property
     def device_ids(self) -> list[str]:
-        return [s.id for s in self.table.specs]
+        return self.table.ids
 
     def add_devices(self, specs: Sequence[DeviceSpec]) -> None:
         """Register more devices; state of the devices already known is kept."""
@@ -135,24 +139,24 @@ class Engine:
         seq: npt.NDArray[np.int64],
     ) -> Transitions:
         """Evaluate one micro-batch; returns the transitions it causes."""
-        device, metric, ts_us, value, seq = self._columns(device, metric, ts_us, value, seq)
-        sid = self.table.series_of(device, metric.astype(np.int64))  # type: ignore[arg-type]
-        finite = np.isfinite(value)
-        self.stats["readings"] += len(device)
+        dev, met, ts, val, sq = self._columns(device, metric, ts_us, value, seq)
+        sid = self.table.series_of(dev, met)
+        finite = np.isfinite(val)
+        self.stats["readings"] += len(dev)
         self.stats["invalid"] += int((~finite).sum())
         self.stats["unmapped"] += int((finite & (sid < 0)).sum())
         keep = finite & (sid >= 0)
         frontier = self.series.frontier
-        seen = frontier[device]
-        too_late = keep & (seen != NEVER) & (ts_us < seen - self.lateness_us)
+        seen = frontier[dev]
+        too_late = keep & (seen != NEVER) & (ts < seen - self.lateness_us)
         self.stats["too_late"] += int(too_late.sum())
         keep &= ~too_late
-        np.maximum.at(frontier, device[keep], ts_us[keep])
-        if not keep.all():
-            device, metric, ts_us, value, seq, sid = (a[keep] for a in (device, metric, ts_us, value, seq, sid))
-        order = np.lexsort((seq, ts_us, device, metric))
-        device, metric, ts_us, value, seq, sid = (a[order] for a in (device, metric, ts_us, value, seq, sid))
-        b = self._sorted(device.astype(np.int64), metric.astype(np.int64), ts_us, value, seq, sid)
+        np.maximum.at(frontier, dev[keep], ts[keep])
+        rows = np.flatnonzero(keep)
+        since = int(ts[rows].min()) if len(rows) else 0
+        rows = rows[order_by([met[rows], dev[rows], ts[rows] - since], sq[rows])]
+        sid = sid[rows]
+        b = self._sorted(dev[rows], met[rows], ts[rows], val[rows], sq[rows], sid)
         pieces: list[Piece] = []
         for ri, rule in enumerate(self.rules.rules):
             p, st = self.params[ri], self.states[rule.id]
@@ -173,29 +177,44 @@ class Engine:
         self.series.last_seq[sid[end]] = b.seq[end]
         return merge(pieces, self.rule_ids, self.site_scope, self.device_ids, self.table.sites)
 
-    def _columns(self, *cols: npt.NDArray[np.generic]) -> tuple[npt.NDArray[np.generic], ...]:
-        n = len(cols[0])
-        if any(len(c) != n for c in cols):
-            raise ValueError(f"batch columns differ in length: {[len(c) for c in cols]}")
-        device = np.asarray(cols[0], dtype=np.int32)
-        metric = np.asarray(cols[1], dtype=np.int16)
-        if n and (device.min() < 0 or device.max() >= len(self.table)):
-            bad = int(device[(device < 0) | (device >= len(self.table))][0])
+    def _columns(
+        self,
+        device: npt.ArrayLike,
+        metric: npt.ArrayLike,
+        ts_us: npt.ArrayLike,
+        value: npt.ArrayLike,
+        seq: npt.ArrayLike,
+    ) -> tuple[I64, I64, I64, F64, I64]:
+        """The batch as int64/float64 arrays, after checking lengths and index ranges."""
+        dev, met = np.asarray(device, dtype=np.int64), np.asarray(metric, dtype=np.int64)
+        ts, val, sq = np.asarray(ts_us, dtype=np.int64), np.asarray(value, dtype=np.float64), np.asarray(seq, np.int64)
+        lengths = [len(a) for a in (dev, met, ts, val, sq)]
+        if len(set(lengths)) != 1:
+            raise ValueError(f"batch columns differ in length: {lengths}")
+        if len(dev) and (dev.min() < 0 or dev.max() >= len(self.table)):
+            bad = int(dev[(dev < 0) | (dev >= len(self.table))][0])
             raise UnknownDevice(f"device index {bad} is not registered (engine has {len(self.table)} devices)")
-        if n and (metric.min() < 0 or metric.max() >= len(METRICS)):
+        if len(met) and (met.min() < 0 or met.max() >= len(METRICS)):
             raise ValueError(f"metric index out of range 0..{len(METRICS) - 1}")
-        return (device, metric, np.asarray(cols[2], dtype=np.int64), np.asarray(cols[3], dtype=np.float64),
-                np.asarray(cols[4], dtype=np.int64))
+        return dev, met, ts, val, sq
 
-    def _sorted(self, device: npt.NDArray[np.int64], metric: npt.NDArray[np.int64], ts: npt.NDArray[np.int64],
-                value: npt.NDArray[np.float64], seq: npt.NDArray[np.int64], sid: npt.NDArray[np.int64]
-                ) -> SortedBatch:
+    def _sorted(
+        self,
+        device: npt.NDArray[np.int64],
+        metric: npt.NDArray[np.int64],
+        ts: npt.NDArray[np.int64],
+        value: npt.NDArray[np.float64],
+        seq: npt.NDArray[np.int64],
+        sid: npt.NDArray[np.int64],
+    ) -> SortedBatch:
         start = np.ones(len(sid), dtype=np.bool_)
         start[1:] = sid[1:] != sid[:-1]
-        last_ts = self.series.last_ts[sid]
-        te = np.maximum(ts, last_ts)
-        self.stats["reordered"] += int((ts < last_ts).sum())
-        pv = shift(value, start, self.series.last_value[sid])
+        first_sid = sid[start]
+        last_ts = self.series.last_ts[first_sid]
+        # Within a series ts is sorted, so only readings before the previous batch's last one need clamping.
+        te = np.maximum(ts, np.repeat(last_ts, np.diff(np.append(np.flatnonzero(start), len(sid)))))
+        self.stats["reordered"] += int((ts < te).sum())
+        pv = shift(value, start, self.series.last_value[first_sid])
         pt = shift(te, start, last_ts)
         bounds = np.searchsorted(metric, np.arange(len(METRICS) + 1)).astype(np.int64)
         return SortedBatch(device, metric, value, seq, te, pv, pt, start, bounds)  # type: ignore[arg-type]
@@ -241,8 +260,18 @@ class Engine:
             before = st.active[moved].copy()
             st.active[moved] = grade[moved]
             d = devices[moved]
-            pieces.append(Piece(ri, d, d, before, grade[moved], np.full(len(moved), now_us, dtype=np.int64),
-                                age[moved] / 1e6, np.full(len(moved), -1, dtype=np.int64)))
+            pieces.append(
+                Piece(
+                    ri,
+                    d,
+                    d,
+                    before,
+                    grade[moved],
+                    np.full(len(moved), now_us, dtype=np.int64),
+                    age[moved] / 1e6,
+                    np.full(len(moved), -1, dtype=np.int64),
+                )
+            )
         return merge(pieces, self.rule_ids, self.site_scope, self.device_ids, self.table.sites)
 
     # -- state --------------------------------------------------------------------------------------------------
@@ -263,4 +292,3 @@ class Engine:
 
     def __repr__(self) -> str:
         return f"Engine({len(self.rule_ids)} rules, {len(self.table)} devices, {self.table.n_series} series)"
-

@@ -15,9 +15,18 @@ import numpy as np
 import numpy.typing as npt
 
 from sentinel.engine.catalog import METRIC_INDEX
-from sentinel.engine.kernels import changes, ends, first_index, last_true, latch, segment_cumsum, sustained
+from sentinel.engine.kernels import (
+    changes,
+    ends,
+    first_index,
+    last_true,
+    latch,
+    order_by,
+    segment_cumsum,
+    sustained,
+)
 from sentinel.engine.model import Rule
-from sentinel.engine.params import NEVER, RuleParams
+from sentinel.engine.params import NEVER, Per, RuleParams
 from sentinel.engine.state import RuleState
 from sentinel.engine.transitions import Piece
 
@@ -46,8 +55,9 @@ class SortedBatch:
     bounds: I64
 
 
-def _signal(rule: Rule, p: RuleParams, st: RuleState, inst: I64, b: SortedBatch, pos: I64, start: B,
-            first: I64, end: B) -> F64:
+def _signal(
+    rule: Rule, p: RuleParams, st: RuleState, inst: I64, b: SortedBatch, pos: I64, start: B, first: I64, end: B
+) -> F64:
     v, te = b.value[pos], b.te[pos]
     if rule.kind == "threshold":
         return v
@@ -68,7 +78,7 @@ def _signal(rule: Rule, p: RuleParams, st: RuleState, inst: I64, b: SortedBatch,
         pv = b.pv[pos]
         changed = np.isnan(pv) | (np.abs(v - pv) > rule.eps)
         at = last_true(changed, first)
-        change_ts = np.where(at >= 0, te[np.maximum(at, 0)], st.mark[inst])
+        change_ts = np.where(at >= 0, te[np.maximum(at, 0)], st.mark[inst[start]][np.cumsum(start) - 1])
         st.mark[inst[end]] = change_ts[end]
         return (te - change_ts) / 1e6
     if rule.kind == "count":
@@ -76,7 +86,9 @@ def _signal(rule: Rule, p: RuleParams, st: RuleState, inst: I64, b: SortedBatch,
         window = te // p.window_us[inst]
         new_window = start.copy()
         new_window[1:] |= window[1:] != window[:-1]
-        amount = amount + np.where(start & (window == st.mark[inst]), st.total[inst], 0)
+        starts, carried = inst[start], np.zeros(len(inst), dtype=np.int64)
+        carried[start] = np.where(window[start] == st.mark[starts], st.total[starts], 0)
+        amount = amount + carried
         total = segment_cumsum(amount, first_index(new_window))
         st.mark[inst[end]] = window[end]
         st.total[inst[end]] = total[end]
@@ -84,39 +96,71 @@ def _signal(rule: Rule, p: RuleParams, st: RuleState, inst: I64, b: SortedBatch,
     raise ValueError(f"rule kind {rule.kind!r} has no per-reading signal")
 
 
-def grade_levels(rule: Rule, st: RuleState, inst: I64, signal: F64, te: I64, start: B, first: I64, end: B,
-                 at: F64, clear: F64, hold_us: I64) -> npt.NDArray[np.int8]:
-    """Latch each level and return the grade per reading; ``at``/``clear``/``hold_us`` are (levels, readings)."""
+def _busy(rule: Rule, st: RuleState, inst: I64, signal: F64, start: B, at: Per) -> B | None:
+    """Readings of instances that can move this batch (a raise condition holds somewhere, or state carried in
+    is not at rest); None when that is every reading. Instances left out stay at grade 0 with nothing open."""
+    starts = np.flatnonzero(start)
+    carried = st.on[inst[starts]] != 0
+    for row in st.since:
+        carried |= row[inst[starts]] != NEVER
+    raised = np.zeros(len(signal), dtype=np.bool_)
+    for k in range(len(rule.levels)):
+        raised |= signal <= at(k, inst) if rule.direction == "below" else signal >= at(k, inst)
+    busy = carried | (np.maximum.reduceat(raised.view(np.uint8), starts) > 0)
+    return None if busy.all() else busy[np.cumsum(start) - 1]
+
+
+def emit(
+    ri: int,
+    rule: Rule,
+    st: RuleState,
+    inst: I64,
+    subject: I64,
+    signal: F64,
+    start: B,
+    b: SortedBatch,
+    pos: I64,
+    at: Per,
+    clear: Per,
+    hold_us: Per,
+) -> Piece | None:
+    """Latch each level per reading, take the grade of the highest level on, and return where it moves.
+
+    ``at``/``clear``/``hold_us`` give a level's value for given instances (a scalar when all share it).
+    """
+    keep = _busy(rule, st, inst, signal, start, at)
+    if keep is not None:
+        if not keep.any():
+            return None
+        inst, subject, signal, start, pos = inst[keep], subject[keep], signal[keep], start[keep], pos[keep]
+    te, first, end = b.te[pos], first_index(start), ends(start)
     grade = np.zeros(len(signal), dtype=np.int8)
     bits = np.zeros(len(signal), dtype=np.uint8)
-    on_before = st.on[inst]
+    starts = inst[start]
+    on_before = st.on[starts][np.cumsum(start) - 1]
     for k, level in enumerate(rule.levels):
         if rule.direction == "below":
-            cond, past_clear = signal <= at[k], signal > clear[k]
+            cond, past_clear = signal <= at(k, inst), signal > clear(k, inst)
         else:
-            cond, past_clear = signal >= at[k], signal < clear[k]
+            cond, past_clear = signal >= at(k, inst), signal < clear(k, inst)
         reset = past_clear if level.clear is not None else ~cond
         if level.for_s is not None:
             row = st.hold_rows[k]
-            cond, since = sustained(cond, te, start, first, st.since[row][inst], hold_us[k])
+            cond, since = sustained(cond, te, start, first, st.since[row][starts], hold_us(k, inst))
             st.since[row][inst[end]] = since[end]
         on = latch(cond, reset, ((on_before >> k) & 1).astype(np.bool_), first)
         grade[on] = level.grade
         bits |= on.astype(np.uint8) << np.uint8(k)
     st.on[inst[end]] = bits[end]
-    return grade
-
-
-def _piece(ri: int, st: RuleState, inst: I64, subject: I64, grade: npt.NDArray[np.int8], start: B, end: B,
-           b: SortedBatch, pos: I64) -> Piece:
-    idx, before = changes(grade, start, st.active[inst])
+    idx, before = changes(grade, start, st.active[starts])
     st.active[inst[end]] = grade[end]
     p = pos[idx]
     return Piece(ri, subject[idx], b.device[p], before[idx], grade[idx], b.te[p], b.value[p], b.seq[p])
 
 
-def level_rule(ri: int, rule: Rule, p: RuleParams, st: RuleState, pop: npt.NDArray[np.int32],
-               b: SortedBatch) -> Piece | None:
+def level_rule(
+    ri: int, rule: Rule, p: RuleParams, st: RuleState, pop: npt.NDArray[np.int32], b: SortedBatch
+) -> Piece | None:
     """Evaluate a threshold/deviation/rate/stuck/count rule on the readings of its metric."""
     m = METRIC_INDEX[rule.metric or ""]
     lo, hi = int(b.bounds[m]), int(b.bounds[m + 1])
@@ -130,19 +174,25 @@ def level_rule(ri: int, rule: Rule, p: RuleParams, st: RuleState, pop: npt.NDArr
     start = b.start[pos]
     first, end = first_index(start), ends(start)
     signal = _signal(rule, p, st, inst, b, pos, start, first, end)
-    grade = grade_levels(rule, st, inst, signal, b.te[pos], start, first, end, p.at[:, inst], p.clear[:, inst],
-                         p.hold_us[:, inst])
-    return _piece(ri, st, inst, b.device[pos], grade, start, end, b, pos)
+    return emit(ri, rule, st, inst, b.device[pos], signal, start, b, pos, p.per("at"), p.per("clear"), p.per("hold_us"))
 
 
-def group_rule(ri: int, rule: Rule, p: RuleParams, st: RuleState, pop: npt.NDArray[np.int32],
-               b: SortedBatch, site_of: npt.NDArray[np.int32], site_hold_us: I64) -> Piece | None:
+def group_rule(
+    ri: int,
+    rule: Rule,
+    p: RuleParams,
+    st: RuleState,
+    pop: npt.NDArray[np.int32],
+    b: SortedBatch,
+    site_of: npt.NDArray[np.int32],
+    site_hold_us: I64,
+) -> Piece | None:
     """Evaluate a composite or interlock rule: merged readings of its metrics per device (or site).
 
     Merged order per group: (effective time, device, metric, series order). Each term keeps how many series
     of the group satisfy it; the signal is 1 while every term count is positive.
     """
-    metrics = [METRIC_INDEX[m] for m in rule.metrics]
+    metrics = sorted(METRIC_INDEX[m] for m in rule.metrics)
     pos = np.concatenate([np.arange(b.bounds[m], b.bounds[m + 1], dtype=np.int64) for m in metrics])
     dev = b.device[pos]
     inst = pop[dev].astype(np.int64)
@@ -152,7 +202,10 @@ def group_rule(ri: int, rule: Rule, p: RuleParams, st: RuleState, pop: npt.NDArr
         return None
     site = rule.scope == "site"
     group = site_of[dev].astype(np.int64) if site else inst
-    order = np.lexsort((pos, b.metric[pos], dev, b.te[pos], group))
+    te = b.te[pos]
+    since = te.min()
+    columns = [group, te - since, dev, b.metric[pos]] if site else [group, te - since, b.metric[pos]]
+    order = order_by(columns, pos)
     pos, dev, inst, group = pos[order], dev[order], inst[order], group[order]
     start = np.ones(len(pos), dtype=np.bool_)
     start[1:] = group[1:] != group[:-1]
@@ -171,11 +224,14 @@ def group_rule(ri: int, rule: Rule, p: RuleParams, st: RuleState, pop: npt.NDArr
         count = st.counts[t][group] + segment_cumsum(delta, first)
         st.counts[t][group[end]] = count[end]
         holds &= count > 0
-    signal = holds.astype(np.float64)
-    n = len(pos)
-    if site:
-        at, hold = np.full((1, n), 0.5), site_hold_us[group][None, :]
-    else:
-        at, hold = p.at[:, inst], p.hold_us[:, inst]
-    grade = grade_levels(rule, st, group, signal, b.te[pos], start, first, end, at, at, hold)
-    return _piece(ri, st, group, group if site else dev, grade, start, end, b, pos)
+
+    def half(k: int, _: I64) -> float:
+        return 0.5
+
+    def site_hold(k: int, sites: I64) -> I64:
+        return site_hold_us[sites]
+
+    # Group state (grade, latch, since) is per group: instance index for device rules, site index for site rules.
+    device_hold = p.per("hold_us")
+    hold: Per = site_hold if site else device_hold
+    return emit(ri, rule, st, group, group if site else dev, holds.astype(np.float64), start, b, pos, half, half, hold)

@@ -7,6 +7,8 @@ needed at the end of each instance is read at the ``ends`` positions by the call
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import numpy.typing as npt
 
@@ -39,24 +41,28 @@ def last_true(mask: B, first: I64) -> I64:
 
 
 def shift(values: npt.NDArray[np.generic], start: B, carry: npt.NDArray[np.generic]) -> npt.NDArray[np.generic]:
-    """The previous reading's value within the instance; ``carry`` (per reading) at each instance start."""
+    """The previous reading's value within the instance; ``carry`` (one per instance start) at each start."""
     out = np.empty_like(values)
     out[1:] = values[:-1]
-    out[start] = carry[start]
+    out[start] = carry
     return out
 
 
-def sustained(cond: B, te: I64, start: B, first: I64, since_in: I64, hold_us: I64) -> tuple[B, I64]:
+def sustained(
+    cond: B, te: I64, start: B, first: I64, since_in: I64, hold_us: float | npt.NDArray[Any]
+) -> tuple[B, I64]:
     """Whether ``cond`` has held for ``hold_us`` at each reading, and since when (NEVER where it does not hold).
 
     A run of True readings starts at its first reading's time, or continues the run the previous batch left
-    open (``since_in`` not NEVER) when the instance's first reading also holds.
+    open (``since_in``, one per instance start, not NEVER) when the instance's first reading also holds.
     """
+    open_run = since_in != NEVER
     prev = np.empty_like(cond)
     prev[1:] = cond[:-1]
-    prev[start] = since_in[start] != NEVER
+    prev[start] = open_run
     marker = cond & (start | ~prev)
-    marker_value = np.where(start & (since_in != NEVER), since_in, te)
+    marker_value = te.copy()
+    marker_value[np.flatnonzero(start)[open_run]] = since_in[open_run]
     at = last_true(marker, first)
     since = np.where(cond, marker_value[np.maximum(at, 0)], NEVER)
     held = cond & (te - np.where(cond, since, 0) >= hold_us)
@@ -76,6 +82,25 @@ def segment_cumsum(delta: I64, first: I64) -> I64:
 
 
 def changes(grade: npt.NDArray[np.int8], start: B, active_in: npt.NDArray[np.int8]) -> tuple[I64, npt.NDArray[np.int8]]:
-    """Positions where the grade moves, and the grade before each reading."""
+    """Positions where the grade moves, and the grade before each reading (``active_in`` per start)."""
     before = shift(grade, start, active_in)
     return np.flatnonzero(grade != before), before  # type: ignore[return-value]
+
+
+def order_by(columns: list[I64], tiebreak: I64) -> I64:
+    """Row order by ``columns`` (most significant first, each non-negative), then by ``tiebreak``.
+
+    When the columns fit in 63 bits they are packed into one int64 key and sorted once (several times faster
+    than a multi-key lexsort); only if two rows share a key does the tiebreak need a second key.
+    """
+    widths = [int(c.max()).bit_length() if len(c) else 0 for c in columns]
+    if sum(widths) > 63:
+        return np.lexsort((tiebreak, *reversed(columns)))
+    key = np.zeros(len(tiebreak), dtype=np.int64)
+    for column, width in zip(columns, widths, strict=True):
+        key = (key << width) | column
+    order = np.argsort(key)
+    ordered = key[order]
+    if len(ordered) > 1 and bool((ordered[1:] == ordered[:-1]).any()):
+        return np.lexsort((tiebreak, key))
+    return order

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -171,22 +172,28 @@ def _read_rule(r: NodeReader, node: Node, pack: str) -> Rule | None:
     kind_node = next((v for k, v in node.value if getattr(k, "value", None) == "kind"), None)
     kind = r.choice(kind_node, "rule kind", RULE_KINDS) if kind_node is not None else None
     allowed = COMMON_KEYS + (KIND_KEYS[kind] if kind else ALL_KIND_KEYS)
-    keys = r.mapping(node, allowed, ("id", "name", "kind", "device_classes", "source") + REQUIRED_KEYS.get(
-        kind or "", ()), "a rule")
+    keys = r.mapping(
+        node, allowed, ("id", "name", "kind", "device_classes", "source", *REQUIRED_KEYS.get(kind or "", ())), "a rule"
+    )
     if keys is None:
         return None
     rid = (r.string(keys["id"], "rule id") if "id" in keys else None) or f"<rule at line {node.start_mark.line + 1}>"
     zh, en = _names(r, keys["name"], "the rule name") if "name" in keys else ("", "")
-    classes = tuple(c for c, _ in r.strings(keys["device_classes"], "device_classes")) if "device_classes" in keys else ()
+    classes = (
+        tuple(c for c, _ in r.strings(keys["device_classes"], "device_classes")) if "device_classes" in keys else ()
+    )
     source = (r.source(keys["source"], "the rule source") if "source" in keys else None) or "T"
-    fields: dict[str, object] = {}
+    fields: dict[str, Any] = {}
     if "metric" in keys:
         metric = r.string(keys["metric"], "metric")
         if metric is not None and metric not in METRIC_INDEX:
             r.error(keys["metric"], f"unknown metric {metric!r}{suggest(metric, METRIC_INDEX)}")
         fields["metric"] = metric
-    for key, choices in (("direction", ("above", "below")), ("deviation", ("both", "up", "down")),
-                         ("scope", ("device", "site"))):
+    for key, choices in (
+        ("direction", ("above", "below")),
+        ("deviation", ("both", "up", "down")),
+        ("scope", ("device", "site")),
+    ):
         if key in keys:
             fields[key] = r.choice(keys[key], key, choices) or choices[0]
     for key in ("relative_to", "baseline", "scale"):
@@ -206,9 +213,19 @@ def _read_rule(r: NodeReader, node: Node, pack: str) -> Rule | None:
     grades = [lv.grade for lv in levels if lv is not None]
     if len(set(grades)) != len(grades):
         r.error(keys.get("levels", node), "two levels have the same grade")
-    rule = Rule(id=rid, kind=kind or "threshold", name_zh=zh, name_en=en, pack=pack, device_classes=classes,
-                source=source, levels=tuple(sorted((lv for lv in levels if lv), key=lambda lv: lv.grade)),
-                file=r.file, line=node.start_mark.line + 1, **fields)  # type: ignore[arg-type]
+    rule = Rule(
+        id=rid,
+        kind=kind or "threshold",
+        name_zh=zh,
+        name_en=en,
+        pack=pack,
+        device_classes=classes,
+        source=source,
+        levels=tuple(sorted((lv for lv in levels if lv), key=lambda lv: lv.grade)),
+        file=r.file,
+        line=node.start_mark.line + 1,
+        **fields,
+    )
     return rule if kind else None
 
 
@@ -224,9 +241,13 @@ def _read_level(r: NodeReader, node: Node, rid: str) -> Level | None:
     if grade_name is None or at is None:
         return None
     key = f"{rid}.{grade_name}"
-    return Level(GRADE_INDEX[grade_name], Param(at, source, key),
-                 Param(clear, source, f"{key}.clear") if clear is not None else None,
-                 Param(for_s, source, f"{key}.for_s") if for_s is not None else None, source)
+    return Level(
+        GRADE_INDEX[grade_name],
+        Param(at, source, key),
+        Param(clear, source, f"{key}.clear") if clear is not None else None,
+        Param(for_s, source, f"{key}.for_s") if for_s is not None else None,
+        source,
+    )
 
 
 def _read_term(r: NodeReader, node: Node, rid: str, negate: bool = False) -> Term | None:
@@ -249,8 +270,9 @@ def _read_term(r: NodeReader, node: Node, rid: str, negate: bool = False) -> Ter
     return Term(name, metric, sides[0], Param(at, source, f"{rid}.{name}"), relative, negate)
 
 
-def _read_group(r: NodeReader, keys: dict[str, Node], rid: str, kind: str, source: str
-                ) -> tuple[list[Level | None], list[Term]]:
+def _read_group(
+    r: NodeReader, keys: dict[str, Node], rid: str, kind: str, source: str
+) -> tuple[list[Level | None], list[Term]]:
     """Composite and interlock rules become terms plus one boolean level (signal 1.0 when all terms hold)."""
     if kind == "composite":
         terms = [_read_term(r, n, rid) for n in r.sequence(keys["all"], "all")] if "all" in keys else []
@@ -288,7 +310,10 @@ def _cross_check(r: NodeReader, rule: Rule, node: Node, rules: RuleSet) -> None:
             continue
         wrong = level.clear.value > level.at.value if rule.direction == "above" else level.clear.value < level.at.value
         if wrong and rule.kind != "composite":
-            r.error(node, f"level {level.grade}: clear {level.clear.value:g} is on the alarm side of at "
-                          f"{level.at.value:g} (direction {rule.direction})")
+            r.error(
+                node,
+                f"level {level.grade}: clear {level.clear.value:g} is on the alarm side of at "
+                f"{level.at.value:g} (direction {rule.direction})",
+            )
     if rule.kind == "interlock" and rule.scope != "device":
         r.error(node, "an interlock is judged per device")

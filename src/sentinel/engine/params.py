@@ -7,7 +7,9 @@ so evaluation compares raw values. Durations are turned into integer microsecond
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -19,6 +21,10 @@ from sentinel.errors import ConfigError
 F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]
 NEVER = np.iinfo(np.int64).min  # "no time": no run open, no window, no data yet
+
+
+# (level k, instance per reading) → the level's value per reading, or one scalar shared by all instances
+Per = Callable[[int, "I64"], "float | npt.NDArray[Any]"]
 
 
 @dataclass
@@ -36,6 +42,19 @@ class RuleParams:
     baseline: F64
     scale: F64
     window_us: I64
+    shared: dict[str, list[bool]] = field(default_factory=dict)  # per level: one value for all instances?
+
+    def per(self, name: str) -> Per:
+        """Level ``k``'s ``name`` (at, clear, hold_us) for each reading's instance; a scalar when all agree."""
+        table = getattr(self, name)
+        if name not in self.shared:
+            self.shared[name] = [bool(len(row)) and bool((row == row[0]).all()) for row in table]
+        shared = self.shared[name]
+
+        def value(k: int, inst: I64) -> float | npt.NDArray[Any]:
+            return table[k][0].item() if shared[k] else table[k][inst]  # type: ignore[no-any-return]
+
+        return value
 
 
 def _param(table: DeviceTable, devices: I64, param: Param, overrides: dict[str, dict[str, float]]) -> F64:
@@ -65,9 +84,7 @@ def _attr(table: DeviceTable, devices: I64, name: str, rule: Rule, metric: str |
     return out
 
 
-def resolve(
-    rule: Rule, table: DeviceTable, devices: I64, overrides: dict[str, dict[str, float]]
-) -> RuleParams:
+def resolve(rule: Rule, table: DeviceTable, devices: I64, overrides: dict[str, dict[str, float]]) -> RuleParams:
     """Resolve every number of ``rule`` for ``devices`` (device indices in instance order)."""
     n, n_levels = len(devices), len(rule.levels)
     at = np.zeros((n_levels, n), dtype=np.float64)
@@ -88,10 +105,7 @@ def resolve(
         if term.relative_to:
             term_at[t] = term_at[t] * _attr(table, devices, term.relative_to, rule, term.metric)
     baseline = _attr(table, devices, rule.baseline, rule) if rule.baseline else np.zeros(n)
-    if rule.scale:
-        scale = _attr(table, devices, rule.scale, rule)
-    else:
-        scale = baseline.copy() if rule.baseline else np.ones(n)
+    scale = _attr(table, devices, rule.scale, rule) if rule.scale else baseline.copy() if rule.baseline else np.ones(n)
     if rule.baseline and not np.all(scale > 0):
         bad = table.specs[int(devices[np.flatnonzero(~(scale > 0))[0]])].id
         raise ConfigError(f"device {bad!r}", f"rule {rule.id} needs a positive deviation scale")

@@ -18,7 +18,7 @@ import numpy.typing as npt
 from sentinel.engine.catalog import GRADE_NAMES, METRIC_INDEX, transition_kind
 from sentinel.engine.devices import DeviceSpec, DeviceTable
 from sentinel.engine.model import GROUP_KINDS, Rule, RuleSet
-from sentinel.engine.params import RuleParams, resolve
+from sentinel.engine.params import RuleParams, concat, resolve
 from sentinel.engine.transitions import Transition
 
 
@@ -38,8 +38,13 @@ class Reading:
 class ReferenceEngine:
     """Same contract as Engine.process/tick, returning lists of :class:`Transition`."""
 
-    def __init__(self, rules: RuleSet, devices: Sequence[DeviceSpec] = (),
-                 site_overrides: dict[str, dict[str, float]] | None = None, lateness_s: float = 300.0) -> None:
+    def __init__(
+        self,
+        rules: RuleSet,
+        devices: Sequence[DeviceSpec] = (),
+        site_overrides: dict[str, dict[str, float]] | None = None,
+        lateness_s: float = 300.0,
+    ) -> None:
         self.rules = rules
         self.overrides = dict(site_overrides or {})
         self.lateness_us = round(lateness_s * 1e6)
@@ -69,17 +74,22 @@ class ReferenceEngine:
                         group = self.table.device_site[d] if rule.scope == "site" else base + i
                         self.counts[ri][(t, int(group))] += 1
             if ri < len(self.params):
-                old = self.params[ri]
-                self.params[ri] = RuleParams(*(np.concatenate((a, b), axis=-1) for a, b in
-                                               zip(vars(old).values(), vars(fresh).values(), strict=True)))
+                self.params[ri] = concat(self.params[ri], fresh)
             else:
                 self.params.append(fresh)
 
-    def process(self, device: npt.NDArray[np.int32], metric: npt.NDArray[np.int16], ts_us: npt.NDArray[np.int64],
-                value: npt.NDArray[np.float64], seq: npt.NDArray[np.int64]) -> list[Transition]:
+    def process(
+        self,
+        device: npt.NDArray[np.int32],
+        metric: npt.NDArray[np.int16],
+        ts_us: npt.NDArray[np.int64],
+        value: npt.NDArray[np.float64],
+        seq: npt.NDArray[np.int64],
+    ) -> list[Transition]:
         rows = []
-        for d, m, t, v, s in zip(device.tolist(), metric.tolist(), ts_us.tolist(), value.tolist(), seq.tolist(),
-                                 strict=True):
+        for d, m, t, v, s in zip(
+            device.tolist(), metric.tolist(), ts_us.tolist(), value.tolist(), seq.tolist(), strict=True
+        ):
             slot = int(self.table.slot[self.table.device_class[d], m])
             if math.isfinite(v) and slot >= 0:
                 rows.append((d, m, t, v, s, int(self.table.series_base[d]) + slot))
@@ -107,13 +117,28 @@ class ReferenceEngine:
 
     def _emit(self, ri: int, subject: int, r: Reading, before: int, after: int) -> tuple[int, int, Transition]:
         rule = self.rules.rules[ri]
-        name = self.table.sites[subject] if rule.scope == "site" and rule.kind in GROUP_KINDS else \
-            self.table.specs[subject].id
-        return ri, subject, Transition(rule.id, name, self.table.specs[r.device].id, GRADE_NAMES[before],
-                                       GRADE_NAMES[after], transition_kind(before, after), r.te, r.value, r.seq)
+        name = (
+            self.table.sites[subject]
+            if rule.scope == "site" and rule.kind in GROUP_KINDS
+            else self.table.specs[subject].id
+        )
+        return (
+            ri,
+            subject,
+            Transition(
+                rule.id,
+                name,
+                self.table.specs[r.device].id,
+                GRADE_NAMES[before],
+                GRADE_NAMES[after],
+                transition_kind(before, after),
+                r.te,
+                r.value,
+                r.seq,
+            ),
+        )
 
-    def _levels(self, ri: int, rule: Rule, key: int, inst: int, signal: float, te: int, hold: int | None = None
-                ) -> int:
+    def _levels(self, ri: int, rule: Rule, key: int, inst: int, signal: float, te: int, hold: int | None = None) -> int:
         p = self.params[ri]
         grade = 0
         for k, level in enumerate(rule.levels):
@@ -193,8 +218,9 @@ class ReferenceEngine:
                 if METRIC_INDEX[term.metric] != r.metric:
                     continue
                 thr = float(p.term_at[t][inst])
-                now, before = (r.value >= thr, r.pv >= thr) if term.direction == "above" else \
-                    (r.value <= thr, r.pv <= thr)
+                now, before = (
+                    (r.value >= thr, r.pv >= thr) if term.direction == "above" else (r.value <= thr, r.pv <= thr)
+                )
                 if term.negate:
                     now, before = not now, not before
                 self.counts[ri][(t, group)] += int(now) - int(before)
@@ -246,7 +272,22 @@ class ReferenceEngine:
                 if grade > before:
                     self.active[ri][inst] = grade
                     name = self.table.specs[d].id
-                    out.append((ri, d, Transition(rule.id, name, name, GRADE_NAMES[before], GRADE_NAMES[grade],
-                                                  transition_kind(before, grade), now_us, age / 1e6, -1)))
+                    out.append(
+                        (
+                            ri,
+                            d,
+                            Transition(
+                                rule.id,
+                                name,
+                                name,
+                                GRADE_NAMES[before],
+                                GRADE_NAMES[grade],
+                                transition_kind(before, grade),
+                                now_us,
+                                age / 1e6,
+                                -1,
+                            ),
+                        )
+                    )
         out.sort(key=lambda x: (x[2].ts_us, x[0], x[1]))
         return [x[2] for x in out]

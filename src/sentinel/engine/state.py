@@ -15,6 +15,7 @@ from __future__ import annotations
 import io
 import json
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -40,8 +41,12 @@ class RuleState:
     def empty(cls, rule: Rule) -> RuleState:
         rows = {k: i for i, k in enumerate(k for k, lv in enumerate(rule.levels) if lv.for_s is not None)}
         return cls(
-            np.zeros(0, dtype=np.int8), np.zeros(0, dtype=np.uint8), np.zeros((len(rows), 0), dtype=np.int64),
-            np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), np.zeros((len(rule.terms), 0), dtype=np.int32),
+            np.zeros(0, dtype=np.int8),
+            np.zeros(0, dtype=np.uint8),
+            np.zeros((len(rows), 0), dtype=np.int64),
+            np.zeros(0, dtype=np.int64),
+            np.zeros(0, dtype=np.int64),
+            np.zeros((len(rule.terms), 0), dtype=np.int32),
             rows,
         )
 
@@ -56,11 +61,17 @@ class RuleState:
         self.counts = np.concatenate((self.counts, fresh), axis=1)
 
     def arrays(self) -> dict[str, npt.NDArray[np.generic]]:
-        return {"active": self.active, "on": self.on, "since": self.since, "mark": self.mark,
-                "total": self.total, "counts": self.counts}
+        return {
+            "active": self.active,
+            "on": self.on,
+            "since": self.since,
+            "mark": self.mark,
+            "total": self.total,
+            "counts": self.counts,
+        }
 
     def nbytes(self) -> int:
-        used = [self.active, self.on, self.since, self.counts]
+        used: list[npt.NDArray[Any]] = [self.active, self.on, self.since, self.counts]
         return sum(a.nbytes for a in used) + (self.mark.nbytes + self.total.nbytes if self.extra else 0)
 
     extra: bool = False  # whether mark/total are used by the rule's kind (for byte accounting)
@@ -83,8 +94,12 @@ class SeriesState:
         self.frontier = np.concatenate((self.frontier, np.full(add_d, NEVER, dtype=np.int64)))
 
     def arrays(self) -> dict[str, npt.NDArray[np.generic]]:
-        return {"last_value": self.last_value, "last_ts": self.last_ts, "last_seq": self.last_seq,
-                "frontier": self.frontier}
+        return {
+            "last_value": self.last_value,
+            "last_ts": self.last_ts,
+            "last_seq": self.last_seq,
+            "frontier": self.frontier,
+        }
 
 
 def dump(header: dict[str, object], series: SeriesState, rules: dict[str, RuleState]) -> bytes:

@@ -64,8 +64,14 @@ class Transitions:
             subject = self.site_ids[s] if self.site_scope[r] else self.device_ids[s]
             out.append(
                 Transition(
-                    self.rule_ids[r], subject, self.device_ids[int(self.device[i])], GRADE_NAMES[f],
-                    GRADE_NAMES[t], transition_kind(f, t), int(self.ts_us[i]), float(self.value[i]),
+                    self.rule_ids[r],
+                    subject,
+                    self.device_ids[int(self.device[i])],
+                    GRADE_NAMES[f],
+                    GRADE_NAMES[t],
+                    transition_kind(f, t),
+                    int(self.ts_us[i]),
+                    float(self.value[i]),
                     int(self.seq[i]),
                 )
             )
@@ -87,7 +93,10 @@ class Piece:
 
 
 def merge(
-    pieces: list[Piece], rule_ids: tuple[str, ...], site_scope: tuple[bool, ...], devices: list[str],
+    pieces: list[Piece],
+    rule_ids: tuple[str, ...],
+    site_scope: tuple[bool, ...],
+    devices: list[str],
     sites: list[str],
 ) -> Transitions:
     """Concatenate per-rule pieces and order them by (ts_us, rule, subject), keeping evaluation order in ties."""
@@ -97,10 +106,36 @@ def merge(
         subject = np.concatenate([p.subject for p in pieces]).astype(np.int32)
         ts = np.concatenate([p.ts_us for p in pieces])
         order = np.lexsort((subject, rule, ts))
-        cols = [np.concatenate([getattr(p, name) for p in pieces])[order]
-                for name in ("device", "from_grade", "to_grade", "value", "seq")]
-        return Transitions(rule[order], subject[order], cols[0].astype(np.int32), cols[1], cols[2], ts[order],
-                           cols[3], cols[4], rule_ids, site_scope, devices, sites)
+        cols = [
+            np.concatenate([getattr(p, name) for p in pieces])[order]
+            for name in ("device", "from_grade", "to_grade", "value", "seq")
+        ]
+        return Transitions(
+            rule[order],
+            subject[order],
+            cols[0].astype(np.int32),
+            cols[1],
+            cols[2],
+            ts[order],
+            cols[3],
+            cols[4],
+            rule_ids,
+            site_scope,
+            devices,
+            sites,
+        )
     i32, i8 = np.zeros(0, dtype=np.int32), np.zeros(0, dtype=np.int8)
-    return Transitions(i32, i32, i32, i8, i8, np.zeros(0, dtype=np.int64), np.zeros(0), np.zeros(0, dtype=np.int64),
-                       rule_ids, site_scope, devices, sites)
+    return Transitions(
+        i32,
+        i32,
+        i32,
+        i8,
+        i8,
+        np.zeros(0, dtype=np.int64),
+        np.zeros(0),
+        np.zeros(0, dtype=np.int64),
+        rule_ids,
+        site_scope,
+        devices,
+        sites,
+    )

@@ -7,6 +7,7 @@ each :class:`~sentinel.errors.Problem` can say ``file:line``. Misspelt keys get 
 from __future__ import annotations
 
 import difflib
+import math
 import re
 from collections.abc import Iterable
 
@@ -31,9 +32,7 @@ class NodeReader:
     def error(self, node: Node, what: str) -> None:
         self.problems.append(Problem(self.where(node), what))
 
-    def mapping(
-        self, node: Node, allowed: Iterable[str], required: Iterable[str], what: str
-    ) -> dict[str, Node] | None:
+    def mapping(self, node: Node, allowed: Iterable[str], required: Iterable[str], what: str) -> dict[str, Node] | None:
         """The keys of a mapping node; unknown keys (with a suggestion) and missing keys are reported."""
         if not isinstance(node, yaml.MappingNode):
             self.error(node, f"{what} must be a mapping, got {_shape(node)}")
@@ -73,7 +72,7 @@ class NodeReader:
                 value = float(node.value.replace("_", ""))
             except ValueError:
                 value = float("nan")
-            if value != value or value in (float("inf"), float("-inf")):
+            if not math.isfinite(value):
                 self.error(node, f"{what} must be a finite number, got {node.value!r}")
                 return None
             if minimum is not None and value < minimum:
