@@ -130,6 +130,23 @@ def test_messages_with_publish_properties_take_the_general_parser(mosquitto: Pri
     run(scenario())
 
 
+def test_qos_0_messages_are_collected_without_acknowledgement(mosquitto: PrivateMosquitto, site: str) -> None:
+    status = [(f"sentinel/v1/{site}/dev-{i}/status", b"online") for i in range(4)]
+    marker = telemetry(site, 1)
+
+    async def scenario() -> None:
+        sink = Recorder()
+        async with Running(MqttCollector(config(mosquitto, f"c-{site}"), sink)) as collector:
+            assert await publish(mosquitto.host, mosquitto.port, status, qos=0) == 4
+            await publish(mosquitto.host, mosquitto.port, marker)
+            await wait_until(lambda: len(sink.payloads) == 5, "four QoS 0 and one QoS 1 message")
+            await wait_until(lambda: collector.stats.acknowledged == 1, "the QoS 1 one acknowledged")
+        assert [m.topic for batch in sink.batches for m in batch] == [t for t, _ in status + marker]
+        assert collector.stats.received == 5
+
+    run(scenario())
+
+
 def test_no_puback_before_the_sink_returns_so_the_broker_redelivers_after_a_crash(
     mosquitto: PrivateMosquitto, site: str
 ) -> None:
