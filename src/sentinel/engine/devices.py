@@ -65,6 +65,7 @@ class DeviceTable:
         self.interval_s = np.zeros(0, dtype=np.float64)
         self.n_series = 0
         self.attr_keys: set[str] = set()
+        self._needs: dict[str, list[tuple[str, str]]] = {}
         self.populations: dict[tuple[str, ...], I32] = {}
         self.population_size: dict[tuple[str, ...], int] = {}
 
@@ -82,6 +83,9 @@ class DeviceTable:
                 raise ConfigError(f"device {spec.id!r}", "the device id is registered twice")
             if not spec.expected_interval_s > 0:
                 raise ConfigError(f"device {spec.id!r}", "expected_interval_s must be positive")
+            for rule, attr in self._needed(spec.device_class):
+                if attr not in spec.attrs:
+                    raise ConfigError(f"device {spec.id!r}", f"attribute {attr!r} is required by rule {rule}")
         start = len(self.specs)
         classes = np.array([self.class_index[s.device_class] for s in specs], dtype=np.int32)
         sites = []
@@ -105,6 +109,19 @@ class DeviceTable:
         for key in list(self.populations):
             self._extend_population(key, start)
         return range(start, len(self.specs))
+
+    def _needed(self, device_class: str) -> list[tuple[str, str]]:
+        """(rule id, attribute) pairs a device of this class must carry (setpoints, baselines, scales)."""
+        if device_class in self._needs:
+            return self._needs[device_class]
+        metrics = self.rules.classes[device_class].metrics
+        out: list[tuple[str, str]] = []
+        for rule in self.rules.rules:
+            if device_class in rule.device_classes:
+                out += [(rule.id, a) for a in (rule.relative_to, rule.baseline, rule.scale) if a]
+                out += [(rule.id, t.relative_to) for t in rule.terms if t.relative_to and t.metric in metrics]
+        self._needs[device_class] = out
+        return out
 
     def population(self, classes: tuple[str, ...]) -> I32:
         """Device index → instance index among devices of these classes (-1 for the others)."""
