@@ -168,7 +168,8 @@ def test_password_entries_verify_only_their_secret(secret: str, other: str) -> N
 @pytest.mark.parametrize(
     ("data", "problem"),
     [
-        ({"gateways": []}, "sentinel: expected a mapping"),
+        ({"gateways": []}, "sentinel: missing, and no broker URL"),
+        ({"sentinel": "me", "gateways": []}, "sentinel: expected a mapping"),
         ({"sentinel": {"id": "s", "secret": "x"}, "gateways": [{"id": "g/1", "secret": "x", "sites": ["a"]}]},
          r"gateways\[0\]\.id: expected an id"),
         ({"sentinel": {"id": "s", "secret": "x"}, "gateways": [{"id": "g", "secret": "x", "sites": ["a", "#"]}]},
@@ -209,3 +210,21 @@ def test_password_file_is_private_and_acl_is_exact(tmp_path: Path) -> None:
         "user gw-a", "topic write sentinel/v1/plant-a/#",
         "user ch4-0001", "topic write sentinel/v1/plant-b/ch4-0001/+",
     ]  # fmt: skip
+
+
+def test_sentinel_login_from_the_broker_url_when_the_registry_has_none(tmp_path: Path) -> None:
+    # The file `sentinel registry load` reads has no `sentinel` key; the acl command takes the login from the URL.
+    (tmp_path / "reg.yaml").write_text(
+        "sites: [{id: plant-a, name: A, township: T, sector: gas}]\n"
+        "gateways: [{id: gw-a, secret: 0123456789abcdef, sites: [plant-a]}, {id: gw-http, sites: [plant-a]}]\n"
+        "devices: [{id: d-1, site: plant-a, class: gas_pressure}]\n",
+        encoding="utf-8",
+    )
+    url = "mqtt://ingest:p%40ss@broker:1883"
+    args = ["acl", str(tmp_path / "reg.yaml"), "--out-dir", str(tmp_path), "--sentinel-url", url]
+    result = CliRunner().invoke(broker_app, args)
+    assert result.exit_code == 0, result.output
+    entries = (tmp_path / "mosquitto.passwd").read_text().splitlines()
+    assert [e.split(":", 1)[0] for e in entries] == ["ingest", "gw-a"]  # gw-http has no secret: no login
+    assert password_matches(entries[0], "p@ss")
+    assert "user gw-http" not in (tmp_path / "mosquitto.acl").read_text()

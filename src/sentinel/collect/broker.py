@@ -130,7 +130,7 @@ def mosquitto_config(
 @dataclass(frozen=True)
 class GatewayAccount:
     username: str
-    secret: str
+    secret: str | None  # None: no MQTT login (e.g. a gateway that only uses HTTP)
     sites: tuple[str, ...]
 
 
@@ -173,7 +173,7 @@ def password_matches(entry: str, secret: str) -> bool:
 
 def _accounts(registry: BrokerRegistry) -> list[tuple[str, str]]:
     accounts = [(registry.sentinel_username, registry.sentinel_secret)]
-    accounts += [(g.username, g.secret) for g in registry.gateways]
+    accounts += [(g.username, g.secret) for g in registry.gateways if g.secret is not None]
     accounts += [(d.username, d.secret) for d in registry.devices if d.secret is not None]
     return accounts
 
@@ -195,6 +195,8 @@ def acl_text(registry: BrokerRegistry) -> str:
         f"topic read {root}/#",
     ]
     for gateway in registry.gateways:
+        if gateway.secret is None:
+            continue
         lines += ["", f"# gateway {gateway.username}: its bound sites only", f"user {gateway.username}"]
         lines += [f"topic write {root}/{site}/#" for site in gateway.sites]
     for device in registry.devices:

@@ -3,12 +3,12 @@
 The ``acl`` command reads the registry as YAML (unknown keys are ignored, so the same file can carry what
 ``sentinel registry load`` needs)::
 
-    sentinel:                 # Sentinel's own MQTT login: may subscribe to everything under sentinel/v1/
-      id: sentinel-ingest
-      secret: change-me
+    sentinel:                 # Sentinel's own MQTT login: may read everything under sentinel/v1/. Optional: without
+      id: sentinel-ingest     # it, the user:password of --sentinel-url or SENTINEL_MQTT_URL is used, so the file
+      secret: change-me       # `sentinel registry load` reads (which has no such key) works as it is
     gateways:                 # may publish only under sentinel/v1/{site}/... for each bound site
       - id: gw-plant-a
-        secret: gw-secret
+        secret: gw-secret     # optional: a gateway without one gets no MQTT login
         sites: [plant-a, plant-b]
     devices:                  # may publish only on sentinel/v1/{site}/{id}/{telemetry|event|status}
       - id: ch4-0001
@@ -25,6 +25,7 @@ import re
 import sys
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import unquote, urlsplit
 
 import typer
 import yaml
@@ -38,6 +39,7 @@ from sentinel.collect.broker import (
     write_access_files,
 )
 from sentinel.errors import BrokerError
+from sentinel.settings import load_settings
 
 ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")  # the wire contract's ID_PATTERN
 
@@ -47,26 +49,44 @@ broker_app = typer.Typer(no_args_is_help=True, help="Mosquitto configuration, pa
 # --- registry file ----------------------------------------------------------------------------------------------
 
 
-def load_broker_registry(path: Path) -> BrokerRegistry:
-    """Read and check a registry YAML file; errors name the file and the entry (``gateways[2].sites[0]``)."""
+def load_broker_registry(path: Path, *, sentinel_login: tuple[str, str] | None = None) -> BrokerRegistry:
+    """Read and check a registry YAML file; errors name the file and the entry (``gateways[2].sites[0]``).
+    ``sentinel_login`` (user, password) is used when the file has no ``sentinel`` entry."""
+    return parse_broker_registry(read_registry_yaml(path), str(path), sentinel_login=sentinel_login)
+
+
+def read_registry_yaml(path: Path) -> object:
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise BrokerError(f"{path}: cannot read: {exc.strerror}") from exc
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
         raise BrokerError(f"{where}: not valid YAML: {getattr(exc, 'problem', exc)}") from exc
-    return parse_broker_registry(data, str(path))
 
 
-def parse_broker_registry(data: object, source: str = "registry") -> BrokerRegistry:
+def parse_broker_registry(
+    data: object, source: str = "registry", *, sentinel_login: tuple[str, str] | None = None
+) -> BrokerRegistry:
     """Check plain data (as loaded from YAML or JSON) and build a :class:`BrokerRegistry`."""
     top = _mapping(data, source)
-    sentinel = _mapping(top.get("sentinel"), f"{source}: sentinel")
+    if "sentinel" in top:
+        sentinel = _mapping(top["sentinel"], f"{source}: sentinel")
+        username = _id(sentinel, "id", f"{source}: sentinel")
+        secret = _secret(sentinel, f"{source}: sentinel", required=True) or ""
+    elif sentinel_login is not None:
+        username = _id_value(sentinel_login[0], "Sentinel's MQTT user (from its broker URL)")
+        secret = _secret({"secret": sentinel_login[1]}, "Sentinel's MQTT password (from its broker URL)",
+                         required=True) or ""  # fmt: skip
+    else:
+        raise BrokerError(
+            f"{source}: sentinel: missing, and no broker URL with credentials was given: Sentinel's own client "
+            "needs a login (add `sentinel: {id, secret}`, or set SENTINEL_MQTT_URL=mqtt://user:password@host)"
+        )
     registry = BrokerRegistry(
-        sentinel_username=_id(sentinel, "id", f"{source}: sentinel"),
-        sentinel_secret=_secret(sentinel, f"{source}: sentinel", required=True) or "",
+        sentinel_username=username,
+        sentinel_secret=secret,
         gateways=tuple(_gateway(g, f"{source}: gateways[{i}]") for i, g in enumerate(_list(top, "gateways", source))),
         devices=tuple(_device(d, f"{source}: devices[{i}]") for i, d in enumerate(_list(top, "devices", source))),
     )
@@ -81,7 +101,7 @@ def _gateway(entry: object, where: str) -> GatewayAccount:
         raise BrokerError(f"{where}.sites: expected a non-empty list of site ids, got {sites!r}")
     return GatewayAccount(
         username=_id(fields, "id", where),
-        secret=_secret(fields, where, required=True) or "",
+        secret=_secret(fields, where, required=False),
         sites=tuple(_id_value(site, f"{where}.sites[{i}]") for i, site in enumerate(sites)),
     )
 
@@ -97,7 +117,7 @@ def _device(entry: object, where: str) -> DeviceAccount:
 
 def _check_unique(registry: BrokerRegistry, source: str) -> None:
     seen: dict[str, str] = {registry.sentinel_username: "sentinel"}
-    logins = [(f"gateways[{i}]", g.username) for i, g in enumerate(registry.gateways)]
+    logins = [(f"gateways[{i}]", g.username) for i, g in enumerate(registry.gateways) if g.secret is not None]
     logins += [(f"devices[{i}]", d.username) for i, d in enumerate(registry.devices) if d.secret is not None]
     for where, username in logins:
         if username in seen:
@@ -192,22 +212,44 @@ def config_command(
 
 @broker_app.command("acl")
 def acl_command(
+    ctx: typer.Context,
     registry: Annotated[Path, typer.Argument(help="Registry YAML: sentinel, gateways, devices")],
     out_dir: Annotated[Path, typer.Option(help="Directory for mosquitto.passwd and mosquitto.acl")] = Path("."),
+    sentinel_url: Annotated[
+        str | None, typer.Option(help="mqtt://user:password@host of Sentinel's own client [SENTINEL_MQTT_URL]")
+    ] = None,
 ) -> None:
     """Write Mosquitto's password file ($7$ PBKDF2-SHA512) and ACL from the registry.
 
     \b
     Registry YAML (other keys are ignored):
-      sentinel: {id: sentinel-ingest, secret: ...}          # subscribes to sentinel/v1/#
+      sentinel: {id: sentinel-ingest, secret: ...}  # optional: else the user:password of --sentinel-url
       gateways: [{id: gw-1, secret: ..., sites: ["plant-a"]}]  # publishes under sentinel/v1/plant-a/#
       devices:  [{id: ch4-0001, site: plant-a, secret: ...}] # publishes on sentinel/v1/plant-a/ch4-0001/+
-    A device without a secret gets no login (it talks through a gateway).
+    A gateway or device without a secret gets no MQTT login.
     """
-    accounts = load_broker_registry(registry)
+    data = read_registry_yaml(registry)
+    needs_login = not (isinstance(data, dict) and "sentinel" in data)
+    login = _login_of(ctx, sentinel_url) if needs_login else None
+    accounts = parse_broker_registry(data, str(registry), sentinel_login=login)
     if not out_dir.is_dir():
         raise BrokerError(f"{out_dir}: not a directory")
     password_path, acl_path = out_dir / "mosquitto.passwd", out_dir / "mosquitto.acl"
     write_access_files(accounts, password_path, acl_path)
-    logins = 1 + len(accounts.gateways) + sum(d.secret is not None for d in accounts.devices)
+    logins = 1 + sum(g.secret is not None for g in accounts.gateways)
+    logins += sum(d.secret is not None for d in accounts.devices)
     typer.echo(f"wrote {password_path} ({logins} logins) and {acl_path}; reload Mosquitto (SIGHUP) to apply")
+
+
+def _login_of(ctx: typer.Context, url: str | None) -> tuple[str, str] | None:
+    """User and password of Sentinel's broker URL: the flag, else the settings (``SENTINEL_MQTT_URL``)."""
+    if url is None:
+        obj: dict[str, Any] = ctx.find_root().obj or {}
+        config = obj.get("config")
+        url = load_settings(config if isinstance(config, Path) else None).mqtt_url
+    if url is None:
+        return None
+    parts = urlsplit(url)
+    if parts.username is None or parts.password is None:
+        return None
+    return unquote(parts.username), unquote(parts.password)
