@@ -5,6 +5,16 @@ rules (composite, interlock) turn the merged readings of their metrics into a 0/
 every level latches on when its condition has held for ``for_s`` and off when the signal passes the clear value
 (or simply no longer passes ``at`` when the level has no ``clear``); the grade is that of the highest level on.
 A NaN signal (a rate with no previous reading) never raises; it clears levels without a ``clear`` value.
+
+Everything is judged at readings, on device time: a level with ``for_s`` (and an interlock's ``within_s``)
+latches at the first reading of its metrics at or after the condition has held that long, not in between.
+A device that goes silent while a condition holds is caught by its staleness rule instead.
+
+Per kind, the signal: threshold = the value (thresholds of ``relative_to`` rules are ``at × setpoint``);
+deviation = (value − baseline) / scale (``up``), its negative (``down``) or its absolute value (``both``); rate =
+(value − previous) × per_s / seconds between them; stuck = seconds since the value last moved by more than
+``eps``; count = sum of the integer parts of positive values in the current tumbling window (aligned to the
+epoch; a reading in a new window starts a new sum).
 """
 
 from __future__ import annotations
