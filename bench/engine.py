@@ -3,11 +3,12 @@
     python bench/engine.py [--sizes 1000 100000 1000000] [--readings 2000000] [--batch 100000]
 
 For each size it builds devices of every class in equal shares until there are that many series, then feeds
-random readings (every series equally likely, device time advancing, about 1 % of values past an alarm level so
-rules do move) in micro-batches. The vectorised engine sees ``--readings`` readings; the per-reading reference
-evaluator sees ``--reference-readings`` (far fewer: it is ~1000× slower) of the same stream, and the table gives
-both rates and their ratio. State bytes per series is the engine's rule + series state (not parameters or
-indices) divided by the number of series. Single process, one thread: numpy here does not multithread.
+random readings (every series equally likely, device time advancing, by default 1 % of values past an alarm
+level, ``--fault-rate``, so rules do move) in micro-batches. The vectorised engine sees ``--readings`` readings;
+the per-reading reference evaluator sees ``--reference-readings`` of the same stream (fewer, it is much slower),
+and the table gives both rates and their ratio. State bytes per series is the engine's rule + series state (not
+parameters or indices) divided by the number of series. One process, one thread (numpy does not multithread
+these operations).
 """
 
 from __future__ import annotations
@@ -70,6 +71,7 @@ NORMAL = {  # typical value, and a value past an alarm level
     "port_output_off": (0.0, 0.0),
 }
 T0 = 1_700_000_000_000_000
+FAULT_RATE = [0.01]  # share of readings past an alarm level (set by --fault-rate)
 Batch = tuple[
     npt.NDArray[np.int32], npt.NDArray[np.int16], npt.NDArray[np.int64], npt.NDArray[np.float64], npt.NDArray[np.int64]
 ]
@@ -96,7 +98,7 @@ def stream(engine: Engine, n: int, rng: np.random.Generator, start_us: int, span
     typical = np.array([NORMAL[m.id][0] for m in METRICS])
     fault = np.array([NORMAL[m.id][1] for m in METRICS])
     noise = 1.0 + 0.01 * rng.standard_normal(n)
-    value = np.where(rng.random(n) < 0.01, fault[metric], typical[metric] * noise)
+    value = np.where(rng.random(n) < FAULT_RATE[0], fault[metric], typical[metric] * noise)
     ts = start_us + np.sort(rng.integers(0, span_us, n))
     return device, metric, ts.astype(np.int64), value, np.arange(n, dtype=np.int64)
 
@@ -157,11 +159,14 @@ def main() -> None:
     parser.add_argument("--readings", type=int, default=2_000_000)
     parser.add_argument("--batch", type=int, default=100_000)
     parser.add_argument("--reference-readings", type=int, default=20_000)
+    parser.add_argument("--fault-rate", type=float, default=0.01)
     args = parser.parse_args()
+    FAULT_RATE[0] = args.fault_rate
     n_rules = len(load_rules().rules)
     print(
         f"{n_rules} rules, {len(METRIC_INDEX)} metrics; batch {args.batch:,} readings; "
-        f"reference on {args.reference_readings:,} readings of the same stream"
+        f"reference on {args.reference_readings:,} readings of the same stream; {args.fault_rate:.2%} of values "
+        "past an alarm level"
     )
     header = (
         f"{'series':>9} {'devices':>8} {'build s':>8} {'readings':>10} {'engine r/s':>12} "
