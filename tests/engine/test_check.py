@@ -99,3 +99,21 @@ def test_missing_source_mark_and_bad_grade(tmp_path: Path) -> None:
     assert any("grade 'crimson' is not one of" in w for w in whats), whats
     assert any("missing the key 'source'" in w for w in whats), whats
     assert len(problems) == 3, whats
+
+
+def test_params_lists_every_override_key_with_its_mark() -> None:
+    result = CliRunner().invoke(rules_app, ["params", "--pack", "casting"], env={"COLUMNS": "250"})
+    assert result.exit_code == 0, result.output
+    assert "casting.cw_interlock.within_s" in result.output
+    assert "casting.cw_pressure_low.blue.clear" in result.output
+    typical = CliRunner().invoke(rules_app, ["params", "--typical"], env={"COLUMNS": "250"})
+    assert "charging.charge_too_long.blue" not in typical.output  # 8 h is sourced (Beijing group standard)
+    assert "charging.port_temp.yellow" in typical.output
+
+
+def test_list_shows_rules_and_refuses_an_unknown_pack() -> None:
+    result = CliRunner().invoke(rules_app, ["list", "--pack", "dust"], env={"COLUMNS": "250"})
+    assert result.exit_code == 0, result.output
+    assert "dust.spark_detected" in result.output
+    assert "gas.ch4_lel" not in result.output
+    assert CliRunner().invoke(rules_app, ["list", "--pack", "nope"]).exit_code == 2
