@@ -48,6 +48,15 @@ class QueueBudget:
         return self.rate_msgs_per_s * self.outage_s
 
 
+@dataclass(frozen=True)
+class TlsListener:
+    """A second, TLS listener (MQTT over TLS, usually port 8883) for senders that are not on this host."""
+
+    port: int
+    certfile: Path
+    keyfile: Path
+
+
 def mosquitto_config(
     *,
     port: int = 1883,
@@ -60,6 +69,7 @@ def mosquitto_config(
     log_dest: str = "stderr",
     autosave_interval_s: int = 30,
     run_as_user: str | None = None,
+    tls: TlsListener | None = None,
 ) -> str:
     """Return a mosquitto.conf for Sentinel's broker.
 
@@ -122,6 +132,15 @@ def mosquitto_config(
             "",
             "# No password file given: anyone who reaches the listener may publish (tests, demos).",
             "allow_anonymous true",
+        ]
+    if tls is not None:
+        lines += [
+            "",
+            "# TLS for senders on other hosts (the options below belong to this listener; the limits are global).",
+            f"listener {tls.port} {bind_address}",
+            f"certfile {tls.certfile}",
+            f"keyfile {tls.keyfile}",
+            "tls_version tlsv1.2",
         ]
     return "\n".join(lines) + "\n"
 

@@ -35,6 +35,7 @@ from sentinel.collect.broker import (
     DeviceAccount,
     GatewayAccount,
     QueueBudget,
+    TlsListener,
     mosquitto_config,
     write_access_files,
 )
@@ -190,9 +191,15 @@ def config_command(
     password_file: Annotated[Path | None, typer.Option(help="From `sentinel broker acl`")] = None,
     acl_file: Annotated[Path | None, typer.Option(help="From `sentinel broker acl`")] = None,
     user: Annotated[str | None, typer.Option(help="Account Mosquitto switches to when started as root")] = None,
+    tls_port: Annotated[int, typer.Option(min=1, max=65535, help="Port of the TLS listener")] = 8883,
+    certfile: Annotated[Path | None, typer.Option(help="Server certificate (PEM): adds a TLS listener")] = None,
+    keyfile: Annotated[Path | None, typer.Option(help="Its private key (PEM)")] = None,
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Write here instead of standard output")] = None,
 ) -> None:
     """Print a mosquitto.conf whose queue and in-flight limits match Sentinel's batching."""
+    if (certfile is None) != (keyfile is None):
+        raise BrokerError("--certfile and --keyfile: give both for a TLS listener, or neither")
+    tls = TlsListener(tls_port, certfile, keyfile) if certfile is not None and keyfile is not None else None
     text = mosquitto_config(
         port=port,
         bind_address=bind,
@@ -202,6 +209,7 @@ def config_command(
         password_file=password_file,
         acl_file=acl_file,
         run_as_user=user,
+        tls=tls,
     )
     if out is None:
         sys.stdout.write(text)

@@ -44,11 +44,13 @@ import asyncio
 import contextlib
 import logging
 import random
+import ssl
 import struct
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, NamedTuple
 from urllib.parse import unquote, urlsplit
 
@@ -96,6 +98,8 @@ class CollectorConfig:
     port: int = 1883
     username: str | None = None
     password: str | None = None
+    tls: bool = False  # mqtts://: verify the broker's certificate and host name
+    ca_file: Path | None = None  # CA bundle for that check; None: the system's trust store
     client_id: str = "sentinel-ingest"
     session_expiry_s: int = 7 * 24 * 3600
     batch_max_messages: int = 5000
@@ -135,15 +139,17 @@ class CollectorConfig:
 
     @classmethod
     def from_url(cls, url: str, **overrides: Any) -> CollectorConfig:
-        """``mqtt://[user[:password]@]host[:port]`` plus any field as keyword."""
+        """``mqtt://[user[:password]@]host[:port]`` (or ``mqtts://``, TLS, port 8883) plus any field as keyword."""
         parts = urlsplit(url)
-        if parts.scheme != "mqtt":
-            raise BrokerError(f"{url!r}: expected an mqtt://host:port URL (mqtts is not supported yet)")
+        if parts.scheme not in ("mqtt", "mqtts"):
+            raise BrokerError(f"{url!r}: expected an mqtt://host:port or mqtts://host:port URL")
         if not parts.hostname:
             raise BrokerError(f"{url!r}: the URL names no host")
+        tls = parts.scheme == "mqtts"
         return cls(
             host=parts.hostname,
-            port=parts.port or 1883,
+            port=parts.port or (8883 if tls else 1883),
+            tls=tls,
             username=unquote(parts.username) if parts.username else None,
             password=unquote(parts.password) if parts.password else None,
             **overrides,
@@ -266,7 +272,8 @@ class _GmqttSession:
         return self.client._package_handler.current_connection
 
     async def open(self, config: CollectorConfig) -> None:
-        await self.client.connect(config.host, config.port, keepalive=config.keepalive_s, version=MQTTv50)
+        tls = ssl.create_default_context(cafile=config.ca_file) if config.tls else False
+        await self.client.connect(config.host, config.port, ssl=tls, keepalive=config.keepalive_s, version=MQTTv50)
         self.client.subscribe([gmqtt.Subscription(t, qos=1, retain_handling_options=1) for t in config.topics])
         await self.subscribed.wait()
         if self.refused:

@@ -51,7 +51,7 @@ import gmqtt
 from gmqtt.mqtt.constants import MQTTv50
 from gmqtt.storage import PersistentStorage
 
-from sentinel.collect.broker import QueueBudget, mosquitto_config
+from sentinel.collect.broker import QueueBudget, TlsListener, mosquitto_config
 from sentinel.errors import BrokerError
 
 MOSQUITTO_CANDIDATES = ("/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto", "/opt/homebrew/sbin/mosquitto")
@@ -97,6 +97,7 @@ class PrivateMosquitto:
         binary: str | None = None,
         start_timeout_s: float = 10.0,
         extra_config: str = "",
+        tls_cert_and_key: tuple[Path, Path] | None = None,
     ) -> None:
         if binary is not None and not os.access(binary, os.X_OK):
             raise BrokerUnavailable(f"{binary}: no such executable (asked for as the mosquitto binary)")
@@ -108,6 +109,9 @@ class PrivateMosquitto:
             )
         self._dir = Path(tempfile.mkdtemp(prefix="sentinel-mosquitto-"))
         self.port = free_port(self.host)
+        # A second listener with TLS when given a server certificate and key (PEM); tls_port is then its port.
+        self.tls_port = free_port(self.host) if tls_cert_and_key is not None else None
+        tls = TlsListener(self.tls_port, *tls_cert_and_key) if self.tls_port and tls_cert_and_key else None
         self._start_timeout_s = start_timeout_s
         self._log = self._dir / "mosquitto.log"
         self.config_path = self._dir / "mosquitto.conf"
@@ -125,6 +129,7 @@ class PrivateMosquitto:
                 log_dest=f"file {self._log}",
                 autosave_interval_s=5,
                 run_as_user=me,
+                tls=tls,
             )
             + extra_config,  # e.g. "max_qos 0\n": options after the listener line apply to it
             encoding="utf-8",
