@@ -41,7 +41,7 @@ import numpy.typing as npt
 from sentinel.engine.catalog import METRICS, metric_index
 from sentinel.engine.devices import DeviceSpec, DeviceTable
 from sentinel.engine.evaluate import SortedBatch, group_rule, level_rule
-from sentinel.engine.kernels import ends, order_by, shift
+from sentinel.engine.kernels import Segments, order_by, shift
 from sentinel.engine.model import GROUP_KINDS, LEVEL_KINDS, RuleSet
 from sentinel.engine.params import NEVER, RuleParams, concat, resolve
 from sentinel.engine.state import RuleState, SeriesState, dump, load
@@ -171,10 +171,10 @@ class Engine:
                 piece = self._fresh_data(ri, b)
             if piece is not None:
                 pieces.append(piece)
-        end = ends(b.start) if len(sid) else b.start
-        self.series.last_value[sid[end]] = b.value[end]
-        self.series.last_ts[sid[end]] = b.te[end]
-        self.series.last_seq[sid[end]] = b.seq[end]
+        tails, tail_sid = b.segments.tails, sid[b.segments.tails]
+        self.series.last_value[tail_sid] = b.value[tails]
+        self.series.last_ts[tail_sid] = b.te[tails]
+        self.series.last_seq[tail_sid] = b.seq[tails]
         return merge(pieces, self.rule_ids, self.site_scope, self.device_ids, self.table.sites)
 
     def _columns(
@@ -209,15 +209,16 @@ class Engine:
     ) -> SortedBatch:
         start = np.ones(len(sid), dtype=np.bool_)
         start[1:] = sid[1:] != sid[:-1]
-        first_sid = sid[start]
+        sg = Segments.of(start)
+        first_sid = sid[sg.heads]
         last_ts = self.series.last_ts[first_sid]
-        # Within a series ts is sorted, so only readings before the previous batch's last one need clamping.
-        te = np.maximum(ts, np.repeat(last_ts, np.diff(np.append(np.flatnonzero(start), len(sid)))))
+        # Effective time: never before what the series evaluated in an earlier batch.
+        te = np.maximum(ts, last_ts[sg.seg])
         self.stats["reordered"] += int((ts < te).sum())
-        pv = shift(value, start, self.series.last_value[first_sid])
-        pt = shift(te, start, last_ts)
+        pv = shift(value, sg.heads, self.series.last_value[first_sid])
+        pt = shift(te, sg.heads, last_ts)
         bounds = np.searchsorted(metric, np.arange(len(METRICS) + 1)).astype(np.int64)
-        return SortedBatch(device, metric, value, seq, te, pv, pt, start, bounds)  # type: ignore[arg-type]
+        return SortedBatch(device, metric, value, seq, te, pv, pt, start, bounds, sg)
 
     def _fresh_data(self, ri: int, b: SortedBatch) -> Piece | None:
         """Staleness clears with each stale device's earliest evaluated reading of this batch."""

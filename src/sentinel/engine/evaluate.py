@@ -26,8 +26,8 @@ import numpy.typing as npt
 
 from sentinel.engine.catalog import METRIC_INDEX
 from sentinel.engine.kernels import (
+    Segments,
     changes,
-    ends,
     first_index,
     last_true,
     latch,
@@ -63,11 +63,10 @@ class SortedBatch:
     pt: I64
     start: B
     bounds: I64
+    segments: Segments
 
 
-def _signal(
-    rule: Rule, p: RuleParams, st: RuleState, inst: I64, b: SortedBatch, pos: I64, start: B, first: I64, end: B
-) -> F64:
+def _signal(rule: Rule, p: RuleParams, st: RuleState, inst: I64, b: SortedBatch, pos: I64, sg: Segments) -> F64:
     v, te = b.value[pos], b.te[pos]
     if rule.kind == "threshold":
         return v
@@ -87,37 +86,38 @@ def _signal(
     if rule.kind == "stuck":
         pv = b.pv[pos]
         changed = np.isnan(pv) | (np.abs(v - pv) > rule.eps)
-        at = last_true(changed, first)
-        change_ts = np.where(at >= 0, te[np.maximum(at, 0)], st.mark[inst[start]][np.cumsum(start) - 1])
-        st.mark[inst[end]] = change_ts[end]
+        at = last_true(changed, sg.first)
+        change_ts = np.where(at >= 0, te[np.maximum(at, 0)], st.mark[inst[sg.heads]][sg.seg])
+        st.mark[inst[sg.tails]] = change_ts[sg.tails]
         return (te - change_ts) / 1e6
     if rule.kind == "count":
         amount = np.trunc(np.clip(v, 0.0, 2.0**31)).astype(np.int64)
         window = te // p.window_us[inst]
-        new_window = start.copy()
+        new_window = sg.start.copy()
         new_window[1:] |= window[1:] != window[:-1]
-        starts, carried = inst[start], np.zeros(len(inst), dtype=np.int64)
-        carried[start] = np.where(window[start] == st.mark[starts], st.total[starts], 0)
+        starts, carried = inst[sg.heads], np.zeros(len(inst), dtype=np.int64)
+        carried[sg.heads] = np.where(window[sg.heads] == st.mark[starts], st.total[starts], 0)
         amount = amount + carried
         total = segment_cumsum(amount, first_index(new_window))
-        st.mark[inst[end]] = window[end]
-        st.total[inst[end]] = total[end]
+        tails = inst[sg.tails]
+        st.mark[tails] = window[sg.tails]
+        st.total[tails] = total[sg.tails]
         return total.astype(np.float64)
     raise ValueError(f"rule kind {rule.kind!r} has no per-reading signal")
 
 
-def _busy(rule: Rule, st: RuleState, inst: I64, signal: F64, start: B, at: Per) -> B | None:
+def _busy(rule: Rule, st: RuleState, inst: I64, signal: F64, sg: Segments, at: Per) -> B | None:
     """Readings of instances that can move this batch (a raise condition holds somewhere, or state carried in
     is not at rest); None when that is every reading. Instances left out stay at grade 0 with nothing open."""
-    starts = np.flatnonzero(start)
-    carried = st.on[inst[starts]] != 0
+    heads = inst[sg.heads]
+    carried = st.on[heads] != 0
     for row in st.since:
-        carried |= row[inst[starts]] != NEVER
+        carried |= row[heads] != NEVER
     raised = np.zeros(len(signal), dtype=np.bool_)
     for k in range(len(rule.levels)):
         raised |= signal <= at(k, inst) if rule.direction == "below" else signal >= at(k, inst)
-    busy = carried | (np.maximum.reduceat(raised.view(np.uint8), starts) > 0)
-    return None if busy.all() else busy[np.cumsum(start) - 1]
+    busy = carried | (np.maximum.reduceat(raised.view(np.uint8), sg.heads) > 0)
+    return None if busy.all() else busy[sg.seg]
 
 
 def emit(
@@ -127,7 +127,7 @@ def emit(
     inst: I64,
     subject: I64,
     signal: F64,
-    start: B,
+    sg: Segments,
     b: SortedBatch,
     pos: I64,
     at: Per,
@@ -138,16 +138,17 @@ def emit(
 
     ``at``/``clear``/``hold_us`` give a level's value for given instances (a scalar when all share it).
     """
-    keep = _busy(rule, st, inst, signal, start, at)
+    keep = _busy(rule, st, inst, signal, sg, at)
     if keep is not None:
         if not keep.any():
             return None
-        inst, subject, signal, start, pos = inst[keep], subject[keep], signal[keep], start[keep], pos[keep]
-    te, first, end = b.te[pos], first_index(start), ends(start)
+        inst, subject, signal, pos = inst[keep], subject[keep], signal[keep], pos[keep]
+        sg = Segments.of(sg.start[keep])
+    te, first = b.te[pos], sg.first
     grade = np.zeros(len(signal), dtype=np.int8)
     bits = np.zeros(len(signal), dtype=np.uint8)
-    starts = inst[start]
-    on_before = st.on[starts][np.cumsum(start) - 1]
+    starts, tails = inst[sg.heads], inst[sg.tails]
+    on_before = st.on[starts][sg.seg]
     for k, level in enumerate(rule.levels):
         if rule.direction == "below":
             cond, past_clear = signal <= at(k, inst), signal > clear(k, inst)
@@ -156,14 +157,14 @@ def emit(
         reset = past_clear if level.clear is not None else ~cond
         if level.for_s is not None:
             row = st.hold_rows[k]
-            cond, since = sustained(cond, te, start, first, st.since[row][starts], hold_us(k, inst))
-            st.since[row][inst[end]] = since[end]
+            cond, since = sustained(cond, te, sg, st.since[row][starts], hold_us(k, inst))
+            st.since[row][tails] = since[sg.tails]
         on = latch(cond, reset, ((on_before >> k) & 1).astype(np.bool_), first)
         grade[on] = level.grade
         bits |= on.astype(np.uint8) << np.uint8(k)
-    st.on[inst[end]] = bits[end]
-    idx, before = changes(grade, start, st.active[starts])
-    st.active[inst[end]] = grade[end]
+    st.on[tails] = bits[sg.tails]
+    idx, before = changes(grade, sg.heads, st.active[starts])
+    st.active[tails] = grade[sg.tails]
     p = pos[idx]
     return Piece(ri, subject[idx], b.device[p], before[idx], grade[idx], b.te[p], b.value[p], b.seq[p])
 
@@ -181,10 +182,9 @@ def level_rule(
         pos, inst = pos[keep], inst[keep]
     if len(pos) == 0:
         return None
-    start = b.start[pos]
-    first, end = first_index(start), ends(start)
-    signal = _signal(rule, p, st, inst, b, pos, start, first, end)
-    return emit(ri, rule, st, inst, b.device[pos], signal, start, b, pos, p.per("at"), p.per("clear"), p.per("hold_us"))
+    sg = Segments.of(b.start[pos])
+    signal = _signal(rule, p, st, inst, b, pos, sg)
+    return emit(ri, rule, st, inst, b.device[pos], signal, sg, b, pos, p.per("at"), p.per("clear"), p.per("hold_us"))
 
 
 def group_rule(
@@ -219,7 +219,8 @@ def group_rule(
     pos, dev, inst, group = pos[order], dev[order], inst[order], group[order]
     start = np.ones(len(pos), dtype=np.bool_)
     start[1:] = group[1:] != group[:-1]
-    first, end = first_index(start), ends(start)
+    sg = Segments.of(start)
+    heads, tails = group[sg.heads], group[sg.tails]
     v, pv, metric = b.value[pos], b.pv[pos], b.metric[pos]
     holds = np.ones(len(pos), dtype=np.bool_)
     for t, term in enumerate(rule.terms):
@@ -231,8 +232,8 @@ def group_rule(
         if term.negate:
             now, before = ~now, ~before
         delta = np.where(metric == METRIC_INDEX[term.metric], now.astype(np.int64) - before, 0)
-        count = st.counts[t][group] + segment_cumsum(delta, first)
-        st.counts[t][group[end]] = count[end]
+        count = st.counts[t][heads][sg.seg] + segment_cumsum(delta, sg.first)
+        st.counts[t][tails] = count[sg.tails]
         holds &= count > 0
 
     def half(k: int, _: I64) -> float:
@@ -244,4 +245,4 @@ def group_rule(
     # Group state (grade, latch, since) is per group: instance index for device rules, site index for site rules.
     device_hold = p.per("hold_us")
     hold: Per = site_hold if site else device_hold
-    return emit(ri, rule, st, group, group if site else dev, holds.astype(np.float64), start, b, pos, half, half, hold)
+    return emit(ri, rule, st, group, group if site else dev, holds.astype(np.float64), sg, b, pos, half, half, hold)
