@@ -142,8 +142,9 @@ def emit(
     if keep is not None:
         if not keep.any():
             return None
-        inst, subject, signal, pos = inst[keep], subject[keep], signal[keep], pos[keep]
-        sg = Segments.of(sg.start[keep])
+        rows = np.flatnonzero(keep)
+        inst, subject, signal, pos = inst[rows], subject[rows], signal[rows], pos[rows]
+        sg = Segments.of(sg.start[rows])
     te, first = b.te[pos], sg.first
     grade = np.zeros(len(signal), dtype=np.int8)
     bits = np.zeros(len(signal), dtype=np.uint8)
@@ -179,7 +180,8 @@ def level_rule(
     keep = inst >= 0
     pos = np.arange(lo, hi, dtype=np.int64)
     if not keep.all():
-        pos, inst = pos[keep], inst[keep]
+        rows = np.flatnonzero(keep)
+        pos, inst = pos[rows], inst[rows]
     if len(pos) == 0:
         return None
     sg = Segments.of(b.start[pos])
@@ -206,8 +208,9 @@ def group_rule(
     pos = np.concatenate([np.arange(b.bounds[m], b.bounds[m + 1], dtype=np.int64) for m in metrics])
     dev = b.device[pos]
     inst = pop[dev].astype(np.int64)
-    keep = inst >= 0
-    pos, dev, inst = pos[keep], dev[keep], inst[keep]
+    if not (inst >= 0).all():
+        rows = np.flatnonzero(inst >= 0)
+        pos, dev, inst = pos[rows], dev[rows], inst[rows]
     if len(pos) == 0:
         return None
     site = rule.scope == "site"
@@ -223,15 +226,18 @@ def group_rule(
     heads, tails = group[sg.heads], group[sg.tails]
     v, pv, metric = b.value[pos], b.pv[pos], b.metric[pos]
     holds = np.ones(len(pos), dtype=np.bool_)
+    term_at = p.per("term_at")
     for t, term in enumerate(rule.terms):
-        thr = p.term_at[t][inst]
+        mine = np.flatnonzero(metric == METRIC_INDEX[term.metric])
+        thr, now_v, before_v = term_at(t, inst[mine]), v[mine], pv[mine]
         if term.direction == "above":
-            now, before = v >= thr, pv >= thr
+            now, before = now_v >= thr, before_v >= thr
         else:
-            now, before = v <= thr, pv <= thr
+            now, before = now_v <= thr, before_v <= thr
         if term.negate:
             now, before = ~now, ~before
-        delta = np.where(metric == METRIC_INDEX[term.metric], now.astype(np.int64) - before, 0)
+        delta = np.zeros(len(pos), dtype=np.int64)
+        delta[mine] = now.astype(np.int64) - before
         count = st.counts[t][heads][sg.seg] + segment_cumsum(delta, sg.first)
         st.counts[t][tails] = count[sg.tails]
         holds &= count > 0

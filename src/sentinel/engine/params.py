@@ -45,7 +45,7 @@ class RuleParams:
     shared: dict[str, list[bool]] = field(default_factory=dict)  # per level: one value for all instances?
 
     def per(self, name: str) -> Per:
-        """Level ``k``'s ``name`` (at, clear, hold_us) for each reading's instance; a scalar when all agree."""
+        """Row ``k`` of ``name`` (at, clear, hold_us; term_at) for each reading's instance; a scalar when all agree."""
         table = getattr(self, name)
         if name not in self.shared:
             self.shared[name] = [bool(len(row)) and bool((row == row[0]).all()) for row in table]
