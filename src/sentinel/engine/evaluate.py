@@ -116,7 +116,8 @@ def _busy(rule: Rule, st: RuleState, inst: I64, signal: F64, sg: Segments, at: P
     raised = np.zeros(len(signal), dtype=np.bool_)
     for k in range(len(rule.levels)):
         raised |= signal <= at(k, inst) if rule.direction == "below" else signal >= at(k, inst)
-    busy = carried | (np.maximum.reduceat(raised.view(np.uint8), sg.heads) > 0)
+    seen = np.cumsum(raised, dtype=np.int64)  # a running count beats ufunc.reduceat over many short segments
+    busy = carried | (seen[sg.tails] - seen[sg.heads] + raised[sg.heads] > 0)
     return None if busy.all() else busy[sg.seg]
 
 
