@@ -19,7 +19,7 @@ epoch; a reading in a new window starts a new sum).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
@@ -64,6 +64,7 @@ class SortedBatch:
     start: B
     bounds: I64
     segments: Segments
+    streams: dict[tuple[int, tuple[str, ...]], tuple[I64, I64, Segments] | None] = field(default_factory=dict)
 
 
 def _signal(rule: Rule, p: RuleParams, st: RuleState, inst: I64, b: SortedBatch, pos: I64, sg: Segments) -> F64:
@@ -176,16 +177,20 @@ def level_rule(
 ) -> Piece | None:
     """Evaluate a threshold/deviation/rate/stuck/count rule on the readings of its metric."""
     m = METRIC_INDEX[rule.metric or ""]
-    lo, hi = int(b.bounds[m]), int(b.bounds[m + 1])
-    inst = pop[b.device[lo:hi]].astype(np.int64)
-    keep = inst >= 0
-    pos = np.arange(lo, hi, dtype=np.int64)
-    if not keep.all():
-        rows = np.flatnonzero(keep)
-        pos, inst = pos[rows], inst[rows]
-    if len(pos) == 0:
+    key = (m, tuple(sorted(rule.device_classes)))
+    if key not in b.streams:  # rules on the same metric and device classes share the stream
+        lo, hi = int(b.bounds[m]), int(b.bounds[m + 1])
+        inst = pop[b.device[lo:hi]].astype(np.int64)
+        keep = inst >= 0
+        pos = np.arange(lo, hi, dtype=np.int64)
+        if not keep.all():
+            rows = np.flatnonzero(keep)
+            pos, inst = pos[rows], inst[rows]
+        b.streams[key] = (pos, inst, Segments.of(b.start[pos])) if len(pos) else None
+    stream = b.streams[key]
+    if stream is None:
         return None
-    sg = Segments.of(b.start[pos])
+    pos, inst, sg = stream
     signal = _signal(rule, p, st, inst, b, pos, sg)
     return emit(ri, rule, st, inst, b.device[pos], signal, sg, b, pos, p.per("at"), p.per("clear"), p.per("hold_us"))
 
