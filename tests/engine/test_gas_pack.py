@@ -43,7 +43,14 @@ def test_methane_rise_raises_graded_alerts_at_device_time() -> None:
         [("well-1", "ch4_pct_lel", 0, 2.0), ("well-1", "ch4_pct_lel", 10, 30.0), ("well-1", "ch4_pct_lel", 20, 55.0)]
     )
     assert p.of("gas.ch4_lel") == [("raise", "yellow", "well-1", 10.0), ("escalate", "orange", "well-1", 20.0)]
-    assert p.of("gas.ch4_rising")[0] == ("raise", "blue", "well-1", 10.0)
+    assert p.of("gas.ch4_rising") == []  # one steep step is not yet a trend
+
+
+def test_methane_trend_below_the_alarm_level_is_an_early_warning() -> None:
+    p = plant()
+    p.feed([("well-1", "ch4_pct_lel", 10 * i, 1.0 + 1.5 * i) for i in range(9)])  # 9 %LEL/min, up to 13
+    assert p.of("gas.ch4_rising") == [("raise", "blue", "well-1", 70.0)]  # rising since t=10, for 60 s
+    assert p.of("gas.ch4_lel") == [("raise", "blue", "well-1", 60.0)]  # 10 %LEL reached at t=60
 
 
 def test_hysteresis_stops_chattering_around_the_alarm_level() -> None:
