@@ -20,10 +20,9 @@ in (ts, seq) order, so a late reading that arrives in the same batch as, or befo
 evaluated in order (a gateway's backlog delivered in one batch is evaluated whole, in order). A reading older
 than what its series already evaluated in an earlier batch cannot be put back without retracting emitted
 transitions; it is evaluated next, at the series' effective time ``te = max(ts, previous te)``, so durations
-never run backwards (counted in ``stats["reordered"]``). Nothing
-is held back, so no alert waits for the lateness bound. Non-finite values and metrics a device's class does
-not report are not evaluated (``stats["invalid"]``, ``stats["unmapped"]``). Duplicates by (device, seq) are
-dropped upstream, not here.
+never run backwards (counted in ``stats["reordered"]``). Nothing is held back, so no alert waits for the
+lateness bound. Non-finite values and metrics a device's class does not report are not evaluated
+(``stats["invalid"]``, ``stats["unmapped"]``). Duplicates by (device, seq) are dropped upstream, not here.
 
 Staleness: :meth:`tick` grades each device by ``now_us - frontier`` in multiples of its expected interval
 (raise/escalate only); the device's next evaluated reading clears it. A device that never reported is not
