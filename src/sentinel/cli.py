@@ -60,6 +60,7 @@ def _register() -> None:
     # Imported here so that `sentinel --help` stays fast.
     from sentinel.collect.commands import broker_app
     from sentinel.engine.anomaly.commands import anomaly_app
+    from sentinel.engine.commands import rules_app
     from sentinel.registry.commands import keys_app, registry_app
     from sentinel.store.commands import db_app
 
@@ -68,25 +69,24 @@ def _register() -> None:
     app.add_typer(keys_app, name="keys", help="API keys and roles.")
     app.add_typer(broker_app, name="broker", help="Mosquitto configuration, passwords and ACL.")
     app.add_typer(anomaly_app, name="anomaly", help="Anomaly models: fit and score.")
+    app.add_typer(rules_app, name="rules", help="Rule packs: check, list, parameters.")
 
 
 def main(argv: list[str] | None = None) -> None:
     _register()
     try:
-        app(args=argv, standalone_mode=False)
+        # standalone_mode=False: click returns a command's exit code instead of exiting, and lets our errors out.
+        code = app(args=argv, standalone_mode=False)
     except SentinelError as exc:
         print(f"sentinel: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
     except KeyboardInterrupt:
         raise SystemExit(130) from None
-    except typer.Exit as exc:
-        raise SystemExit(exc.exit_code) from None
     except typer.Abort:
         raise SystemExit(1) from None
-    except Exception as exc:  # click usage errors
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            raise SystemExit(2) from None
-        raise
+    except typer.TyperException as exc:  # usage errors: typer's own (vendored) click exceptions
+        show = getattr(exc, "show", None)
+        if callable(show):
+            show()
+        raise SystemExit(getattr(exc, "exit_code", 2)) from None
+    raise SystemExit(code if isinstance(code, int) else 0)

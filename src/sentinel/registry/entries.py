@@ -26,8 +26,10 @@ import msgspec
 import yaml
 
 from sentinel.errors import RegistryFileError
+from sentinel.wire.contract import ID_PATTERN
 
-Id = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")]
+# The wire contract's id rule: every registered id must be one a device can send and a topic can carry.
+Id = Annotated[str, msgspec.Meta(pattern=ID_PATTERN)]
 Sector = Literal["gas", "dust", "casting", "charging"]
 
 
