@@ -110,14 +110,19 @@ class IngestSink:
         letters: list[DeadLetter] = []
         extra: list[Admitted] = []
         gateways = self.admission.registry.gateway_sites
+        senders_by_topic: dict[str, Sender] = {}
         for m in messages:
             decoded = decode_mqtt(m.topic, m.payload, now_us=now_us, limits=self.limits)
-            source = mqtt_source(m.topic)
-            letters += dead_letters(decoded.rejected, source, received)
+            if decoded.rejected:
+                letters += dead_letters(decoded.rejected, mqtt_source(m.topic), received)
             info = decoded.topic
             if info is None:
                 continue
-            sender = Sender(source, site=info.site, gateway=info.gateway)
+            sender = senders_by_topic.get(m.topic)
+            if sender is None:
+                sender = Sender(mqtt_source(m.topic), site=info.site, gateway=info.gateway)
+                senders_by_topic[m.topic] = sender
+            source = sender.source
             if info.gateway is not None:
                 bound = gateways.get(info.gateway)
                 problem = (
