@@ -3,13 +3,24 @@
 Names follow Prometheus conventions: a ``sentinel_`` prefix, units in the name, ``_total`` for counters. Label
 sets are bounded by design: transport, reject reason (a small fixed vocabulary), stage. Never a device or site id:
 10,000 devices must not mean 10,000 series.
+
+Counters kept elsewhere as plain numbers (the MQTT collector's :class:`~sentinel.collect.mqtt.CollectorStats`, the
+engine's ``stats`` counter) are read at scrape time by custom collectors: :meth:`IngestMetrics.watch_mqtt` and
+:meth:`IngestMetrics.watch_engine`. The owner of those objects registers them once; nothing is copied per message.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+if TYPE_CHECKING:
+    from sentinel.collect.mqtt import CollectorStats
 
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
@@ -57,4 +68,79 @@ class IngestMetrics:
         )
         self.db_write = Histogram(
             "sentinel_db_write_seconds", "Duration of one ingest transaction", buckets=_LATENCY_BUCKETS, registry=r
+        )
+
+    def watch_mqtt(
+        self, stats: Callable[[], CollectorStats | None], connected: Callable[[], bool] | None = None
+    ) -> None:
+        """Export the MQTT collector's counters (``stats()`` is read at each scrape; None while there is none)."""
+        self.registry.register(MqttStatsCollector(stats, connected))
+
+    def watch_engine(self, stats: Callable[[], Mapping[str, int] | None]) -> None:
+        """Export the rule engine's counters (``Engine.stats``), read at each scrape."""
+        self.registry.register(EngineStatsCollector(stats))
+
+
+# CollectorStats field -> (metric name without _total, help). A fixed table, so a new field is not exported by
+# accident under a name nobody chose.
+MQTT_COUNTERS: dict[str, tuple[str, str]] = {
+    "received": ("sentinel_mqtt_messages_received", "PUBLISH packets read from the broker"),
+    "acknowledged": ("sentinel_mqtt_messages_acknowledged", "QoS 1 messages acknowledged after the sink took them"),
+    "batches": ("sentinel_mqtt_batches", "Batches handed to the ingest sink"),
+    "connects": ("sentinel_mqtt_connects", "Successful connections (first and reconnects)"),
+    "connect_failures": ("sentinel_mqtt_connect_failures", "Connection attempts refused, unreachable or timed out"),
+    "sessions_lost": ("sentinel_mqtt_sessions_lost", "Reconnects where the broker had no session for us"),
+    "sink_failures": ("sentinel_mqtt_sink_failures", "Batches the ingest sink refused (left for redelivery)"),
+    "discarded_unacked": (
+        "sentinel_mqtt_messages_discarded_unacked",
+        "Messages read but left unacknowledged for the broker to redeliver",
+    ),
+}
+
+# Engine.stats keys that count readings the engine did not evaluate, exported as the bounded label ``reason``.
+ENGINE_SKIP_REASONS = ("invalid", "unmapped", "too_late")
+
+
+class MqttStatsCollector(Collector):
+    def __init__(self, stats: Callable[[], CollectorStats | None], connected: Callable[[], bool] | None) -> None:
+        self._stats = stats
+        self._connected = connected
+
+    def collect(self) -> Iterator[Metric]:
+        stats = self._stats()
+        if stats is None:
+            return
+        for attr, (name, help_text) in MQTT_COUNTERS.items():
+            yield CounterMetricFamily(name, help_text, value=float(getattr(stats, attr)))
+        if self._connected is not None:
+            yield GaugeMetricFamily(
+                "sentinel_mqtt_connected",
+                "1 while subscribed on a live broker connection",
+                value=float(self._connected()),
+            )
+
+
+class EngineStatsCollector(Collector):
+    def __init__(self, stats: Callable[[], Mapping[str, int] | None]) -> None:
+        self._stats = stats
+
+    def collect(self) -> Iterator[Metric]:
+        stats = self._stats()
+        if stats is None:
+            return
+        yield CounterMetricFamily(
+            "sentinel_engine_readings", "Readings the rule engine was given", value=float(stats.get("readings", 0))
+        )
+        skipped = CounterMetricFamily(
+            "sentinel_engine_readings_skipped",
+            "Readings not evaluated: not finite, no series for them, or later than the lateness bound",
+            labels=["reason"],
+        )
+        for reason in ENGINE_SKIP_REASONS:
+            skipped.add_metric([reason], float(stats.get(reason, 0)))
+        yield skipped
+        yield CounterMetricFamily(
+            "sentinel_engine_readings_reordered",
+            "Readings older than their series' last evaluated time (evaluated, never run backwards)",
+            value=float(stats.get("reordered", 0)),
         )

@@ -103,6 +103,10 @@ SELECT r.bucket, s.sector, s.township, r.site, r.device, r.metric, r.n, r.avg_va
 FROM v_readings_1m r
 JOIN sites s ON s.site_id = r.site;
 
+-- The metric catalogue, for the boards' metric pickers.
+CREATE VIEW v_metrics AS
+SELECT metric, unit FROM metrics;
+
 -- Each device with its last online/offline status (NULL when it never sent one).
 CREATE VIEW v_device_status AS
 SELECT d.device, d.device_class, d.site_id AS site, s.name AS site_name, s.township, s.sector,
