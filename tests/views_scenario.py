@@ -15,7 +15,7 @@ EXPECTED_1M = [
 def fill_and_query(conn: psycopg.Connection[Any]) -> tuple[int, list[tuple[Any, ...]]]:
     """Twelve readings 10 s apart over two minutes; returns (rows in v_readings, v_readings_1m without bucket)."""
     conn.execute("INSERT INTO sites (site_id, name, township, sector) VALUES ('s1', 'Site 1', 'T1', 'gas')")
-    conn.execute("INSERT INTO devices (device, site_id, device_class) VALUES ('d1', 's1', 'gas_pressure')")
+    conn.execute("INSERT INTO devices (device, site_id, device_class) VALUES ('d1', 's1', 'gas_pipe_monitor')")
     conn.execute("INSERT INTO metrics (metric, unit) VALUES ('pipe_pressure_mpa', 'MPa') ON CONFLICT DO NOTHING")
     device_id = conn.execute("SELECT device_id FROM devices WHERE device = 'd1'").fetchone()
     metric_id = conn.execute("SELECT metric_id FROM metrics WHERE metric = 'pipe_pressure_mpa'").fetchone()

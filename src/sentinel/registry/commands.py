@@ -8,6 +8,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
+from sentinel.engine import load_rules
 from sentinel.errors import RegistryFileError
 from sentinel.registry.entries import load_registry_file
 from sentinel.registry.repository import create_api_key, upsert_registry
@@ -32,10 +33,11 @@ def load(
 ) -> None:
     """Insert or update the sites, gateways and devices in FILE (idempotent)."""
     registry = load_registry_file(file)
+    classes = load_rules().classes
     settings = load_settings(_config(ctx))
     with Database.open(settings) as db, db.connect() as conn:
         try:
-            report = upsert_registry(conn, registry)
+            report = upsert_registry(conn, registry, known_classes=classes)
         except RegistryFileError as exc:
             raise RegistryFileError(f"{file}: {exc}") from exc
     console.print(f"{file}: {report} upserted")

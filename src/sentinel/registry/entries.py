@@ -7,7 +7,7 @@ YAML holds all three kinds::
     gateways:
       - {id: gw-xz-01, secret: "a long random token", sites: [gas-xz-01]}
     devices:
-      - {id: gas-xz-01-p1, site: gas-xz-01, class: gas_pressure, expected_interval_s: 30,
+      - {id: gas-xz-01-p1, site: gas-xz-01, class: gas_pipe_monitor, expected_interval_s: 30,
          attrs: {setpoint_mpa: 0.3}}
 
 CSV holds one kind, told by its header: ``id,name,township,sector,lat,lon`` for sites, or

@@ -32,7 +32,7 @@ def device_name(prefix: str, index: int, sites: int) -> tuple[str, str]:
 def fleet_registry(prefix: str, devices: int, sites: int = 10) -> RegistryFile:
     site_entries = [SiteEntry(f"{prefix}-s{i}", f"site {i}", f"town-{i % 4}", "gas") for i in range(sites)]
     device_entries = [
-        DeviceEntry(device_name(prefix, i, sites)[1], device_name(prefix, i, sites)[0], "gas_pressure", 1.0)
+        DeviceEntry(device_name(prefix, i, sites)[1], device_name(prefix, i, sites)[0], "gas_pipe_monitor", 1.0)
         for i in range(devices)
     ]
     return RegistryFile(site_entries, [], device_entries)

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from sentinel.registry.entries import DeviceEntry, GatewayEntry, RegistryFile, Sector, SiteEntry
 
-SECTOR_CLASS = {"gas": "gas_pressure", "dust": "dust_collector", "casting": "casting_line", "charging": "charger"}
+SECTOR_CLASS = {
+    "gas": "gas_pipe_monitor",
+    "dust": "dust_collector",
+    "casting": "casting_machine",
+    "charging": "charging_port",
+}
 
 
 def small_registry(
