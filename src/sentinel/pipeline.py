@@ -3,7 +3,8 @@
 :class:`IngestPipeline` is what ``sentinel serve`` runs and what the end-to-end tests and benchmarks start: given a
 migrated database it loads the registry, rebuilds the duplicate filter from ``message_log``, starts the sink and,
 when an MQTT URL is given, the MQTT collector. The HTTP routes use :attr:`IngestPipeline.sink` and
-:attr:`IngestPipeline.admission`.
+:attr:`IngestPipeline.admission`. Given an :class:`~sentinel.alerts.stage.EngineStage` it feeds every durable batch
+to it; the stage starts (and catches up from the database) before ingest accepts anything, and stops after it.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 
+from sentinel.alerts.stage import EngineStage
 from sentinel.batch import IngestBatch
 from sentinel.collect.mqtt import CollectorConfig, MqttCollector
 from sentinel.engine.catalog import METRICS
@@ -50,8 +52,12 @@ class IngestPipeline:
         registry_refresh_s: float = 10.0,
         clock: Clock = wall_clock_us,
         on_durable: Callable[[IngestBatch], None] | None = None,
+        stage: EngineStage | None = None,
     ) -> None:
         self.conninfo = conninfo
+        self.stage = stage
+        if stage is not None and on_durable is None:
+            on_durable = stage.on_durable
         self.metrics = metrics or IngestMetrics()
         self.writer = IngestWriter(conninfo, dialect)
         self.dedup = DuplicateFilter(window_s=dedup_window_s)
@@ -79,6 +85,8 @@ class IngestPipeline:
         await asyncio.to_thread(self.reload_registry)
         rows = await asyncio.to_thread(lambda: list(self.writer.recent_message_keys(self._dedup_window_s)))
         self.dedup.load(rows)
+        if self.stage is not None:
+            await self.stage.start()
         await self.sink.start()
         self._tasks.append(asyncio.create_task(self._refresh_loop(), name="registry-refresh"))
         if self.collector is not None:
@@ -93,6 +101,8 @@ class IngestPipeline:
                 await task
         self._tasks.clear()
         await self.sink.stop()
+        if self.stage is not None:
+            await self.stage.stop()
 
     async def __aenter__(self) -> IngestPipeline:
         await self.start()

@@ -14,6 +14,9 @@ from collections.abc import AsyncIterator, Iterator
 
 import uvicorn
 
+from sentinel.alerts.notify import WebhookDelivery
+from sentinel.alerts.stage import EngineStage
+from sentinel.alerts.upkeep import upkeep_loop
 from sentinel.api.app import create_app
 from sentinel.collect.mqtt import CollectorConfig
 from sentinel.errors import MigrationError
@@ -52,9 +55,20 @@ async def running_pipeline(settings: Settings, db: Database, mqtt_url: str | Non
         settings.spool_dir,
         mqtt=collector_config(settings, mqtt_url),
         queue_max_batches=settings.queue_max_batches,
+        stage=EngineStage(db.conninfo, lateness_s=settings.lateness_s),
     )
     async with pipeline:
-        yield pipeline
+        # Notifications and the register's clock-driven work (shelve expiry, overdue escalation) run beside ingest.
+        side = [
+            asyncio.create_task(WebhookDelivery(db.conninfo).run(), name="webhook-delivery"),
+            asyncio.create_task(upkeep_loop(db.conninfo), name="alert-hazard-upkeep"),
+        ]
+        try:
+            yield pipeline
+        finally:
+            for task in side:
+                task.cancel()
+            await asyncio.gather(*side, return_exceptions=True)
 
 
 class _OwnSignalsServer(uvicorn.Server):

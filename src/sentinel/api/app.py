@@ -16,7 +16,9 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from sentinel import __version__
+from sentinel.api.alerts import router as alerts_router
 from sentinel.api.auth import require
+from sentinel.api.hazards import router as hazards_router
 from sentinel.collect.http import router as ingest_router
 from sentinel.collect.http import wire_components
 from sentinel.errors import RegistryFileError
@@ -29,6 +31,8 @@ def create_app(pipeline: IngestPipeline) -> FastAPI:
     app = FastAPI(title="Sentinel", version=__version__, description="Work-safety risk monitoring and early warning")
     app.state.pipeline = pipeline
     app.include_router(ingest_router)
+    app.include_router(alerts_router)
+    app.include_router(hazards_router)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:

@@ -1,0 +1,104 @@
+"""Chattering and flood detection, with reports in ``alert_reports`` (and a notification each).
+
+* Duty desk: the township (乡镇) of the alert's site; each township's duty officers watch their own alerts.
+* Flood: more than :data:`FLOOD_LIMIT` (10) new alerts raised within :data:`FLOOD_WINDOW_S` (10 minutes, device
+  time) at one desk. Reported once per desk and 10-minute bucket (``report_key = flood|desk|bucket``).
+* Chattering: an alert with at least :data:`CHATTER_LIMIT` engine transitions within :data:`CHATTER_WINDOW_S`
+  (ISA-18.2's rule of thumb, three or more per minute, taken a little wider). Reported once per alert and bucket.
+
+Both run in the transaction that wrote the alerts (so a replay does not report twice: the report keys are unique).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import psycopg
+
+from sentinel.alerts.lifecycle import ApplyReport
+from sentinel.alerts.notify import enqueue
+
+FLOOD_LIMIT = 10
+FLOOD_WINDOW_S = 600
+CHATTER_LIMIT = 5
+CHATTER_WINDOW_S = 60
+
+
+def detect_floods_and_chatter(conn: psycopg.Connection[Any], report: ApplyReport, now: datetime) -> int:
+    """Write flood and chatter reports the batch behind ``report`` caused; returns how many were new."""
+    added = 0
+    with conn.cursor() as cur:
+        for desk in sorted(report.townships):
+            cur.execute(
+                """SELECT max(raised_at) FROM alerts WHERE township = %s AND alert_id = ANY(%s)""",
+                (desk, report.new_alerts),
+            )
+            row = cur.fetchone()
+            if row is None or row[0] is None:
+                continue
+            latest: datetime = row[0]
+            cur.execute(
+                """SELECT count(*), min(raised_at) FROM alerts WHERE township = %s
+                   AND raised_at > %s - make_interval(secs => %s) AND raised_at <= %s""",
+                (desk, latest, FLOOD_WINDOW_S, latest),
+            )
+            count, start = cur.fetchone() or (0, None)
+            if count > FLOOD_LIMIT and start is not None:
+                bucket = int(latest.timestamp()) // FLOOD_WINDOW_S
+                added += _report(cur, "flood", f"flood|{desk}|{bucket}", desk, None, start, latest, int(count))
+        for alert_id in sorted(report.touched):
+            cur.execute(
+                """SELECT a.township, count(e.*), min(e.device_ts), max(e.device_ts)
+                   FROM alerts a JOIN alert_events e USING (alert_id)
+                   WHERE a.alert_id = %s AND e.transition_key IS NOT NULL
+                     AND e.device_ts > (SELECT max(device_ts) FROM alert_events WHERE alert_id = %s)
+                                       - make_interval(secs => %s)
+                   GROUP BY a.township""",
+                (alert_id, alert_id, CHATTER_WINDOW_S),
+            )
+            row = cur.fetchone()
+            if row is not None and row[1] >= CHATTER_LIMIT:
+                bucket = int(row[3].timestamp()) // CHATTER_WINDOW_S
+                key = f"chatter|{alert_id}|{bucket}"
+                added += _report(cur, "chatter", key, row[0], alert_id, row[2], row[3], int(row[1]))
+    return added
+
+
+def _report(
+    cur: psycopg.Cursor[Any],
+    kind: str,
+    key: str,
+    desk: str,
+    alert_id: int | None,
+    start: datetime,
+    end: datetime,
+    count: int,
+) -> int:
+    cur.execute(
+        """INSERT INTO alert_reports (kind, report_key, desk, alert_id, window_start, window_end, count)
+           VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT (report_key) DO NOTHING""",
+        (kind, key, desk, alert_id, start, end, count),
+    )
+    if cur.rowcount:
+        payload = {
+            "type": "report",
+            "kind": kind,
+            "desk": desk,
+            "alert_id": alert_id,
+            "count": count,
+            "window_start": start.isoformat(),
+            "window_end": end.isoformat(),
+        }
+        enqueue(cur, f"report.{kind}", key, payload, "orange", "", desk)
+    return cur.rowcount
+
+
+def list_reports(conn: psycopg.Connection[Any], kind: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+    rows = conn.execute(
+        """SELECT report_id, kind, desk, alert_id, window_start, window_end, count FROM alert_reports
+           WHERE %s::text IS NULL OR kind = %s ORDER BY report_id DESC LIMIT %s""",
+        (kind, kind, limit),
+    ).fetchall()
+    names = ("report_id", "kind", "desk", "alert_id", "window_start", "window_end", "count")
+    return [dict(zip(names, r, strict=True)) for r in rows]

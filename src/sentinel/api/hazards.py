@@ -1,0 +1,111 @@
+"""HTTP routes for the hazard register: create, show, list (with overdue), transitions, statistics.
+
+Officers and supervisors may read and create; which transitions a role may take is the state machine's
+(:mod:`sentinel.hazards.states`): a refused one is 409 with the reason, e.g. closing without a passed verification.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+from pydantic import BaseModel, Field
+
+from sentinel.api.alerts import clock, database
+from sentinel.api.auth import require
+from sentinel.hazards import register
+from sentinel.hazards.states import Request as MoveRequest
+from sentinel.hazards.stats import statistics
+from sentinel.registry.repository import ApiKey
+
+router = APIRouter(tags=["hazards"])
+Staff = Annotated[ApiKey, Depends(require("officer", "supervisor"))]
+
+
+class HazardBody(BaseModel):
+    title: str = Field(min_length=1)
+    sector: str
+    township: str = Field(min_length=1)
+    source: str
+    description: str = ""
+    site_id: str | None = None
+    evidence: list[str] = []
+
+
+class TransitionBody(BaseModel):
+    action: str
+    reason: str = ""
+    level: str | None = None
+    deadline: date | None = None
+    responsible_unit: str | None = None
+    supervising_department: str | None = None
+    plan: dict[str, str] | None = None
+    evidence: list[str] = []
+
+
+@router.post("/v1/hazards", status_code=201)
+def create(request: Request, key: Staff, body: HazardBody) -> dict[str, Any]:
+    """Record an entry from people: self-inspection, supervisory inspection, public report, insurer inspection."""
+    now = clock(request)
+    with database(request) as conn:
+        hazard_id = register.create(
+            conn,
+            title=body.title,
+            sector=body.sector,
+            township=body.township,
+            source=body.source,
+            actor=key.name,
+            now=now,
+            description=body.description,
+            site_id=body.site_id,
+            evidence=tuple(body.evidence),
+        )
+        return register.get(conn, hazard_id, now.date())
+
+
+@router.get("/v1/hazards")
+def list_hazards(
+    request: Request,
+    _key: Staff,
+    state: str | None = None,
+    sector: str | None = None,
+    township: str | None = None,
+    overdue: bool | None = None,
+) -> list[dict[str, Any]]:
+    with database(request) as conn:
+        return register.list_hazards(
+            conn, clock(request).date(), state=state, sector=sector, township=township, overdue=overdue
+        )
+
+
+@router.get("/v1/hazards/statistics")
+def hazard_statistics(
+    request: Request, _key: Staff, start: datetime, end: datetime, by: str = "sector", level: str | None = None
+) -> list[dict[str, Any]]:
+    """Stock, increment, closed and closure rate per group for the period [start, end)."""
+    with database(request) as conn:
+        return statistics(conn, start, end, by, level)
+
+
+@router.get("/v1/hazards/{hazard_id}")
+def show(request: Request, hazard_id: int, _key: Staff) -> dict[str, Any]:
+    with database(request) as conn:
+        return register.get(conn, hazard_id, clock(request).date())
+
+
+@router.post("/v1/hazards/{hazard_id}/transitions", responses={409: {"description": "transition refused"}})
+def transition(request: Request, hazard_id: int, key: Staff, body: TransitionBody) -> dict[str, Any]:
+    req = MoveRequest(
+        reason=body.reason,
+        level=body.level,
+        deadline=body.deadline,
+        responsible_unit=body.responsible_unit,
+        supervising_department=body.supervising_department,
+        plan=body.plan,
+        evidence=tuple(body.evidence),
+    )
+    with database(request) as conn:
+        return register.transition(
+            conn, hazard_id, body.action, role=key.role, actor=key.name, req=req, now=clock(request)
+        )
