@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
+from sentinel.engine.anomaly import FitSettings, fit_model, save_model
 from sentinel.engine.devices import DeviceSpec
 from sentinel.engine.loader import load_rules
 from sentinel.engine.model import RuleSet
@@ -118,6 +121,37 @@ rules:
     acted: {metric: port_output_off, above: 0.5, source: T}
     within_s: 2
     source: T
+  - id: t.anomaly_pca
+    name: {zh: 多变量异常, en: multivariate anomaly (PCA)}
+    kind: anomaly
+    device_classes: [probe]
+    model: pca.npz
+    metrics: [port_temp_c, port_power_w, charge_minutes]
+    source: T
+    levels:
+      - {grade: blue, at: 1.0, clear: 0.8, source: T}
+      - {grade: yellow, at: 1.5, for_s: 2, source: T}
+      - {grade: red, at: 3, source: T}
+  - id: t.anomaly_iforest
+    name: {zh: 孤立森林异常, en: anomaly (isolation forest)}
+    kind: anomaly
+    device_classes: [probe]
+    model: iforest.npz
+    metrics: [port_power_w, port_temp_c]
+    source: T
+    levels:
+      - {grade: blue, at: 1.0, source: T}
+      - {grade: orange, at: 1.2, for_s: 1, source: T}
+  - id: t.anomaly_z
+    name: {zh: 单变量稳健Z异常, en: anomaly (robust z)}
+    kind: anomaly
+    device_classes: [probe]
+    model: z.npz
+    metrics: [port_temp_c]
+    source: T
+    levels:
+      - {grade: blue, at: 1.0, for_s: 1, source: T}
+      - {grade: yellow, at: 2.0, clear: 1.5, source: T}
 """
 
 KINDS = (
@@ -133,6 +167,23 @@ KINDS = (
     "t.site",
     "t.interlock",
 )
+
+ANOMALY_KINDS = ("t.anomaly_pca", "t.anomaly_iforest", "t.anomaly_z")
+
+
+def write_probe_models(models_dir: Path) -> None:
+    """Fit the three anomaly models of the test pack on normal probe data (temperature ~50, power ~60, ~50 min)."""
+    rng = np.random.default_rng(7)
+    temp, power, minutes = rng.normal(50, 5, 400), rng.normal(60, 10, 400), rng.normal(50, 10, 400)
+    fits = {
+        "pca.npz": (np.column_stack([temp, power, minutes]), ["port_temp_c", "port_power_w", "charge_minutes"],
+                    FitSettings("pca", smoothing=3, pca_variance=0.7)),
+        "iforest.npz": (np.column_stack([power, temp]), ["port_power_w", "port_temp_c"],
+                        FitSettings("iforest", smoothing=2, trees=20, max_samples=64)),
+        "z.npz": (temp[:, None], ["port_temp_c"], FitSettings("robust_z", smoothing=2, window=4)),
+    }  # fmt: skip
+    for name, (rows, features, settings) in fits.items():
+        save_model(fit_model(rows, features, settings), models_dir / name)
 
 
 def kind_rules(tmp: Path, only: tuple[str, ...] = KINDS) -> RuleSet:

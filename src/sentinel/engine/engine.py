@@ -3,7 +3,7 @@
 Contract (others build against it)::
 
     engine = Engine(load_rules(), devices, site_overrides={"site-1": {"gas.ch4_lel.yellow": 20.0}},
-                    lateness_s=300.0)
+                    lateness_s=300.0, models_dir=Path("/var/lib/sentinel/models"))
     out = engine.process(device, metric, ts_us, value, seq)   # numpy columns of equal length N
     out = engine.tick(now_us)                                    # staleness, driven by the clock
     engine.add_devices([DeviceSpec(...)])                        # keeps all existing state
@@ -27,16 +27,23 @@ lateness bound. Non-finite values and metrics a device's class does not report a
 Staleness: :meth:`tick` grades each device by ``now_us - frontier`` in multiples of its expected interval
 (raise/escalate only); the device's next evaluated reading clears it. A device that never reported is not
 judged stale.
+
+Anomaly rules (``kind: anomaly``) score their device class's metrics with a model file from ``models_dir`` in the
+same pass (see :mod:`sentinel.engine.anomaly.live`); without ``models_dir`` they are off. A model file that is
+missing, corrupt or incompatible is refused: :attr:`Engine.model_errors` holds the ModelError per rule id, and
+every other rule runs as usual. Changed model files are reloaded at the next batch.
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
 
+from sentinel.engine.anomaly.live import AnomalyRules
 from sentinel.engine.catalog import METRICS, metric_index
 from sentinel.engine.devices import DeviceSpec, DeviceTable
 from sentinel.engine.evaluate import SortedBatch, group_rule, level_rule
@@ -45,7 +52,7 @@ from sentinel.engine.model import GROUP_KINDS, LEVEL_KINDS, RuleSet
 from sentinel.engine.params import NEVER, RuleParams, concat, resolve
 from sentinel.engine.state import RuleState, SeriesState, dump, load
 from sentinel.engine.transitions import Piece, Transitions, merge
-from sentinel.errors import UnknownDevice
+from sentinel.errors import ModelError, UnknownDevice
 
 I64 = npt.NDArray[np.int64]
 F64 = npt.NDArray[np.float64]
@@ -60,12 +67,14 @@ class Engine:
         devices: Sequence[DeviceSpec] = (),
         site_overrides: dict[str, dict[str, float]] | None = None,
         lateness_s: float = 300.0,
+        models_dir: Path | None = None,
     ) -> None:
         self.rules = rules
         self.site_overrides = dict(site_overrides or {})
         self.lateness_us = round(lateness_s * 1e6)
         self.table = DeviceTable(rules)
         self.rule_ids = tuple(r.id for r in rules.rules)
+        self.alert_kinds = tuple(r.alert_kind for r in rules.rules)
         self.site_scope = tuple(r.scope == "site" and r.kind in GROUP_KINDS for r in rules.rules)
         self.params: list[RuleParams | None] = [None] * len(rules.rules)
         self.states = {r.id: RuleState.empty(r) for r in rules.rules}
@@ -74,6 +83,7 @@ class Engine:
         self.series = SeriesState()
         self.site_hold_us: list[npt.NDArray[np.int64]] = [np.zeros(0, dtype=np.int64) for _ in rules.rules]
         self.stats: Counter[str] = Counter()
+        self.anomaly = AnomalyRules(rules, Path(models_dir) if models_dir is not None else None)
         self.add_devices(list(devices))
 
     # -- registry ---------------------------------------------------------------------------------------------
@@ -86,6 +96,15 @@ class Engine:
             return self.table.index[device_id]
         except KeyError:
             raise UnknownDevice(f"device {device_id!r} is not registered with the engine") from None
+
+    @property
+    def model_errors(self) -> dict[str, ModelError]:
+        """Anomaly rules whose model file was refused (rule id → the error); empty when all loaded."""
+        return dict(self.anomaly.errors)
+
+    def reload_models(self) -> None:
+        """Load model files that changed since they were read (also done at the start of every batch)."""
+        self.anomaly.refresh()
 
     @property
     def device_ids(self) -> list[str]:
@@ -106,6 +125,8 @@ class Engine:
             old = self.params[ri]
             self.params[ri] = fresh if old is None else concat(old, fresh)
             state = self.states[rule.id]
+            if rule.kind == "anomaly":
+                self.anomaly.grow(ri, len(members))
             if self.site_scope[ri]:
                 self._grow_sites(ri, state, members, n_sites_before)
             else:
@@ -139,6 +160,7 @@ class Engine:
     ) -> Transitions:
         """Evaluate one micro-batch; returns the transitions it causes."""
         dev, met, ts, val, sq = self._columns(device, metric, ts_us, value, seq)
+        self.anomaly.refresh()
         sid = self.table.series_of(dev, met)
         finite = np.isfinite(val)
         self.stats["readings"] += len(dev)
@@ -166,6 +188,8 @@ class Engine:
                 piece = level_rule(ri, rule, p, st, pop, b)
             elif rule.kind in GROUP_KINDS:
                 piece = group_rule(ri, rule, p, st, pop, b, self.table.device_site, self.site_hold_us[ri])
+            elif rule.kind == "anomaly":
+                piece = self.anomaly.evaluate(ri, rule, p, st, pop, b)
             elif len(b.device):
                 piece = self._fresh_data(ri, b)
             if piece is not None:
@@ -174,7 +198,7 @@ class Engine:
         self.series.last_value[tail_sid] = b.value[tails]
         self.series.last_ts[tail_sid] = b.te[tails]
         self.series.last_seq[tail_sid] = b.seq[tails]
-        return merge(pieces, self.rule_ids, self.site_scope, self.device_ids, self.table.sites)
+        return merge(pieces, self.rule_ids, self.site_scope, self.device_ids, self.table.sites, self.alert_kinds)
 
     def _columns(
         self,
@@ -272,7 +296,7 @@ class Engine:
                     np.full(len(moved), -1, dtype=np.int64),
                 )
             )
-        return merge(pieces, self.rule_ids, self.site_scope, self.device_ids, self.table.sites)
+        return merge(pieces, self.rule_ids, self.site_scope, self.device_ids, self.table.sites, self.alert_kinds)
 
     # -- state --------------------------------------------------------------------------------------------------
     def _header(self) -> dict[str, object]:

@@ -46,6 +46,7 @@ KIND_KEYS: dict[str, tuple[str, ...]] = {
     "staleness": ("levels",),
     "composite": ("scope", "all", "grade", "for_s"),
     "interlock": ("trip", "while", "acted", "within_s", "grade"),
+    "anomaly": ("model", "metrics", "levels"),
 }
 REQUIRED_KEYS: dict[str, tuple[str, ...]] = {
     "threshold": ("metric", "levels"),
@@ -56,6 +57,7 @@ REQUIRED_KEYS: dict[str, tuple[str, ...]] = {
     "staleness": ("levels",),
     "composite": ("all", "grade"),
     "interlock": ("trip", "acted", "within_s"),
+    "anomaly": ("model", "metrics", "levels"),
 }
 ALL_KIND_KEYS = tuple(dict.fromkeys(k for keys in KIND_KEYS.values() for k in keys))
 LEVEL_KEYS = ("grade", "at", "clear", "for_s", "source")
@@ -202,6 +204,19 @@ def _read_rule(r: NodeReader, node: Node, pack: str) -> Rule | None:
     for key, minimum in (("per_s", 1e-9), ("eps", 0.0)):
         if key in keys:
             fields[key] = r.number(keys[key], key, minimum) or 1.0
+    if "model" in keys:
+        fields["model"] = model = r.string(keys["model"], "model")
+        if model is not None and (Path(model).is_absolute() or ".." in Path(model).parts):
+            r.error(keys["model"], f"model {model!r} must be a relative path inside the engine's models directory")
+    if "metrics" in keys:
+        features = []
+        for metric, metric_node in r.strings(keys["metrics"], "metrics"):
+            if metric not in METRIC_INDEX:
+                r.error(metric_node, f"unknown metric {metric!r}{suggest(metric, METRIC_INDEX)}")
+            features.append(metric)
+        if len(set(features)) != len(features) or not features:
+            r.error(keys["metrics"], "an anomaly rule needs distinct metrics, in the model's feature order")
+        fields["features"] = tuple(features)
     if "major_hazard" in keys:
         fields["major_hazard"] = bool(r.boolean(keys["major_hazard"], "major_hazard"))
     if "window_s" in keys:

@@ -18,8 +18,11 @@ Rule kinds (``Rule.kind``): ``threshold`` (absolute, or a ratio of a device setp
 ``deviation`` (from a per-device baseline), ``rate`` (change per ``per_s`` seconds), ``stuck`` (seconds without a
 change), ``count`` (sum in a tumbling window), ``staleness`` (seconds without data / expected interval),
 ``composite`` (all terms hold, across metrics of a device or a site) and ``interlock`` (trip terms hold and the
-``acted`` term does not within ``within_s``: red). Sustained-for (``for_s``) and hysteresis (``clear``) are level
-options available to every kind; the scenario and property tests exercise them as kinds of their own.
+``acted`` term does not within ``within_s``: red) and ``anomaly`` (a fitted model file, ``model``, scores the
+device's latest value of each of ``metrics`` at each of their readings; the signal is the normalised score, 1.0 =
+on the model's control limit, see :mod:`sentinel.engine.anomaly.live`). Sustained-for (``for_s``) and hysteresis
+(``clear``) are level options available to every kind; the scenario and property tests exercise them as kinds of
+their own.
 """
 
 from __future__ import annotations
@@ -28,7 +31,11 @@ from dataclasses import dataclass, field
 
 LEVEL_KINDS = ("threshold", "deviation", "rate", "stuck", "count")
 GROUP_KINDS = ("composite", "interlock")
-RULE_KINDS = (*LEVEL_KINDS, "staleness", *GROUP_KINDS)
+RULE_KINDS = (*LEVEL_KINDS, "staleness", *GROUP_KINDS, "anomaly")
+
+# What an alert of each rule kind is in the alert lifecycle (alerts.kind): model-based findings are early
+# warnings (预警), distinct from threshold alarms (报警); staleness is a communication fault.
+ALERT_KIND_OF_RULE = {"anomaly": "warning", "staleness": "comm"}
 
 
 @dataclass(frozen=True)
@@ -91,6 +98,8 @@ class Rule:
     terms: tuple[Term, ...] = ()
     scope: str = "device"
     major_hazard: bool = False
+    model: str | None = None
+    features: tuple[str, ...] = ()
     file: str = ""
     line: int = 0
 
@@ -99,7 +108,13 @@ class Rule:
         """Every metric the rule reads, in term order, without repeats."""
         names = [self.metric] if self.metric else []
         names += [t.metric for t in self.terms]
+        names += list(self.features)
         return tuple(dict.fromkeys(names))
+
+    @property
+    def alert_kind(self) -> str:
+        """``alarm`` (报警), ``warning`` (预警: anomaly rules) or ``comm`` (staleness): the alerts.kind to store."""
+        return ALERT_KIND_OF_RULE.get(self.kind, "alarm")
 
     def device_attrs(self) -> tuple[str, ...]:
         """Device attributes the rule needs (setpoints, baselines, scales)."""

@@ -11,15 +11,19 @@ import math
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
 
+from sentinel.engine.anomaly.live import load_rule_model
+from sentinel.engine.anomaly.model import AnomalyModel
 from sentinel.engine.catalog import GRADE_NAMES, METRIC_INDEX, transition_kind
 from sentinel.engine.devices import DeviceSpec, DeviceTable
 from sentinel.engine.model import GROUP_KINDS, Rule, RuleSet
 from sentinel.engine.params import RuleParams, concat, resolve
 from sentinel.engine.transitions import Transition
+from sentinel.errors import ModelError
 
 
 @dataclass
@@ -44,6 +48,7 @@ class ReferenceEngine:
         devices: Sequence[DeviceSpec] = (),
         site_overrides: dict[str, dict[str, float]] | None = None,
         lateness_s: float = 300.0,
+        models_dir: Path | None = None,
     ) -> None:
         self.rules = rules
         self.overrides = dict(site_overrides or {})
@@ -59,6 +64,18 @@ class ReferenceEngine:
         self.mark: list[dict[int, int | None]] = [{} for _ in rules.rules]
         self.total: list[dict[int, int]] = [defaultdict(int) for _ in rules.rules]
         self.counts: list[dict[tuple[int, int], int]] = [defaultdict(int) for _ in rules.rules]
+        # Anomaly rules: the model (None when refused), and per instance the latest feature values, the scored
+        # rows and the detector statistics so far.
+        self.models: dict[int, AnomalyModel | None] = {}
+        for ri, rule in enumerate(rules.rules):
+            if rule.kind == "anomaly" and models_dir is not None:
+                try:
+                    self.models[ri] = load_rule_model(rule, Path(models_dir))
+                except ModelError:
+                    self.models[ri] = None
+        self.latest: list[dict[int, dict[int, float]]] = [defaultdict(dict) for _ in rules.rules]
+        self.scored_rows: list[dict[int, list[list[float]]]] = [defaultdict(list) for _ in rules.rules]
+        self.statistics: list[dict[int, list[float]]] = [defaultdict(list) for _ in rules.rules]
         self.add_devices(devices)
 
     def add_devices(self, specs: Sequence[DeviceSpec]) -> None:
@@ -110,6 +127,8 @@ class ReferenceEngine:
                 out += self._fresh(ri, rule, readings)
             elif rule.kind in GROUP_KINDS:
                 out += self._group(ri, rule, readings)
+            elif rule.kind == "anomaly":
+                out += self._anomaly(ri, rule, readings)
             else:
                 out += self._level_rule(ri, rule, readings)
         out.sort(key=lambda x: (x[2].ts_us, x[0], x[1]))
@@ -135,6 +154,7 @@ class ReferenceEngine:
                 r.te,
                 r.value,
                 r.seq,
+                rule.alert_kind,
             ),
         )
 
@@ -239,6 +259,41 @@ class ReferenceEngine:
                 self.active[ri][group] = grade
         return out
 
+    def _anomaly(self, ri: int, rule: Rule, readings: list[Reading]) -> list[tuple[int, int, Transition]]:
+        """One reading at a time: the device's latest value of each feature metric makes a row; the model's
+        detector scores it against the device's earlier rows; the signal is the trailing mean of the statistics
+        over the model's smoothing, divided by its limit (NaN before every feature is known or while warming up)."""
+        model = self.models.get(ri)
+        if model is None:
+            return []
+        features = [METRIC_INDEX[m] for m in rule.features]
+        mine = [r for r in readings if r.metric in features and r.device in self.inst[ri]]
+        mine.sort(key=lambda r: (self.inst[ri][r.device], r.te, r.metric, r.order))
+        out = []
+        for r in mine:
+            inst = self.inst[ri][r.device]
+            latest = self.latest[ri][inst]
+            latest[r.metric] = r.value
+            signal = math.nan
+            if all(m in latest for m in features):
+                row = [latest[m] for m in features]
+                history = self.scored_rows[ri][inst]
+                keep = model.detector.history_rows
+                past = np.array(history[len(history) - keep :] if keep else [], dtype=np.float64)
+                statistic = float(model.detector.statistic(past.reshape(-1, len(row)), np.array([row]))[0])
+                stats = self.statistics[ri][inst]
+                stats.append(statistic)
+                history.append(row)
+                smoothed = sum(stats[-model.smoothing :]) / len(stats[-model.smoothing :])
+                if len(history) > model.warmup_rows:
+                    signal = smoothed / model.limit
+            scored = Reading(r.device, r.metric, r.ts, r.te, signal, r.seq, r.pv, r.pt, r.order)
+            grade = self._levels(ri, rule, inst, inst, signal, r.te)
+            if grade != self.active[ri][inst]:
+                out.append(self._emit(ri, r.device, scored, self.active[ri][inst], grade))
+                self.active[ri][inst] = grade
+        return out
+
     def _fresh(self, ri: int, rule: Rule, readings: list[Reading]) -> list[tuple[int, int, Transition]]:
         first: dict[int, Reading] = {}
         for r in readings:
@@ -286,6 +341,7 @@ class ReferenceEngine:
                                 now_us,
                                 age / 1e6,
                                 -1,
+                                rule.alert_kind,
                             ),
                         )
                     )

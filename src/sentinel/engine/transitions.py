@@ -10,6 +10,10 @@ reading older than one its series evaluated in an earlier batch (see :mod:`senti
 Transitions from :meth:`Engine.tick` (staleness) carry ``ts_us = now_us``, ``seq = -1`` and ``value`` = the
 seconds since the device's newest reading. Within a batch the order is by (ts_us, rule, subject), ties in
 evaluation order.
+
+``alert_kind`` says what the lifecycle stores the alert as (``alerts.kind``): ``warning`` for anomaly rules (early
+warnings, 预警, from a model; their ``value`` is the normalised score), ``comm`` for staleness, ``alarm`` (报警)
+for every other rule. ``Transitions.alert_kinds`` gives it per rule index, :meth:`Transitions.warning` per row.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ class Transition:
     ts_us: int
     value: float
     seq: int
+    alert_kind: str = "alarm"
 
 
 @dataclass
@@ -53,9 +58,18 @@ class Transitions:
     site_scope: tuple[bool, ...]
     device_ids: list[str]
     site_ids: list[str]
+    alert_kinds: tuple[str, ...] = ()
 
     def __len__(self) -> int:
         return len(self.rule)
+
+    def kind_of(self, r: int) -> str:
+        return self.alert_kinds[r] if self.alert_kinds else "alarm"
+
+    def warning(self) -> npt.NDArray[np.bool_]:
+        """Per row: is it an early warning (an anomaly rule's transition) rather than an alarm?"""
+        kinds = np.array([self.kind_of(r) == "warning" for r in range(len(self.rule_ids))], dtype=np.bool_)
+        return kinds[self.rule] if len(kinds) else np.zeros(len(self), dtype=np.bool_)
 
     def records(self) -> list[Transition]:
         out = []
@@ -74,6 +88,7 @@ class Transitions:
                     int(self.ts_us[i]),
                     float(self.value[i]),
                     int(self.seq[i]),
+                    self.kind_of(r),
                 )
             )
         return out
@@ -99,6 +114,7 @@ def merge(
     site_scope: tuple[bool, ...],
     devices: list[str],
     sites: list[str],
+    alert_kinds: tuple[str, ...] = (),
 ) -> Transitions:
     """Concatenate per-rule pieces and order them by (ts_us, rule, subject), keeping evaluation order in ties."""
     pieces = [p for p in pieces if len(p.subject)]
@@ -124,6 +140,7 @@ def merge(
             site_scope,
             devices,
             sites,
+            alert_kinds,
         )
     i32, i8 = np.zeros(0, dtype=np.int32), np.zeros(0, dtype=np.int8)
     return Transitions(
@@ -139,4 +156,5 @@ def merge(
         site_scope,
         devices,
         sites,
+        alert_kinds,
     )

@@ -58,6 +58,13 @@ class RobustZDetector:
         result: FloatArray = z.max(axis=1)
         return result
 
+    def window_statistic(self, windows: FloatArray) -> FloatArray:
+        """The statistic from ready-made trailing windows (rows, window, metrics; NaN = before the first row):
+        what the live engine calls with many devices' windows at once."""
+        recent = np.nanmedian(windows, axis=1)
+        result: FloatArray = np.abs((recent - self.median) / self.scale).max(axis=1)
+        return result
+
     def parameters(self) -> dict[str, Scalar]:
         return {"window": self.window}
 

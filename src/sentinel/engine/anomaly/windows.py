@@ -51,3 +51,33 @@ def run_lengths(flags: BoolArray, carried: int) -> npt.NDArray[np.int64]:
     runs = positions - last_false
     runs = np.where(last_false == 0, runs + carried, runs)
     return np.where(flags, runs, 0)
+
+
+def grouped_windows(carried: FloatArray, values: FloatArray, group: npt.NDArray[np.int64]) -> FloatArray:
+    """For each value, the trailing window of its group: up to ``w - 1`` earlier values, then itself.
+
+    ``values`` (N, ...) are sorted so each group's values are contiguous, ``group`` (N,) is each value's group
+    ordinal 0..G-1 and ``carried`` (G, w - 1, ...) holds each group's values from earlier batches, oldest first,
+    NaN where the group has fewer. Returns (N, w, ...): many devices' windows built by one gather, no loop.
+    """
+    span = carried.shape[1]
+    if span == 0:
+        return values[:, None]
+    n_groups = carried.shape[0]
+    # Layout: each group's carried values immediately before its own values.
+    position = np.arange(len(values), dtype=np.int64) + (group + 1) * span
+    heads = np.flatnonzero(np.diff(group, prepend=-1) != 0) if len(group) else np.zeros(0, dtype=np.int64)
+    joined = np.empty((len(values) + n_groups * span, *values.shape[1:]))
+    joined[position] = values
+    carried_at = (heads + np.arange(n_groups) * span)[:, None] + np.arange(span)
+    joined[carried_at] = carried
+    window: FloatArray = joined[position[:, None] - span + np.arange(span + 1)]
+    return window
+
+
+def carried_tails(carried: FloatArray, windows: FloatArray, tails: npt.NDArray[np.int64]) -> FloatArray:
+    """What each group carries into the next batch: the last ``w - 1`` values of the window at its tail."""
+    if carried.shape[1] == 0:
+        return carried
+    result: FloatArray = windows[tails, 1:]
+    return result
