@@ -705,7 +705,7 @@ def health() -> Board:
         "死信 Dead letters by reason",
         [
             sql(
-                "SELECT $__timeGroupAlias(received_at, '5m'), split_part(reason, ':', 1) AS metric, count(*) AS value FROM v_dead_letters WHERE $__timeFilter(received_at) GROUP BY 1, 2 ORDER BY 1",
+                "SELECT $__timeGroupAlias(received_at, '5m'), reason AS metric, count(*) AS value FROM v_dead_letters WHERE $__timeFilter(received_at) GROUP BY 1, 2 ORDER BY 1",
                 fmt="time_series",
             )
         ],
