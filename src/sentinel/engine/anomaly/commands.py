@@ -1,24 +1,35 @@
-"""``sentinel anomaly fit`` and ``sentinel anomaly score``: offline fitting and scoring of any multivariate CSV.
+"""``sentinel anomaly fit`` / ``score``: offline fitting and scoring of any multivariate CSV; ``train``: from history.
 
-Scoring runs the same :class:`~sentinel.engine.anomaly.model.Scorer` the live engine runs, on the whole file as
-one batch, so offline figures are the engine's figures.
+``sentinel anomaly train --class CLASS --since TIME [--until TIME] --out MODEL`` reads the class's stored readings
+(see :mod:`.history`), builds rows as the live engine does, and fits through the same ``fit_model`` as ``fit``.
+Its features are ``--metric`` options in order, else the ``metrics`` of the class's anomaly rule in the packs,
+else every metric of the class.
+
+``score`` runs :class:`~sentinel.engine.anomaly.model.Scorer` on the whole file as one batch: the same model file,
+detector statistic, trailing mean and limit as the live engine's anomaly rules (:mod:`.live`, whose property test
+checks its batched scores against per-row detector calls). What differs: the live engine grades the score with the
+rule's levels and their ``for_s`` on device time, while ``score``'s 0/1 alarm uses the model's ``persistence`` in
+rows, and the live engine builds its rows from readings (latest value per metric) where ``score`` takes CSV rows.
 """
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import polars as pl
 import typer
 
 from sentinel.engine.anomaly.dataset import read_table
+from sentinel.engine.anomaly.history import train_from_history
 from sentinel.engine.anomaly.model import DETECTOR_KINDS, FitSettings, fit_model
 from sentinel.engine.anomaly.model_file import load_model, save_model
 from sentinel.engine.anomaly.pca import PCA_STATISTICS
+from sentinel.engine.loader import load_rules
 
 anomaly_app = typer.Typer(
-    help="Fit anomaly models on normal data and score CSV files with them.",
+    help="Fit anomaly models on normal data (a CSV or stored history) and score CSV files with them.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
@@ -31,8 +42,72 @@ TimeColumnOption = Annotated[
 ]
 
 
+def _settings(  # the options of fit and train, checked once
+    detector: str,
+    smoothing: int,
+    quantile: float,
+    margin: float,
+    persistence: int,
+    variance: float,
+    statistic: str,
+    trees: int,
+    window: int,
+    seed: int,
+) -> FitSettings:
+    if detector not in DETECTOR_KINDS:
+        raise typer.BadParameter(f"must be one of {', '.join(DETECTOR_KINDS)}", param_hint="--detector")
+    if statistic not in PCA_STATISTICS:
+        raise typer.BadParameter(f"must be one of {', '.join(PCA_STATISTICS)}", param_hint="--statistic")
+    try:
+        return FitSettings(
+            detector=detector,
+            smoothing=smoothing,
+            limit_quantile=quantile,
+            margin=margin,
+            persistence=persistence,
+            pca_variance=variance,
+            pca_statistic=statistic,
+            trees=trees,
+            seed=seed,
+            window=window,
+        )
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+
+
+def _time(text: str, option: str) -> datetime:
+    """An ISO 8601 time; without a zone it is UTC."""
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise typer.BadParameter(
+            f"{text!r} is not an ISO 8601 time such as 2026-11-01T00:00Z", param_hint=option
+        ) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _features(device_class: str, metrics: list[str] | None, rules_path: Path | None) -> tuple[str, ...]:
+    """--metric options, else the class's anomaly rule metrics, else every metric of the class."""
+    rules = load_rules(rules_path)
+    if device_class not in rules.classes:
+        known = ", ".join(rules.classes)
+        raise typer.BadParameter(
+            f"no device class {device_class!r} in the rule packs (known: {known})", param_hint="--class"
+        )
+    reported = rules.classes[device_class].metrics
+    if metrics:
+        missing = [m for m in metrics if m not in reported]
+        if missing:
+            raise typer.BadParameter(
+                f"class {device_class!r} does not report {', '.join(missing)}", param_hint="--metric"
+            )
+        return tuple(metrics)
+    rule = next((r for r in rules.rules if r.kind == "anomaly" and device_class in r.device_classes), None)
+    return rule.features if rule is not None else reported
+
+
 @anomaly_app.command("fit")
-def fit_command(  # noqa: PLR0917  # typer maps each option to a parameter
+def fit_command(  # typer maps each option to a parameter
     csv: Annotated[Path, typer.Option("--csv", help="CSV of normal operation to train on")],
     out: Annotated[Path, typer.Option("--out", help="Model file to write")],
     sep: SeparatorOption = ",",
@@ -58,25 +133,7 @@ def fit_command(  # noqa: PLR0917  # typer maps each option to a parameter
     seed: Annotated[int, typer.Option(help="Isolation forest: random seed")] = _DEFAULTS.seed,
 ) -> None:
     """Fit a model on the rows of CSV (all of them are taken as normal) and write it to OUT."""
-    if detector not in DETECTOR_KINDS:
-        raise typer.BadParameter(f"must be one of {', '.join(DETECTOR_KINDS)}", param_hint="--detector")
-    if statistic not in PCA_STATISTICS:
-        raise typer.BadParameter(f"must be one of {', '.join(PCA_STATISTICS)}", param_hint="--statistic")
-    try:
-        settings = FitSettings(
-            detector=detector,
-            smoothing=smoothing,
-            limit_quantile=quantile,
-            margin=margin,
-            persistence=persistence,
-            pca_variance=variance,
-            pca_statistic=statistic,
-            trees=trees,
-            seed=seed,
-            window=window,
-        )
-    except ValueError as exc:
-        raise typer.BadParameter(str(exc)) from None
+    settings = _settings(detector, smoothing, quantile, margin, persistence, variance, statistic, trees, window, seed)
     table = read_table(csv, sep, time_column or None, exclude or ())
     model = fit_model(
         table.values, table.feature_names, settings, first=table.first_time, last=table.last_time, source=str(csv)
@@ -85,6 +142,50 @@ def fit_command(  # noqa: PLR0917  # typer maps each option to a parameter
     typer.echo(
         f"fitted {model.kind} on {model.training.rows} rows x {len(model.feature_names)} features "
         f"({', '.join(model.feature_names)}); limit {model.limit:.6g}; wrote {out}"
+    )
+
+
+@anomaly_app.command("train")
+def train_command(  # typer maps each option to a parameter
+    ctx: typer.Context,
+    device_class: Annotated[str, typer.Option("--class", help="Device class (as the rule packs define it)")],
+    since: Annotated[str, typer.Option(help="Start of the normal period, ISO 8601 (UTC if no zone)")],
+    out: Annotated[Path, typer.Option("--out", help="Model file to write")],
+    until: Annotated[str | None, typer.Option(help="End of the period (exclusive); default: now")] = None,
+    metric: Annotated[
+        list[str] | None, typer.Option("--metric", help="Feature metric (repeatable, in order); default: see above")
+    ] = None,
+    rules_path: Annotated[Path | None, typer.Option("--rules", help="Rule packs; default: the shipped ones")] = None,
+    detector: Annotated[str, typer.Option(help=f"One of {', '.join(DETECTOR_KINDS)}")] = _DEFAULTS.detector,
+    smoothing: Annotated[int, typer.Option(help="Rows in the trailing mean of the statistic")] = _DEFAULTS.smoothing,
+    quantile: Annotated[
+        float, typer.Option(help="Quantile of training scores used as the limit")
+    ] = _DEFAULTS.limit_quantile,
+    margin: Annotated[float, typer.Option(help="Factor applied to that quantile")] = _DEFAULTS.margin,
+    variance: Annotated[
+        float, typer.Option(help="PCA: share of variance the components keep")
+    ] = _DEFAULTS.pca_variance,
+    statistic: Annotated[str, typer.Option(help=f"PCA: one of {', '.join(PCA_STATISTICS)}")] = _DEFAULTS.pca_statistic,
+    trees: Annotated[int, typer.Option(help="Isolation forest: number of trees")] = _DEFAULTS.trees,
+    window: Annotated[int, typer.Option(help="Robust z: rows in the rolling median")] = _DEFAULTS.window,
+    seed: Annotated[int, typer.Option(help="Isolation forest: random seed")] = _DEFAULTS.seed,
+) -> None:
+    """Fit a model for a device class on its stored readings between --since and --until, and write it to OUT."""
+    from sentinel.settings import load_settings  # database code only for this command
+    from sentinel.store.database import Database
+
+    settings = _settings(detector, smoothing, quantile, margin, 1, variance, statistic, trees, window, seed)
+    start, end = _time(since, "--since"), _time(until, "--until") if until else None
+    features = _features(device_class, metric, rules_path)
+    root: dict[str, Any] = ctx.find_root().obj or {}
+    config = root.get("config")
+    with Database.open(load_settings(config if isinstance(config, Path) else None)) as db, db.connect() as conn:
+        model = train_from_history(conn, device_class, features, start, end, settings)
+    save_model(model, out)
+    typer.echo(
+        f"trained {model.kind} for {device_class} on {model.training.rows} rows "
+        f"({model.training.first} .. {model.training.last}) x {len(features)} features ({', '.join(features)}); "
+        f"limit {model.limit:.6g}; wrote {out}"
     )
 
 
