@@ -22,6 +22,8 @@ from prometheus_client.registry import Collector
 if TYPE_CHECKING:
     from sentinel.collect.mqtt import CollectorStats
 
+# Every transport's series exists from the start (at 0), so rate() over it works before the first message.
+TRANSPORTS = ("mqtt", "http")
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
 
@@ -34,6 +36,8 @@ class IngestMetrics:
         self.received = Counter(
             "sentinel_ingest_messages_received_total", "Messages received, by transport", ["transport"], registry=r
         )
+        for transport in TRANSPORTS:
+            self.received.labels(transport)
         self.stored_messages = Counter("sentinel_ingest_messages_stored_total", "Messages durably stored", registry=r)
         self.stored_readings = Counter("sentinel_ingest_readings_stored_total", "Readings durably stored", registry=r)
         self.rejected = Counter(
