@@ -44,10 +44,13 @@ def store_history(conninfo: str) -> Readings:
             conn.execute("INSERT INTO devices (device, site_id, device_class) VALUES (%s, 's1', %s)", (device, cls))
         for metric in [*FEATURES, "wet_flow_m3h"]:
             conn.execute("INSERT INTO metrics (metric) VALUES (%s)", (metric,))
-        ids = dict(conn.execute("SELECT device, device_id FROM devices").fetchall())
-        metric_ids = dict(conn.execute("SELECT metric, metric_id FROM metrics").fetchall())
-        rows = []
-        device_col, metric_col, ts_col, value_col = [], [], [], []
+        ids: dict[str, int] = dict(conn.execute("SELECT device, device_id FROM devices").fetchall())
+        metric_ids: dict[str, int] = dict(conn.execute("SELECT metric, metric_id FROM metrics").fetchall())
+        rows: list[tuple[datetime, int, int, float]] = []
+        device_col: list[int] = []
+        metric_col: list[str] = []
+        ts_col: list[int] = []
+        value_col: list[float] = []
         for step in range(720):
             ts = START + timedelta(seconds=10 * step)
             for device in ("dc-1", "dc-2"):
