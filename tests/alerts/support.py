@@ -47,8 +47,10 @@ def make_plant(db: str, devices_per_site: int = 2) -> Plant:
     registry = RegistryFile(sites, [GatewayEntry(f"{p}-gw", [s.id for s in sites], secret=secret)], devices)
     with psycopg.connect(db) as conn:
         upsert_registry(conn, registry)
-        keys = {role: create_api_key(conn, f"{p}-{role}", role, f"{p}-gw" if role == "gateway" else None)
-                for role in ("gateway", "officer", "supervisor", "admin")}
+        keys = {
+            role: create_api_key(conn, f"{p}-{role}", role, f"{p}-gw" if role == "gateway" else None)
+            for role in ("gateway", "officer", "supervisor", "admin")
+        }
     return Plant(db, registry, secret, keys)
 
 
@@ -95,16 +97,20 @@ def expected(plant: Plant, messages: list[Telemetry]) -> tuple[set[str], int]:
 def post_messages(url: str, token: str, messages: list[Telemetry], per_request: int = 4) -> None:
     with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=30) as http:
         for i in range(0, len(messages), per_request):
-            r = http.post("/v1/telemetry", content=encode_batch(messages[i : i + per_request]),
-                          headers={"content-type": "application/json"})
+            r = http.post(
+                "/v1/telemetry",
+                content=encode_batch(messages[i : i + per_request]),
+                headers={"content-type": "application/json"},
+            )
             assert r.status_code == 202, r.text
 
 
 def db_transitions(db: str) -> tuple[list[str], list[str]]:
     """(engine transition keys of alert_events, alert keys) as stored, repeats kept."""
     with psycopg.connect(db) as conn:
-        events = [r[0] for r in conn.execute(
-            "SELECT transition_key FROM alert_events WHERE transition_key IS NOT NULL")]
+        events = [
+            r[0] for r in conn.execute("SELECT transition_key FROM alert_events WHERE transition_key IS NOT NULL")
+        ]
         alerts = [r[0] for r in conn.execute("SELECT alert_key FROM alerts")]
     return events, alerts
 
