@@ -70,6 +70,9 @@ def _register() -> None:
     app.add_typer(broker_app, name="broker", help="Mosquitto configuration, passwords and ACL.")
     app.add_typer(anomaly_app, name="anomaly", help="Anomaly models: fit and score.")
     app.add_typer(rules_app, name="rules", help="Rule packs: check, list, parameters.")
+    from sentinel.sim.commands import register as register_sim
+
+    register_sim(app)  # simulate, replay, demo
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -20,6 +20,7 @@ family or one branch of it::
     ├── RulePackError            a rule pack is invalid (carries every problem with file and line)
     ├── ModelError               an anomaly model file is corrupt or incompatible
     ├── DatasetError             a data file given for training or scoring cannot be read or lacks a column
+    ├── ScenarioError            a simulator scenario or recording is invalid (names the file and the field)
     └── TransitionError          an alert or hazard state change that the state machine forbids
 
 Errors that reach the command line are printed as one line (``sentinel: <message>``) and exit with code 2.
@@ -145,3 +146,7 @@ class TransitionError(SentinelError):
         self.wanted = wanted
         self.why = why
         super().__init__(f"{entity}: cannot go from {current} to {wanted}: {why}")
+
+
+class ScenarioError(SentinelError):
+    """A simulator scenario file or a recording is invalid; the message names the file and the field."""
