@@ -449,7 +449,7 @@ def alert_wall() -> Board:
         "未关闭告警 Open alerts (worst, then longest unacknowledged)",
         [
             sql(
-                f'SELECT raised_at AS "发生 raised", grade_level AS "等级 grade", site, township AS "乡镇 township", device AS "设备 device", rule_id AS "规则 rule", state AS "状态 state", last_value AS "值 value", unacked_age_s AS "未确认 unacked for", acked_by AS "确认人 acked by" FROM v_alert_wall WHERE {where} ORDER BY grade_level DESC, unacked_age_s DESC NULLS LAST LIMIT 500'
+                f'SELECT raised_at AS "发生 raised", grade_level AS "等级 grade", site, township AS "乡镇 township", subject AS "对象 subject", rule_id AS "规则 rule", state AS "状态 state", last_value AS "值 value", unacked_age_s AS "未确认 unacked for", acked_by AS "确认人 acked by" FROM v_alert_wall WHERE {where} ORDER BY grade_level DESC, unacked_age_s DESC NULLS LAST LIMIT 500'
             )
         ],
         24,
@@ -484,7 +484,7 @@ def alert_wall() -> Board:
         "告警洪流 Floods (>10 new alerts in 10 min per desk)",
         [
             sql(
-                f'SELECT date_bin(\'10 minutes\', raised_at, TIMESTAMPTZ \'2000-01-01 00:00:00+00\') AS "窗口 window", township AS "值班台 desk", count(*) AS "新告警 new", max(grade_level) AS "最高 worst" FROM v_alert_raises WHERE $__timeFilter(raised_at) AND {where} GROUP BY 1, 2 HAVING count(*) > 10 ORDER BY 1 DESC'
+                'SELECT window_start AS "窗口 window", desk AS "值班台 desk", count AS "新告警 new", created_at AS "报告 reported" FROM v_alert_reports WHERE kind = \'flood\' AND $__timeFilter(window_start) AND desk IN ($township) ORDER BY window_start DESC LIMIT 200'
             )
         ],
         12,
@@ -492,10 +492,10 @@ def alert_wall() -> Board:
     )
     b.panel(
         "table",
-        "抖动告警 Chattering (≥5 transitions in 10 min)",
+        "抖动告警 Chattering (≥5 transitions in 1 min)",
         [
             sql(
-                f'SELECT date_bin(\'10 minutes\', at, TIMESTAMPTZ \'2000-01-01 00:00:00+00\') AS "窗口 window", alert_id, rule_id AS "规则 rule", device AS "设备 device", site, count(*) AS "变化 transitions" FROM v_alert_transitions WHERE $__timeFilter(at) AND {where} GROUP BY 1, 2, 3, 4, 5 HAVING count(*) >= 5 ORDER BY 6 DESC LIMIT 200'
+                'SELECT window_start AS "窗口 window", alert_id, rule_id AS "规则 rule", subject AS "对象 subject", site, count AS "变化 transitions", desk AS "值班台 desk" FROM v_alert_reports WHERE kind = \'chatter\' AND $__timeFilter(window_start) AND desk IN ($township) AND sector IN ($sector) ORDER BY window_start DESC LIMIT 200'
             )
         ],
         12,
@@ -516,6 +516,14 @@ def alert_wall() -> Board:
     return b
 
 
+# Period counts over the dashboard's range [from, to), defined as in sentinel.hazards.stats.
+STOCK_AT_START = (
+    "count(*) FILTER (WHERE created_at < $__timeFrom() AND (closed_at IS NULL OR closed_at >= $__timeFrom()))"
+)
+INCREMENT = "count(*) FILTER (WHERE created_at >= $__timeFrom() AND created_at < $__timeTo())"
+CLOSED = "count(*) FILTER (WHERE closed_at >= $__timeFrom() AND closed_at < $__timeTo())"
+
+
 def hazard_register() -> Board:
     b = Board(
         "sentinel-hazards", "重大事故隐患台账 Hazard register", "Stock, increment, overdue and closure rate by township"
@@ -530,9 +538,9 @@ def hazard_register() -> Board:
             sql(
                 'SELECT count(*) FILTER (WHERE is_open) AS "存量 stock",'
                 " count(*) FILTER (WHERE is_open AND level = 'major') AS \"重大 major\","
-                ' count(*) FILTER (WHERE $__timeFilter(created_at)) AS "增量 increment",'
+                f' {INCREMENT} AS "增量 increment",'
                 ' count(*) FILTER (WHERE is_overdue) AS "逾期 overdue",'
-                ' count(*) FILTER (WHERE $__timeFilter(closed_at)) AS "销号 closed"'
+                f' {CLOSED} AS "销号 closed"'
                 f" FROM v_hazard_register WHERE {where}"
             )
         ],
@@ -545,11 +553,13 @@ def hazard_register() -> Board:
         "乡镇 By township",
         [
             sql(
-                'SELECT township AS "乡镇 township", count(*) FILTER (WHERE is_open) AS "存量 stock",'
-                ' count(*) FILTER (WHERE $__timeFilter(created_at)) AS "增量 increment",'
-                ' count(*) FILTER (WHERE is_overdue) AS "逾期 overdue", count(*) FILTER (WHERE NOT is_open) AS "销号 closed",'
-                ' count(*) FILTER (WHERE NOT is_open)::double precision / count(*) AS "销号率 closure rate"'
-                f" FROM v_hazard_register WHERE {where} GROUP BY township ORDER BY 2 DESC"
+                # The period statistics of sentinel.hazards.stats over the dashboard's range [from, to).
+                f'SELECT township AS "乡镇 township", {STOCK_AT_START} AS "期初存量 stock at start",'
+                f' {INCREMENT} AS "增量 increment", {CLOSED} AS "销号 closed",'
+                ' count(*) FILTER (WHERE closed_at IS NULL OR closed_at >= $__timeTo()) AS "存量 stock",'
+                ' count(*) FILTER (WHERE is_overdue) AS "逾期 overdue",'
+                f' round(({CLOSED})::numeric / nullif({STOCK_AT_START} + {INCREMENT}, 0), 4) AS "销号率 closure rate"'
+                f" FROM v_hazard_register WHERE created_at < $__timeTo() AND {where} GROUP BY township ORDER BY township"
             )
         ],
         12,

@@ -91,13 +91,14 @@ def _alert(
     acked: datetime | None = None,
 ) -> int:
     row = conn.execute(
-        """INSERT INTO alerts (alert_key, rule_id, device_id, site_id, grade, state, raised_at, acked_at, acked_by,
-                               cleared_at, last_value)
-           SELECT %s, %s, device_id, site_id, %s, %s, %s, %s,
+        """INSERT INTO alerts (alert_key, rule_id, subject, device_id, site_id, township, sector, grade, state,
+                               raised_at, acked, acked_at, acked_by, cleared_at, last_value)
+           SELECT %s, %s, d.device, d.device_id, d.site_id, s.township, s.sector, %s, %s, %s,
+                  %s::timestamptz IS NOT NULL, %s,
                   CASE WHEN %s::timestamptz IS NULL THEN NULL ELSE 'duty' END,
                   CASE WHEN %s = 'normal' THEN %s::timestamptz + interval '5 minutes' END, 1.5
-           FROM devices WHERE device = %s RETURNING alert_id""",
-        (key, rule, grade, state, raised, acked, acked, state, raised, device),
+           FROM devices d JOIN sites s ON s.site_id = d.site_id WHERE d.device = %s RETURNING alert_id""",
+        (key, rule, grade, state, raised, acked, acked, acked, state, raised, device),
     ).fetchone()
     assert row is not None
     conn.execute(
@@ -143,7 +144,12 @@ def _alerts(conn: psycopg.Connection[Any], now: datetime) -> None:
             "normal",
             flood_start + timedelta(seconds=30 * k),
         )
-    # A chattering alert: raised and cleared again and again within a few minutes.
+    conn.execute(
+        "INSERT INTO alert_reports (kind, report_key, desk, window_start, window_end, count)"
+        " VALUES ('flood', 'flood|scenario', %s, %s, %s, 12)",
+        (TOWNSHIPS[0], flood_start, flood_start + timedelta(seconds=330)),
+    )
+    # A chattering alert: raised and cleared again and again within a minute, and reported by the lifecycle.
     chatter_start = _ten_minute_bin(now - timedelta(minutes=40))
     chatter = _alert(conn, "chatter", "rule.chatter", "dust-1-d1", "blue", "active_unack", chatter_start)
     for k in range(6):
@@ -153,11 +159,16 @@ def _alerts(conn: psycopg.Connection[Any], now: datetime) -> None:
             " VALUES (%s, %s, 'engine', %s, %s, 'blue', 'threshold crossed')",
             (
                 chatter,
-                chatter_start + timedelta(seconds=40 * (k + 1)),
+                chatter_start + timedelta(seconds=8 * (k + 1)),
                 "active_unack" if to_state == "normal" else "normal",
                 to_state,
             ),
         )
+    conn.execute(
+        "INSERT INTO alert_reports (kind, report_key, desk, alert_id, window_start, window_end, count)"
+        " VALUES ('chatter', 'chatter|scenario', %s, %s, %s, %s, 7)",
+        (TOWNSHIPS[1], chatter, chatter_start, chatter_start + timedelta(seconds=48)),
+    )
 
 
 def _device_events(conn: psycopg.Connection[Any], now: datetime) -> None:

@@ -11,6 +11,7 @@ from typing import Any
 import psycopg
 import pytest
 
+from sentinel.hazards.stats import statistics
 from tests.grafana.conftest import load_dashboards
 from tests.grafana.macros import TimeRange, VariableValue, expand
 
@@ -162,7 +163,7 @@ def test_the_map_colours_each_site_by_its_worst_open_alert(scenario_db: str) -> 
     assert set(got.values()) >= {"red", "orange", "yellow", "blue", "normal"}
 
 
-def test_flood_and_chatter_panels_find_the_scenario_s_flood_and_chatter(scenario_db: str) -> None:
+def test_flood_and_chatter_panels_show_the_lifecycle_s_reports(scenario_db: str) -> None:
     board = DASHBOARDS["sentinel-alerts.json"]
     window = _board_range(board)
     panels = {p["title"].split(" ")[0]: p for p in board["panels"]}
@@ -171,4 +172,26 @@ def test_flood_and_chatter_panels_find_the_scenario_s_flood_and_chatter(scenario
         _, floods = _run(conn, expand(panels["告警洪流"]["targets"][0]["rawSql"], variables, window))
         _, chatter = _run(conn, expand(panels["抖动告警"]["targets"][0]["rawSql"], variables, window))
     assert [(desk, n) for _, desk, n, _ in floods] == [("城关镇", 12)]
-    assert [(rule, device, n) for _, _, rule, device, _, n in chatter] == [("rule.chatter", "dust-1-d1", 7)]
+    assert [(rule, subject, site, n) for _, _, rule, subject, site, n, _ in chatter] == [
+        ("rule.chatter", "dust-1-d1", "dust-1", 7)
+    ]
+
+
+def test_hazard_township_panel_agrees_with_the_register_statistics(scenario_db: str) -> None:
+    """The wall and `sentinel hazards` report the same stock, increment, closed and closure rate for a period."""
+    board = DASHBOARDS["sentinel-hazards.json"]
+    window = _board_range(board)
+    (panel,) = [p for p in board["panels"] if p["title"].startswith("乡镇")]
+    with psycopg.connect(scenario_db) as conn:
+        variables = _variables(conn, board, window)
+        _, rows = _run(conn, expand(panel["targets"][0]["rawSql"], variables, window))
+        want = statistics(conn, window.start, window.end, by="township")
+    got = [
+        {"township": t, "stock_start": s0, "increment": inc, "closed": c, "stock_end": s1, "closure_rate": r}
+        for t, s0, inc, c, s1, _, r in rows
+    ]
+    for row in got:
+        row["closure_rate"] = None if row["closure_rate"] is None else float(row["closure_rate"])
+    assert got == want
+    assert any(r["closed"] for r in want)
+    assert any(r["increment"] for r in want)

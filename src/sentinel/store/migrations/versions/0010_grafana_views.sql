@@ -1,8 +1,10 @@
 -- Views the Grafana wall displays read (grafana/dashboards/*.json). Panels query only these and the 0003 views, so
 -- tables may change under them; a change that breaks a view must replace it with the same columns.
 -- Grade levels are numbers so a panel can colour by threshold: 0 none, 1 blue, 2 yellow, 3 orange, 4 red.
--- "Open" alerts are those not back to normal (v_open_alerts); "open" hazards those not closed.
--- depends: 0004_device_events
+-- "Open" alerts are those not back to normal (v_open_alerts); unacknowledged ones have acked false (0005: an
+-- escalation asks for a new acknowledgement although acked_at keeps the old one). "Open" hazards are those not
+-- closed; overdue ones are open, not yet verified and past their deadline (sentinel.hazards.states).
+-- depends: 0005_alert_lifecycle
 
 CREATE FUNCTION sentinel_grade_level(grade text) RETURNS integer
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
@@ -29,7 +31,7 @@ LEFT JOIN (
     SELECT site_id,
            max(sentinel_grade_level(grade)) AS worst_level,
            count(*) AS open_alerts,
-           count(*) FILTER (WHERE acked_at IS NULL) AS unacked_alerts
+           count(*) FILTER (WHERE NOT acked) AS unacked_alerts
     FROM alerts
     WHERE state <> 'normal'
     GROUP BY site_id
@@ -46,10 +48,10 @@ GROUP BY township;
 -- The duty officer's wall: open alerts with their grade as a number and label, and how long each has waited for an
 -- acknowledgement (NULL once acknowledged).
 CREATE VIEW v_alert_wall AS
-SELECT a.alert_id, a.rule_id, d.device, a.site_id AS site, s.name AS site_name, s.township, s.sector, a.kind,
+SELECT a.alert_id, a.rule_id, coalesce(a.subject, d.device) AS subject, d.device, a.site_id AS site, s.name AS site_name, s.township, s.sector, a.kind,
        a.grade, sentinel_grade_level(a.grade) AS grade_level, sentinel_grade_label(a.grade) AS grade_label,
-       a.state, a.raised_at, a.acked_at, a.acked_by, a.shelved_until, a.last_value,
-       CASE WHEN a.acked_at IS NULL THEN extract(epoch FROM now() - a.raised_at) END AS unacked_age_s
+       a.state, a.acked, a.raised_at, a.acked_at, a.acked_by, a.shelved_until, a.last_value, a.hazard_id,
+       CASE WHEN NOT a.acked THEN extract(epoch FROM now() - a.raised_at) END AS unacked_age_s
 FROM alerts a
 JOIN devices d ON d.device_id = a.device_id
 JOIN sites s ON s.site_id = a.site_id
@@ -63,6 +65,16 @@ SELECT a.alert_id, a.raised_at, a.rule_id, d.device, a.site_id AS site, s.townsh
 FROM alerts a
 JOIN devices d ON d.device_id = a.device_id
 JOIN sites s ON s.site_id = a.site_id;
+
+-- Chattering and flood reports of the alert lifecycle (sentinel.alerts.watch): a flood is reported per desk
+-- (township) and 10-minute bucket, chattering per alert and bucket.
+CREATE VIEW v_alert_reports AS
+SELECT r.report_id, r.kind, r.desk, r.alert_id, a.rule_id, coalesce(a.subject, d.device) AS subject,
+       a.site_id AS site, s.sector, a.grade, r.window_start, r.window_end, r.count, r.created_at
+FROM alert_reports r
+LEFT JOIN alerts a ON a.alert_id = r.alert_id
+LEFT JOIN devices d ON d.device_id = a.device_id
+LEFT JOIN sites s ON s.site_id = a.site_id;
 
 -- Every state or grade change of an alert: chattering is many of these for one alert in a short window.
 CREATE VIEW v_alert_transitions AS
@@ -79,21 +91,22 @@ CREATE VIEW v_hazard_register AS
 SELECT h.hazard_id, h.title, h.site_id AS site, h.sector, h.township, h.source, h.level, h.state, h.deadline,
        h.responsible_unit, h.supervising_department, h.supervision_level, h.created_at, h.closed_at,
        (h.closed_at IS NULL) AS is_open,
-       (h.closed_at IS NULL AND h.deadline IS NOT NULL
+       h.verification,
+       (h.closed_at IS NULL AND h.state NOT IN ('verified', 'closed') AND h.deadline IS NOT NULL
         AND h.deadline < (now() AT TIME ZONE 'Asia/Shanghai')::date) AS is_overdue,
        extract(epoch FROM coalesce(h.closed_at, now()) - h.created_at) / 86400.0 AS open_days
 FROM hazards h;
 
--- Register totals by township and sector: stock (open now), overdue, entries ever, closed, closure rate.
--- Increment (new entries in a period) depends on the period, so panels count v_hazard_register.created_at.
+-- Register totals by township and sector as of now: stock (open), overdue, major stock, entries ever, closed.
+-- Increment and closure rate depend on the period (sentinel.hazards.stats), so panels compute them from
+-- v_hazard_register with the dashboard's time range.
 CREATE VIEW v_hazard_townships AS
 SELECT township, sector,
        count(*) FILTER (WHERE is_open) AS stock,
        count(*) FILTER (WHERE is_overdue) AS overdue,
        count(*) FILTER (WHERE is_open AND level = 'major') AS major_stock,
        count(*) AS total,
-       count(*) FILTER (WHERE NOT is_open) AS closed,
-       (count(*) FILTER (WHERE NOT is_open))::double precision / count(*) AS closure_rate
+       count(*) FILTER (WHERE NOT is_open) AS closed
 FROM v_hazard_register
 GROUP BY township, sector;
 
