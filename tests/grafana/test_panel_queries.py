@@ -4,8 +4,10 @@ returns rows of the shape its panel type needs (must-show 1)."""
 from __future__ import annotations
 
 import re
+import uuid
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -195,3 +197,32 @@ def test_hazard_township_panel_agrees_with_the_register_statistics(scenario_db: 
     assert got == want
     assert any(r["closed"] for r in want)
     assert any(r["increment"] for r in want)
+
+
+def _readme_grant() -> str:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    found = re.search(r"GRANT SELECT ON (.+?) TO grafana_reader;", readme, re.DOTALL)
+    assert found is not None, "README's Grafana section lost its GRANT for the read-only role"
+    return found.group(1)
+
+
+def test_the_readme_s_read_only_role_can_run_every_panel(scenario_db: str) -> None:
+    role = f"grafana_reader_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(scenario_db, autocommit=True) as conn:
+        conn.execute(f"CREATE ROLE {role}".encode())
+        try:
+            conn.execute(f"GRANT USAGE ON SCHEMA public TO {role}".encode())
+            conn.execute(f"GRANT SELECT ON {_readme_grant()} TO {role}".encode())
+            conn.execute(f"SET ROLE {role}".encode())
+            for board in DASHBOARDS.values():
+                window = _board_range(board)
+                variables = _variables(conn, board, window)
+                for _, panel, target in SQL_TARGETS:
+                    if panel in board["panels"]:
+                        _run(conn, expand(target["rawSql"], variables, window))
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                conn.execute(b"SELECT count(*) FROM alerts")
+        finally:
+            conn.execute(b"RESET ROLE")
+            conn.execute(f"DROP OWNED BY {role}".encode())
+            conn.execute(f"DROP ROLE {role}".encode())
