@@ -31,7 +31,7 @@ GRADES = ("blue", "yellow", "orange", "red")
 # Which states each operator action may start from.
 ACTIONS: dict[str, tuple[str, ...]] = {
     "ack": ("active_unack", "cleared_unack"),
-    "shelve": ("active_unack", "active_ack", "cleared_unack"),
+    "shelve": ("active_unack", "active_ack"),  # a cleared alert has nothing left to hide: acknowledge it
     "unshelve": ("shelved",),
     "comment": (*OPEN_STATES, "normal"),
     "escalate": (*OPEN_STATES, "normal"),
