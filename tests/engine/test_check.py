@@ -50,7 +50,9 @@ def test_shipped_packs_are_valid() -> None:
     rules = load_rules()
     assert {r.pack for r in rules.rules} == {"gas", "dust", "casting", "charging"}
     kinds = {r.kind for r in rules.rules}
-    assert kinds == {"threshold", "deviation", "rate", "stuck", "count", "staleness", "composite", "interlock"}
+    assert kinds == {
+        "threshold", "deviation", "rate", "stuck", "count", "staleness", "composite", "interlock", "anomaly"
+    }  # fmt: skip
 
 
 def test_typo_wrong_type_and_unknown_metric_give_three_lines_and_exit_2(tmp_path: Path) -> None:

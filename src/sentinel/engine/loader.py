@@ -32,7 +32,7 @@ from typing import Any
 import yaml
 
 from sentinel.engine.catalog import ALERT_GRADES, GRADE_INDEX, METRIC_INDEX
-from sentinel.engine.model import RULE_KINDS, DeviceClass, Level, Param, Rule, RuleSet, Term
+from sentinel.engine.model import ANOMALY_DETECTORS, RULE_KINDS, DeviceClass, Level, Param, Rule, RuleSet, Term
 from sentinel.engine.yamlnodes import Node, NodeReader, suggest
 from sentinel.errors import Problem, RulePackError
 
@@ -46,7 +46,7 @@ KIND_KEYS: dict[str, tuple[str, ...]] = {
     "staleness": ("levels",),
     "composite": ("scope", "all", "grade", "for_s"),
     "interlock": ("trip", "while", "acted", "within_s", "grade"),
-    "anomaly": ("model", "metrics", "levels"),
+    "anomaly": ("model", "detector", "metrics", "levels"),
 }
 REQUIRED_KEYS: dict[str, tuple[str, ...]] = {
     "threshold": ("metric", "levels"),
@@ -195,6 +195,7 @@ def _read_rule(r: NodeReader, node: Node, pack: str) -> Rule | None:
         ("direction", ("above", "below")),
         ("deviation", ("both", "up", "down")),
         ("scope", ("device", "site")),
+        ("detector", ANOMALY_DETECTORS),
     ):
         if key in keys:
             fields[key] = r.choice(keys[key], key, choices) or choices[0]
@@ -203,7 +204,9 @@ def _read_rule(r: NodeReader, node: Node, pack: str) -> Rule | None:
             fields[key] = r.string(keys[key], key)
     for key, minimum in (("per_s", 1e-9), ("eps", 0.0)):
         if key in keys:
-            fields[key] = r.number(keys[key], key, minimum) or 1.0
+            number = r.number(keys[key], key, minimum)
+            # Not `or 1.0`: eps 0.0 (any change counts) is a valid value, not a missing one.
+            fields[key] = number if number is not None else 1.0
     if "model" in keys:
         fields["model"] = model = r.string(keys["model"], "model")
         if model is not None and (Path(model).is_absolute() or ".." in Path(model).parts):

@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 LEVEL_KINDS = ("threshold", "deviation", "rate", "stuck", "count")
 GROUP_KINDS = ("composite", "interlock")
 RULE_KINDS = (*LEVEL_KINDS, "staleness", *GROUP_KINDS, "anomaly")
+ANOMALY_DETECTORS = ("pca", "iforest", "robust_z")  # an anomaly rule's ``detector``: the model file must be one
 
 # What an alert of each rule kind is in the alert lifecycle (alerts.kind): model-based findings are early
 # warnings (预警), distinct from threshold alarms (报警); staleness is a communication fault.
@@ -99,6 +100,7 @@ class Rule:
     scope: str = "device"
     major_hazard: bool = False
     model: str | None = None
+    detector: str | None = None
     features: tuple[str, ...] = ()
     file: str = ""
     line: int = 0

@@ -86,8 +86,11 @@ def _time(text: str, option: str) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-def _features(device_class: str, metrics: list[str] | None, rules_path: Path | None) -> tuple[str, ...]:
-    """--metric options, else the class's anomaly rule metrics, else every metric of the class."""
+def _features(
+    device_class: str, metrics: list[str] | None, rules_path: Path | None
+) -> tuple[tuple[str, ...], str | None]:
+    """--metric options, else the class's anomaly rule metrics, else every metric of the class; and the rule's
+    detector, if its pack names one."""
     rules = load_rules(rules_path)
     if device_class not in rules.classes:
         known = ", ".join(rules.classes)
@@ -95,15 +98,16 @@ def _features(device_class: str, metrics: list[str] | None, rules_path: Path | N
             f"no device class {device_class!r} in the rule packs (known: {known})", param_hint="--class"
         )
     reported = rules.classes[device_class].metrics
+    rule = next((r for r in rules.rules if r.kind == "anomaly" and device_class in r.device_classes), None)
+    detector = rule.detector if rule is not None else None
     if metrics:
         missing = [m for m in metrics if m not in reported]
         if missing:
             raise typer.BadParameter(
                 f"class {device_class!r} does not report {', '.join(missing)}", param_hint="--metric"
             )
-        return tuple(metrics)
-    rule = next((r for r in rules.rules if r.kind == "anomaly" and device_class in r.device_classes), None)
-    return rule.features if rule is not None else reported
+        return tuple(metrics), detector
+    return (rule.features if rule is not None else reported), detector
 
 
 @anomaly_app.command("fit")
@@ -156,7 +160,9 @@ def train_command(  # typer maps each option to a parameter
         list[str] | None, typer.Option("--metric", help="Feature metric (repeatable, in order); default: see above")
     ] = None,
     rules_path: Annotated[Path | None, typer.Option("--rules", help="Rule packs; default: the shipped ones")] = None,
-    detector: Annotated[str, typer.Option(help=f"One of {', '.join(DETECTOR_KINDS)}")] = _DEFAULTS.detector,
+    detector: Annotated[
+        str | None, typer.Option(help=f"One of {', '.join(DETECTOR_KINDS)}; default: the rule's, else pca")
+    ] = None,
     smoothing: Annotated[int, typer.Option(help="Rows in the trailing mean of the statistic")] = _DEFAULTS.smoothing,
     quantile: Annotated[
         float, typer.Option(help="Quantile of training scores used as the limit")
@@ -174,9 +180,10 @@ def train_command(  # typer maps each option to a parameter
     from sentinel.settings import load_settings  # database code only for this command
     from sentinel.store.database import Database
 
-    settings = _settings(detector, smoothing, quantile, margin, 1, variance, statistic, trees, window, seed)
+    features, rule_detector = _features(device_class, metric, rules_path)
+    chosen = detector or rule_detector or _DEFAULTS.detector
+    settings = _settings(chosen, smoothing, quantile, margin, 1, variance, statistic, trees, window, seed)
     start, end = _time(since, "--since"), _time(until, "--until") if until else None
-    features = _features(device_class, metric, rules_path)
     root: dict[str, Any] = ctx.find_root().obj or {}
     config = root.get("config")
     with Database.open(load_settings(config if isinstance(config, Path) else None)) as db, db.connect() as conn:

@@ -6,6 +6,7 @@ device class that are the model's features, in order::
     - id: dust.collector_anomaly
       kind: anomaly
       device_classes: [dust_collector]
+      detector: pca                             # optional: the model file must be of this kind
       model: dust_collector.npz
       metrics: [dc_dp_pa, dc_inlet_temp_c, hopper_temp_c]
       levels:                                   # signal = normalised score (1.0 = on the model's limit)
@@ -71,6 +72,8 @@ def load_rule_model(rule: Rule, models_dir: Path) -> AnomalyModel:
             f"{path}: model features ({', '.join(model.feature_names)}) are not the metrics of rule {rule.id} "
             f"({', '.join(rule.features)}); retrain it with `sentinel anomaly train`"
         )
+    if rule.detector is not None and model.kind != rule.detector:
+        raise ModelError(f"{path}: a {model.kind} model, but rule {rule.id} asks for detector {rule.detector}")
     return model
 
 
