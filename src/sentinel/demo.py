@@ -7,8 +7,8 @@ rule engine on its durable batches and the HTTP API, and the county simulation i
 shows the ingest rate, alerts by sector and grade, the latest alerts and the URLs to open. Ctrl-C (or
 ``--duration``) stops the simulation, then the service, then the broker, then the database.
 
-Alerts shown are the rule engine's transitions on the live stream (:class:`~sentinel.sim.tap.EngineTap`); the
-alert lifecycle that will write the ``alerts`` table is a separate stage.
+Alerts shown are read from the database as the alert lifecycle writes them (the engine stage on the pipeline's
+durable batches, as ``sentinel serve`` runs it), with the hazard register's open items.
 """
 
 from __future__ import annotations
@@ -16,8 +16,9 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 from rich.console import Console, Group
@@ -25,8 +26,8 @@ from rich.live import Live
 from rich.panel import Panel
 from rich.table import Table
 
+from sentinel.alerts.stage import EngineStage
 from sentinel.collect.mqtt import CollectorConfig
-from sentinel.engine import Transition
 from sentinel.pipeline import IngestPipeline
 from sentinel.registry.repository import upsert_registry
 from sentinel.resources import data_dir
@@ -34,9 +35,8 @@ from sentinel.settings import Settings
 from sentinel.sim.publish import HttpSender, Progress, paced_steps, send_mqtt
 from sentinel.sim.scenario import SECTORS, load_scenario
 from sentinel.sim.simulation import Simulation
-from sentinel.sim.tap import EngineTap
 from sentinel.store import migrations
-from sentinel.store.database import Database
+from sentinel.store.database import Database, connect
 from sentinel.testing.broker import BrokerUnavailable, PrivateMosquitto
 from sentinel.testing.service import ServiceThread
 
@@ -56,11 +56,41 @@ class DemoRun:
     transport: str = ""
     api_url: str = ""
     sent: int = 0
-    transitions: list[Transition] = field(default_factory=list)
-    sector_of: dict[str, str] = field(default_factory=dict)
+    since: datetime | None = None  # when this run's simulation began
+    board: Board = field(default_factory=lambda: Board({}, [], {}))
 
-    def sectors_alerted(self) -> set[str]:
-        return {self.sector_of.get(t.subject, "?") for t in self.transitions if t.kind in ("raise", "escalate")}
+
+@dataclass
+class Board:
+    """What the live view shows, read from the database."""
+
+    by_sector_grade: dict[tuple[str, str], int]  # every alert raised, by its sector and current grade
+    latest: list[tuple[datetime, str, str, str, str, str]]  # raised_at, sector, rule, subject, grade, state
+    open_hazards: dict[str, int]  # open hazard-register items by sector
+
+    def sectors(self) -> set[str]:
+        return {sector for sector, _ in self.by_sector_grade}
+
+
+def board(conninfo: str, since: datetime | None = None) -> Board:
+    """Alerts raised since ``since`` (device time; a database reused from earlier runs keeps theirs) and the open
+    hazard-register items."""
+    since = since or datetime.fromtimestamp(0, UTC)
+    with connect(conninfo) as conn:
+        counts = conn.execute(
+            "SELECT sector, grade, count(*) FROM alerts WHERE raised_at >= %s GROUP BY 1, 2", (since,)
+        ).fetchall()
+        latest = conn.execute(
+            """SELECT raised_at, sector, rule_id, subject, grade, state FROM alerts WHERE raised_at >= %s
+               ORDER BY alert_id DESC LIMIT 10""",
+            (since,),
+        ).fetchall()
+        hazards = conn.execute("SELECT sector, count(*) FROM hazards WHERE state <> 'closed' GROUP BY 1").fetchall()
+    return Board(
+        {(str(s), str(g)): int(n) for s, g, n in counts},
+        [(r[0], str(r[1]), str(r[2]), str(r[3]), str(r[4]), str(r[5])) for r in latest],
+        {str(s): int(n) for s, n in hazards},
+    )
 
 
 def run_demo(
@@ -71,11 +101,13 @@ def run_demo(
     scenario_path: Path | None = None,
     console: Console | None = None,
     keep: DemoRun | None = None,
+    before_stop: Callable[[DemoRun], None] | None = None,
 ) -> DemoRun:
     console = console or Console()
     run = keep or DemoRun()
     scenario = load_scenario(scenario_path or demo_scenario_path())
     now = time.time()
+    run.since = datetime.fromtimestamp(now, UTC)
     sim = Simulation(scenario, start_us=int(now * 1e6), seq_base=int(now) * 1000)
     say = console.print
     say(
@@ -92,9 +124,8 @@ def run_demo(
             mqtt = None
             if broker is not None:
                 mqtt = CollectorConfig.from_url(broker.url, client_id="sentinel-demo-collector")
-            tap = EngineTap(db.conninfo, sim.registry)
-            run.sector_of = tap.log.sector_of
-            pipeline = IngestPipeline(db.conninfo, db.dialect, settings.spool_dir, mqtt=mqtt, on_durable=tap)
+            stage = EngineStage(db.conninfo, lateness_s=settings.lateness_s)
+            pipeline = IngestPipeline(db.conninfo, db.dialect, settings.spool_dir, mqtt=mqtt, stage=stage)
             service = ServiceThread(pipeline).start()
             run.api_url = service.url
             run.transport = f"MQTT {broker.url}" if broker else f"HTTP {service.url}/v1/telemetry"
@@ -111,18 +142,20 @@ def run_demo(
             publisher.start()
             started = time.monotonic()
             try:
-                _watch(console, tap, progress, run, started, duration_s, headless, stop)
+                _watch(console, db.conninfo, progress, run, started, duration_s, headless)
             except KeyboardInterrupt:
                 say("stopping…")
             finally:
                 stop.set()
                 publisher.join(30)
-                service.stop()
                 run.sent = progress.sent
-                run.transitions = tap.log.snapshot()
+                if before_stop is not None:
+                    before_stop(run)
+                service.stop()
+                run.board = board(db.conninfo, run.since)
     say(
-        f"demo stopped: {run.sent} messages sent, {len(run.transitions)} alert transitions, "
-        f"sectors alerted: {', '.join(sorted(run.sectors_alerted())) or 'none'}"
+        f"demo stopped: {run.sent} messages sent, {sum(run.board.by_sector_grade.values())} alerts, "
+        f"sectors alerted: {', '.join(sorted(run.board.sectors())) or 'none'}"
     )
     return run
 
@@ -158,13 +191,12 @@ def _publish(
 
 def _watch(
     console: Console,
-    tap: EngineTap,
+    conninfo: str,
     progress: Progress,
     run: DemoRun,
     started: float,
     duration_s: float | None,
     headless: bool,
-    stop: threading.Event,
 ) -> None:
     def expired() -> bool:
         return duration_s is not None and time.monotonic() - started >= duration_s
@@ -173,36 +205,36 @@ def _watch(
         while not expired():
             time.sleep(0.5)
         return
-    with Live(_view(tap, progress, run, started), console=console, refresh_per_second=2, screen=False) as live:
+    with Live(_view(board(conninfo, run.since), progress, run, started), console=console, refresh_per_second=2) as live:
         while not expired():
-            time.sleep(0.5)
-            live.update(_view(tap, progress, run, started))
+            time.sleep(1.0)
+            live.update(_view(board(conninfo, run.since), progress, run, started))
 
 
-def _view(tap: EngineTap, progress: Progress, run: DemoRun, started: float) -> Group:
+def _view(b: Board, progress: Progress, run: DemoRun, started: float) -> Group:
     elapsed = time.monotonic() - started
     head = Table.grid(padding=(0, 2))
     head.add_row("running", f"{elapsed:.0f} s", "messages", f"{progress.sent:,}", "rate", f"{progress.rate:,.0f} msg/s")
-    head.add_row("devices send over", run.transport, "API", f"{run.api_url}/docs · {run.api_url}/metrics", "", "")
-    counts = Table(title="alerts raised (engine transitions) by sector and grade")
+    head.add_row("devices send over", run.transport, "API", f"{run.api_url}/docs", "metrics", f"{run.api_url}/metrics")
+    counts = Table(title="alerts by sector and grade · open hazard-register items")
     counts.add_column("sector")
     for g in GRADES:
         counts.add_column(g, justify="right", style=GRADE_STYLE[g])
-    with tap.log.lock:
-        raised = dict(tap.log.raised)
-        latest = tap.log.records[-10:]
+    counts.add_column("open hazards", justify="right")
     for sector in SECTORS:
-        counts.add_row(sector, *(str(raised.get((sector, g), 0)) for g in GRADES))
-    recent = Table(title="latest alert transitions")
-    for name in ("device time", "rule", "subject", "grade", "kind", "value"):
+        counts.add_row(
+            sector, *(str(b.by_sector_grade.get((sector, g), 0)) for g in GRADES), str(b.open_hazards.get(sector, 0))
+        )
+    recent = Table(title="latest alerts")
+    for name in ("raised (device time)", "sector", "rule", "subject", "grade", "state"):
         recent.add_column(name)
-    for t in reversed(latest):
+    for raised_at, where, rule, subject, grade, state in b.latest:
         recent.add_row(
-            time.strftime("%H:%M:%S", time.localtime(t.ts_us / 1e6)),
-            t.rule_id,
-            t.subject,
-            f"[{GRADE_STYLE.get(t.to_grade, '')}]{t.to_grade}[/]" if t.to_grade != "none" else "none",
-            t.kind,
-            f"{t.value:g}",
+            raised_at.astimezone().strftime("%H:%M:%S"),
+            where,
+            rule,
+            subject,
+            f"[{GRADE_STYLE.get(grade, '')}]{grade}[/]",
+            state,
         )
     return Group(Panel(head, title="Sentinel demo · Ctrl-C to stop"), counts, recent)

@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from datetime import UTC, datetime
 
 import numpy as np
 
 from sentinel.batch import IngestBatch
 from sentinel.engine import DeviceSpec, Engine, Transition, Transitions, load_rules
-from sentinel.engine.catalog import METRIC_INDEX
+from sentinel.engine.catalog import METRIC_INDEX, transition_kind
 from sentinel.engine.model import RuleSet
 from sentinel.registry.entries import RegistryFile
 from sentinel.store.database import connect
@@ -164,3 +165,45 @@ def run_offline(
 def grade_max(records: Sequence[Transition]) -> str:
     best = max((GRADE_RANK[r.to_grade] for r in records), default=0)
     return next(k for k, v in GRADE_RANK.items() if v == best)
+
+
+def stored_transitions(conninfo: str) -> list[Transition]:
+    """Grade moves as the alert lifecycle wrote them (``alert_events`` of ``alerts``), as engine transitions, so a
+    detection report can score the live path's own output."""
+    with connect(conninfo) as conn:
+        rows = conn.execute(
+            """SELECT a.rule_id, a.subject, d.device, coalesce(e.from_grade, 'none'), coalesce(e.to_grade, 'none'),
+                      (extract(epoch FROM coalesce(e.device_ts, e.at)) * 1000000)::bigint, coalesce(a.last_value, 0)
+               FROM alert_events e JOIN alerts a USING (alert_id) JOIN devices d ON d.device_id = a.device_id
+               WHERE e.from_grade IS DISTINCT FROM e.to_grade
+               ORDER BY e.event_id"""
+        ).fetchall()
+    out = []
+    for rule, subject, device, from_grade, to_grade, ts_us, value in rows:
+        kind = transition_kind(GRADE_RANK[from_grade], GRADE_RANK[to_grade])
+        out.append(Transition(rule, subject, device, from_grade, to_grade, kind, int(ts_us), float(value), -1))
+    return out
+
+
+class SimClock:
+    """The engine stage's clock in an accelerated run: the newest device time stored so far (so staleness is
+    judged in device time), and the ``received_at`` of the newest durable batch (to know when the stage is done).
+    Use ``on_durable=clock.wrap(stage.on_durable)`` and ``EngineStage(clock=clock)``."""
+
+    def __init__(self) -> None:
+        self.newest_us = 0
+        self.last_received_us = 0
+        self.messages = 0
+
+    def __call__(self) -> datetime:
+        return datetime.fromtimestamp(self.newest_us / 1e6, UTC)
+
+    def wrap(self, inner: Callable[[IngestBatch], None]) -> Callable[[IngestBatch], None]:
+        def on_durable(batch: IngestBatch) -> None:
+            if len(batch.readings):
+                self.newest_us = max(self.newest_us, int(batch.readings.ts_us.max()))
+            self.messages += len(batch.messages)
+            self.last_received_us = max(self.last_received_us, batch.received_at_us)
+            inner(batch)
+
+        return on_durable
