@@ -58,9 +58,11 @@ def serve(ctx: typer.Context) -> None:
 @functools.cache
 def _register() -> None:
     # Imported here so that `sentinel --help` stays fast.
+    from sentinel.alerts.commands import alerts_app
     from sentinel.collect.commands import broker_app
     from sentinel.engine.anomaly.commands import anomaly_app
     from sentinel.engine.commands import rules_app
+    from sentinel.hazards.commands import hazards_app
     from sentinel.registry.commands import keys_app, registry_app
     from sentinel.store.commands import db_app
 
@@ -70,6 +72,8 @@ def _register() -> None:
     app.add_typer(broker_app, name="broker", help="Mosquitto configuration, passwords and ACL.")
     app.add_typer(anomaly_app, name="anomaly", help="Anomaly models: fit and score.")
     app.add_typer(rules_app, name="rules", help="Rule packs: check, list, parameters.")
+    app.add_typer(alerts_app, name="alerts", help="Alerts: list, acknowledge, shelve, escalate; webhooks.")
+    app.add_typer(hazards_app, name="hazards", help="The major-hazard register: entries, closed loop, statistics.")
     from sentinel.sim.commands import register as register_sim
 
     register_sim(app)  # simulate, replay, demo

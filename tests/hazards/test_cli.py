@@ -1,0 +1,102 @@
+"""``sentinel hazards …`` and ``sentinel alerts …`` (in-process) over the same service layer as the API:
+record, walk the loop, refused close (one line, exit 2), statistics, alert listing and acknowledgement."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+
+import psycopg
+import pytest
+
+from sentinel.alerts.lifecycle import apply_transitions
+from sentinel.cli import main
+from sentinel.engine import Transition, load_rules
+from sentinel.hazards import register
+from sentinel.hazards.states import PLAN_KEYS, Request
+from tests.alerts.support import make_plant
+
+
+@dataclass
+class Ran:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+@pytest.fixture
+def sentinel(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> Callable[..., Ran]:
+    """Run the ``sentinel`` command line in this process (its exit code, stdout, stderr)."""
+    monkeypatch.setenv("COLUMNS", "300")
+
+    def run(db: str, *args: str) -> Ran:
+        monkeypatch.setenv("SENTINEL_DATABASE_URL", db)
+        with pytest.raises(SystemExit) as exited:
+            main(list(args))
+        out = capsys.readouterr()
+        return Ran(int(exited.value.code or 0), out.out, out.err)
+
+    return run
+
+
+def test_hazard_loop_and_alert_ack_from_the_command_line(migrated_db: str, sentinel: Callable[..., Ran]) -> None:
+    made = sentinel(
+        migrated_db,
+        "hazards",
+        "create",
+        "standing water in casting pit",
+        "--sector",
+        "casting",
+        "--township",
+        "town-9",
+        "--source",
+        "self_inspection",
+        "--as",
+        "plant-safety",
+    )
+    assert made.returncode == 0, made.stderr
+    hid = made.stdout.split()[1]
+    refused = sentinel(migrated_db, "hazards", "move", hid, "close", "--reason", "drained")
+    assert refused.returncode == 2
+    assert "passed verification" in refused.stderr
+    moved = sentinel(
+        migrated_db,
+        "hazards",
+        "move",
+        hid,
+        "classify",
+        "--level",
+        "major",
+        "--reason",
+        "criteria 3.2",
+        "--as",
+        "inspector-li",
+    )
+    assert moved.returncode == 0, moved.stderr
+    full = Request("ok", None, date(2099, 1, 1), "plant", "county", dict.fromkeys(PLAN_KEYS, "yes"), ("photo:1",))
+    with psycopg.connect(migrated_db) as conn:  # the rest of the loop through the same functions the CLI calls
+        for action in ("assign", "start_rectification", "request_verification", "verify_pass", "close"):
+            register.transition(conn, int(hid), action, role="supervisor", actor="s", req=full, now=datetime.now(UTC))
+    shown = sentinel(migrated_db, "hazards", "show", hid)
+    assert "closed" in shown.stdout
+    assert "inspector-li" in shown.stdout
+    year = datetime.now(UTC).year
+    stats = sentinel(migrated_db, "hazards", "stats", "--start", f"{year}-01-01", "--end", f"{year + 1}-01-01")
+    assert stats.returncode == 0, stats.stderr
+    assert "casting" in stats.stdout
+    assert "1.0" in stats.stdout  # closure rate: the one item was closed
+
+    plant = make_plant(migrated_db)
+    d = plant.devices[0]
+    with psycopg.connect(migrated_db) as conn, conn.transaction():
+        t = Transition("gas.ch4_lel", d, d, "none", "yellow", "raise", 1_764_300_000_000_000, 30.0, 1)
+        alert_id = apply_transitions(conn, [t], load_rules(), datetime.now(UTC)).new_alerts[0]
+    listed = sentinel(migrated_db, "alerts", "list", "--open")
+    assert d in listed.stdout
+    acked = sentinel(migrated_db, "alerts", "ack", str(alert_id), "--as", "duty-wang")
+    assert acked.returncode == 0, acked.stderr
+    assert "active_ack" in acked.stdout
+    twice = sentinel(migrated_db, "alerts", "ack", str(alert_id))
+    assert twice.returncode == 2
+    assert "only from" in twice.stderr
