@@ -26,7 +26,20 @@ held-out figures are somewhat optimistic. The fourth grid, "pca, any feature sub
 sets: it offers all 255 non-empty subsets of the sensors (x 12 PCA settings), so the tuning files alone choose
 the metrics; it is the cleaner figure. The part of SKAB held back from this subset is the real test.
 
-Run: ``python bench/skab.py`` from the repository (about a minute on 2 cores). Skips when the data is absent.
+What a run gives (2026-11-28, shared 2-core machine; re-run to check): against the target (F1 >= 0.80 with
+FAR <= 15 % on files never seen), the leave-one-out figures of robust z (F1 0.805, FAR 12.2 %) and of "pca, any
+feature subset" (F1 0.839, FAR 13.1 %) meet it; PCA with the two feature sets (0.795, 14.2 %) and the isolation
+forest (0.794, 12.7 %) fall just short on F1. The two half splits are less even: "pca, any subset" tuned on 0-7
+gets F1 0.890 but FAR 15.9 % on 8-15 (over the cap), tuned on 8-15 it gets F1 0.751 with FAR 2.4 % on 0-7; no
+detector meets both bounds on both splits. The published figures printed beside ours are for the full 34-file
+SKAB (all its subsets), not this 16-file valve1 subset, so they are context, not a like-for-like ranking. The
+"free" line is a warning for live use: a model fitted on 400 rows (under 7 minutes) alarms on about 98 % of the
+following 2.5 hours of normal operation as the plant drifts; the same detectors trained on half of that file
+alarm on 0-4 % of the other half. Train live models on long, representative history (``sentinel anomaly train
+--since``), not on minutes.
+
+Run: ``python bench/skab.py`` from the repository (about 1.5 minutes on the shared 2-core machine). Skips when the
+data is absent.
 """
 
 from __future__ import annotations
