@@ -50,7 +50,11 @@ def models(tmp_path: Path) -> Path:
 def test_good_model_warns_and_threshold_alarms(models: Path, tmp_path: Path) -> None:
     engine = engine_with(models, tmp_path)
     assert engine.model_errors == {}
-    out = engine.process(*stream(0, 20, 50.0)).records() + engine.process(*stream(20, 20, 65.0)).records()
+    quiet, hot = engine.process(*stream(0, 20, 50.0)), engine.process(*stream(20, 20, 65.0))
+    assert not quiet.warning().any()
+    assert hot.warning().any()
+    assert not hot.warning().all()
+    out = quiet.records() + hot.records()
     assert kinds(out) == {("t.anomaly_pca", "warning"), ("t.threshold", "alarm")}
     warning = next(t for t in out if t.rule_id == "t.anomaly_pca")
     assert warning.value >= 1.0  # an anomaly transition reports the normalised score
