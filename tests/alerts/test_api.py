@@ -52,6 +52,8 @@ def test_gateway_key_cannot_read_alerts_and_the_attempt_is_logged(
     listed = http.get("/v1/alerts", headers=auth(plant, "officer"))
     assert listed.status_code == 200
     assert [a["subject"] for a in listed.json()] == [plant.devices[0]]
+    paths = http.get("/openapi.json").json()["paths"]
+    assert {"/v1/alerts", "/v1/alerts/{alert_id}/shelve", "/v1/hazards/{hazard_id}/transitions"} <= set(paths)
 
 
 def test_officer_cannot_do_admin_actions(served: tuple[Plant, httpx.Client], caplog: pytest.LogCaptureFixture) -> None:

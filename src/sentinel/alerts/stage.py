@@ -281,17 +281,31 @@ class EngineStage:
                         next_tick = time.monotonic() + self.tick_s
                         await asyncio.to_thread(self.tick, conn)
                 except (psycopg.Error, SentinelError) as exc:
-                    # The readings are durable: after a reconnect, catch up from the position.
-                    # The engine may have moved past what was written: reload it from the checkpoint and replay.
+                    # The engine may have moved past what was written, and the readings are durable: reload the
+                    # engine from the checkpoint and replay from its position, once the database answers again.
                     log.warning("engine stage: %s; reloading from the checkpoint and catching up", exc)
                     conn.close()
-                    await asyncio.sleep(1.0)
-                    conn = await asyncio.to_thread(connect, self.conninfo)
-                    self._drain()
-                    await asyncio.to_thread(self.load, conn)
-                    await asyncio.to_thread(self.catch_up, conn)
+                    conn = await self._recover()
         finally:
             conn.close()
+
+    async def _recover(self) -> psycopg.Connection[Any]:
+        while True:
+            await asyncio.sleep(1.0)
+            self._drain()
+            try:
+                conn = await asyncio.to_thread(connect, self.conninfo)
+            except SentinelError as exc:
+                log.warning("engine stage waiting for the database: %s", exc)
+                continue
+            try:
+                await asyncio.to_thread(self.load, conn)
+                await asyncio.to_thread(self.catch_up, conn)
+            except (psycopg.Error, SentinelError) as exc:
+                log.warning("engine stage recovery failed (%s); retrying", exc)
+                conn.close()
+                continue
+            return conn
 
     def _drain(self) -> None:
         while not self._queue.empty():

@@ -3,8 +3,10 @@
 * Duty desk: the township (乡镇) of the alert's site; each township's duty officers watch their own alerts.
 * Flood: more than :data:`FLOOD_LIMIT` (10) new alerts raised within :data:`FLOOD_WINDOW_S` (10 minutes, device
   time) at one desk. Reported once per desk and 10-minute bucket (``report_key = flood|desk|bucket``).
-* Chattering: an alert with at least :data:`CHATTER_LIMIT` engine transitions within :data:`CHATTER_WINDOW_S`
-  (ISA-18.2's rule of thumb, three or more per minute, taken a little wider). Reported once per alert and bucket.
+* Chattering: a (rule, subject) with at least :data:`CHATTER_LIMIT` engine transitions within
+  :data:`CHATTER_WINDOW_S` before its latest one (ISA-18.2's rule of thumb, three or more per minute, taken a
+  little wider), counted across its alerts, since a non-latching rule opens a new alert per raise. Reported once
+  per (rule, subject) and minute bucket.
 
 Both run in the transaction that wrote the alerts (so a replay does not report twice: the report keys are unique).
 """
@@ -48,19 +50,22 @@ def detect_floods_and_chatter(conn: psycopg.Connection[Any], report: ApplyReport
                 bucket = int(latest.timestamp()) // FLOOD_WINDOW_S
                 added += _report(cur, "flood", f"flood|{desk}|{bucket}", desk, None, start, latest, int(count))
         for alert_id in sorted(report.touched):
+            # By (rule, subject), not by alert: a non-latching rule that chatters opens a new alert each time.
             cur.execute(
-                """SELECT a.township, count(e.*), min(e.device_ts), max(e.device_ts)
-                   FROM alerts a JOIN alert_events e USING (alert_id)
-                   WHERE a.alert_id = %s AND e.transition_key IS NOT NULL
-                     AND e.device_ts > (SELECT max(device_ts) FROM alert_events WHERE alert_id = %s)
-                                       - make_interval(secs => %s)
-                   GROUP BY a.township""",
-                (alert_id, alert_id, CHATTER_WINDOW_S),
+                """WITH me AS (SELECT a.rule_id, a.subject, a.township,
+                                      (SELECT max(device_ts) FROM alert_events WHERE alert_id = a.alert_id) AS latest
+                               FROM alerts a WHERE a.alert_id = %s)
+                   SELECT me.township, count(e.*), min(e.device_ts), max(e.device_ts), me.rule_id, me.subject
+                   FROM me JOIN alerts a ON a.rule_id = me.rule_id AND a.subject = me.subject
+                   JOIN alert_events e ON e.alert_id = a.alert_id
+                   WHERE e.transition_key IS NOT NULL AND e.device_ts > me.latest - make_interval(secs => %s)
+                   GROUP BY me.township, me.rule_id, me.subject""",
+                (alert_id, CHATTER_WINDOW_S),
             )
             row = cur.fetchone()
             if row is not None and row[1] >= CHATTER_LIMIT:
                 bucket = int(row[3].timestamp()) // CHATTER_WINDOW_S
-                key = f"chatter|{alert_id}|{bucket}"
+                key = f"chatter|{row[4]}|{row[5]}|{bucket}"
                 added += _report(cur, "chatter", key, row[0], alert_id, row[2], row[3], int(row[1]))
     return added
 
