@@ -117,7 +117,9 @@ class Simulation:
                     again = ts_us + round((delay + dev.net.uniform(1.0, 5.0)) * 1e6)
                     heapq.heappush(self._pending, Outgoing(again, model.id, seq, 1, topic, payload, ts_us))
         self.now_s = max(self.now_s, until_s)
-        horizon_us = self.start_us + round(until_s * 1e6)
+        # A reading made later has nominal time >= until_s, so device time >= until_s - jitter: only what arrived
+        # before that is certain to come before everything still to be made (the stream is then step-independent).
+        horizon_us = self.start_us + round((until_s - d.jitter_s) * 1e6)
         out: list[Outgoing] = []
         while self._pending and self._pending[0].arrival_us <= horizon_us:
             out.append(heapq.heappop(self._pending))

@@ -10,10 +10,12 @@ broker or database (``sentinel simulate --report``).
 
 from __future__ import annotations
 
+import bisect
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 import numpy as np
 
@@ -186,24 +188,39 @@ def stored_transitions(conninfo: str) -> list[Transition]:
 
 
 class SimClock:
-    """The engine stage's clock in an accelerated run: the newest device time stored so far (so staleness is
-    judged in device time), and the ``received_at`` of the newest durable batch (to know when the stage is done).
-    Use ``on_durable=clock.wrap(stage.on_durable)`` and ``EngineStage(clock=clock)``."""
+    """The engine stage's clock in an accelerated run: the newest device time among the batches the stage has
+    evaluated (so staleness is judged in device time, never ahead of what the engine saw), plus counters to know
+    when the stage has caught up. Use ``EngineStage(clock=clock)``, then ``clock.stage = stage`` and
+    ``IngestPipeline(on_durable=clock.wrap(stage.on_durable))``."""
 
     def __init__(self) -> None:
+        self.stage: Any = None  # an EngineStage: its position_us says which batches it has evaluated
         self.newest_us = 0
         self.last_received_us = 0
         self.messages = 0
+        self._marks: list[tuple[int, int]] = []  # (received_at_us, newest device time up to that batch)
+        self._lock = threading.Lock()
 
     def __call__(self) -> datetime:
-        return datetime.fromtimestamp(self.newest_us / 1e6, UTC)
+        position = int(getattr(self.stage, "position_us", 0)) if self.stage is not None else 0
+        with self._lock:
+            i = bisect.bisect_right(self._marks, (position, 2**63)) - 1
+            newest = self._marks[i][1] if i >= 0 else 0
+        return datetime.fromtimestamp(newest / 1e6, UTC)
 
     def wrap(self, inner: Callable[[IngestBatch], None]) -> Callable[[IngestBatch], None]:
         def on_durable(batch: IngestBatch) -> None:
-            if len(batch.readings):
-                self.newest_us = max(self.newest_us, int(batch.readings.ts_us.max()))
-            self.messages += len(batch.messages)
-            self.last_received_us = max(self.last_received_us, batch.received_at_us)
+            with self._lock:
+                if len(batch.readings):
+                    self.newest_us = max(self.newest_us, int(batch.readings.ts_us.max()))
+                self.messages += len(batch.messages)
+                if len(batch.readings):  # the stage skips batches without readings: they move no position
+                    self.last_received_us = max(self.last_received_us, batch.received_at_us)
+                    self._marks.append((batch.received_at_us, self.newest_us))
             inner(batch)
 
         return on_durable
+
+    @property
+    def caught_up(self) -> bool:
+        return self.stage is not None and int(self.stage.position_us) >= self.last_received_us
