@@ -182,7 +182,7 @@ async def post_telemetry(request: Request, key: Annotated[ApiKey, Depends(requir
     ]
     admitted.batch.dead_letters = dead_letters(decoded.rejected, source, _utc(now_us)) + admitted.batch.dead_letters
     try:
-        await sink.http(admitted)
+        await sink.http(admitted, received=total)
     except BackpressureError as exc:
         raise HTTPException(
             503,

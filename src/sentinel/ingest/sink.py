@@ -162,12 +162,15 @@ class IngestSink:
         await self._durable(batch, wait_for_room=True)
 
     # ------------------------------------------------------------------ HTTP
-    async def http(self, admitted: Admitted) -> None:
-        """Make an admitted HTTP body durable; BackpressureError when the queue is full (answer 503)."""
+    async def http(self, admitted: Admitted, received: int) -> None:
+        """Make an admitted HTTP body of ``received`` items durable; BackpressureError when the queue is full
+        (answer 503: the items count as received, the client sends them again)."""
+        self.metrics.received.labels("http").inc(received)
         await self._durable(admitted.batch, wait_for_room=False)
 
-    async def refuse(self, letters: Sequence[DeadLetter]) -> None:
+    async def refuse(self, letters: Sequence[DeadLetter], transport: str = "http") -> None:
         """Store dead letters of a payload refused as a whole (queue full: they are dropped with a log line)."""
+        self.metrics.received.labels(transport).inc(len(letters))
         try:
             await self._durable(IngestBatch.of_dead_letters(self.clock(), letters), wait_for_room=False)
         except BackpressureError:
