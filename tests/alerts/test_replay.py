@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import psycopg
 
 from sentinel.alerts.stage import EngineStage
@@ -81,3 +82,33 @@ def test_readings_the_engine_never_saw_are_evaluated_on_start(migrated_db: str, 
     events, alerts = db_transitions(migrated_db)
     assert sorted(events) == sorted(want_keys)
     assert len(alerts) == len(set(alerts)) == want_alerts
+
+
+def test_devices_the_engine_cannot_judge_are_refused_once_not_fatal(migrated_db: str) -> None:
+    """A pipe monitor registered without the operating pressure its rules need: its readings pass by, logged once."""
+    from sentinel.batch import ReadingBatch
+    from sentinel.registry.entries import DeviceEntry, RegistryFile, SiteEntry
+    from sentinel.registry.repository import upsert_registry
+
+    with psycopg.connect(migrated_db) as conn:
+        upsert_registry(
+            conn,
+            RegistryFile([SiteEntry("r-s", "s", "town-r", "gas")], [], [DeviceEntry("r-p", "r-s", "gas_pipe_monitor")]),
+        )
+        (device_id,) = conn.execute("SELECT device_id FROM devices WHERE device = 'r-p'").fetchone() or (0,)
+        (metric_id,) = conn.execute("SELECT metric_id FROM metrics WHERE metric = 'pipe_pressure_mpa'").fetchone() or (
+            0,
+        )
+    stage = EngineStage(migrated_db)
+    with psycopg.connect(migrated_db) as conn:
+        stage.load(conn)
+        batch = ReadingBatch(
+            ts_us=np.array([1_764_300_000_000_000], dtype=np.int64),
+            device_id=np.array([device_id], dtype=np.int32),
+            metric_id=np.array([metric_id], dtype=np.int16),
+            value=np.array([9.0]),
+            seq=np.array([1], dtype=np.int64),
+        )
+        assert stage.evaluate(conn, batch, 1) == 0
+        assert stage.evaluate(conn, batch, 2) == 0
+    assert device_id in stage.refused

@@ -19,6 +19,9 @@ Design (why nothing is raised twice and no transition is lost):
 4. While running, ``on_durable`` (sync, on the ingest loop) only enqueues; a worker task evaluates. When the bounded
    queue is full the batch is dropped from the queue and the worker catches up from the database, as in 3.
 
+Devices whose class no pack defines, or that lack an attribute a rule needs, are refused once (logged) and not
+evaluated until the next start; devices registered while running are added when their first reading arrives.
+
 Staleness is ticked on the wall clock every ``tick_s``; a tick's transitions carry the tick time, so after a restart
 they merge into the open comm alert rather than opening a second one.
 """
@@ -35,6 +38,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import psycopg
 
 from sentinel.alerts.lifecycle import apply_transitions
@@ -85,8 +89,8 @@ class EngineStage:
         self.clock = clock
         self.engine = Engine(self.rules, lateness_s=lateness_s)
         self.position_us = 0
-        self.device_map = np.full(0, -1, dtype=np.int64)  # DB device_id → engine index
-        self.metric_map = np.full(0, -1, dtype=np.int64)  # DB metric_id → engine metric index
+        self.device_map = np.full(1, -1, dtype=np.int64)  # DB device_id → engine index (ids start at 1)
+        self.metric_map = np.full(1, -1, dtype=np.int64)  # DB metric_id → engine metric index
         self.refused: set[int] = set()
         self._queue: asyncio.Queue[IngestBatch] = asyncio.Queue(maxsize=queue_max_batches)
         self._behind = False
@@ -137,7 +141,7 @@ class EngineStage:
             except (KeyError, SentinelError):
                 continue
         self.engine = Engine(self.rules, site_overrides=overrides, lateness_s=self.lateness_s)
-        self.device_map = np.full(0, -1, dtype=np.int64)
+        self.device_map = np.full(1, -1, dtype=np.int64)
         row = conn.execute("SELECT position_us, devices, snapshot FROM engine_checkpoint").fetchone()
         order: list[str] = json.loads(row[1]) if row else []
         if row and all(name in specs for name in order):
@@ -154,7 +158,7 @@ class EngineStage:
 
     def _fresh(self, specs: dict[str, tuple[int, DeviceSpec]], overrides: dict[str, Any]) -> None:
         self.engine = Engine(self.rules, site_overrides=overrides, lateness_s=self.lateness_s)
-        self.device_map = np.full(0, -1, dtype=np.int64)
+        self.device_map = np.full(1, -1, dtype=np.int64)
         self.refused.clear()
         self._add(list(specs.values()))
         self.position_us = int((self.clock().timestamp() - self.rebuild_window_s) * 1e6)
@@ -163,15 +167,20 @@ class EngineStage:
     def evaluate(self, conn: psycopg.Connection[Any], readings: ReadingBatch, received_at_us: int) -> int:
         """Feed one durable batch; write its transitions (and maybe a checkpoint) in one transaction."""
         dev_ids = readings.device_id.astype(np.int64)
-        if len(dev_ids) and (dev_ids.max() >= len(self.device_map) or (self.device_map[dev_ids] < 0).any()):
+        if self._unseen(dev_ids):  # a device registered since: add it (others stay refused, asked about once)
             specs, _ = self._specs(conn)
             self._add([v for v in specs.values() if v[0] >= len(self.device_map) or self.device_map[v[0]] < 0])
+            self.refused.update(
+                int(i) for i in np.unique(dev_ids) if i >= len(self.device_map) or self.device_map[i] < 0
+            )
         known = dev_ids < len(self.device_map)
         dev = np.where(known, self.device_map[np.where(known, dev_ids, 0)], -1)
         mids = readings.metric_id.astype(np.int64)
         mknown = mids < len(self.metric_map)
         met = np.where(mknown, self.metric_map[np.where(mknown, mids, 0)], -1)
         keep = (dev >= 0) & (met >= 0)
+        if not keep.any():  # nothing the engine judges (and an engine without devices refuses to run)
+            return self._write(conn, [], max(self.position_us, received_at_us))
         seq = readings.seq if readings.seq is not None else np.zeros(len(readings), dtype=np.int64)
         out = self.engine.process(
             dev[keep].astype(np.int32),
@@ -182,7 +191,16 @@ class EngineStage:
         )
         return self._write(conn, out.records(), max(self.position_us, received_at_us))
 
+    def _unseen(self, dev_ids: npt.NDArray[np.int64]) -> bool:
+        if not len(dev_ids):
+            return False
+        outside = dev_ids >= len(self.device_map)
+        missing = outside | (self.device_map[np.where(outside, 0, dev_ids)] < 0)
+        return bool(missing.any()) and not set(np.unique(dev_ids[missing]).tolist()) <= self.refused
+
     def tick(self, conn: psycopg.Connection[Any]) -> int:
+        if not self.engine.device_ids:
+            return 0
         out = self.engine.tick(int(self.clock().timestamp() * 1e6))
         return self._write(conn, out.records(), self.position_us) if len(out) else 0
 
