@@ -85,3 +85,25 @@ def test_flood_and_chatter_are_reported_once(migrated_db: str) -> None:
         assert len(chatter) == 1
         assert chatter[0]["desk"] == "town-1"
         assert chatter[0]["count"] >= 5
+
+
+def test_major_hazard_rule_enters_the_register_once(migrated_db: str) -> None:
+    from sentinel.registry.entries import DeviceEntry, RegistryFile, SiteEntry
+    from sentinel.registry.repository import upsert_registry
+
+    assert RULES.rule("casting.cw_loss_while_casting").major_hazard
+    with psycopg.connect(migrated_db) as conn:
+        upsert_registry(
+            conn,
+            RegistryFile(
+                [SiteEntry("foundry", "foundry", "town-c", "casting")],
+                [],
+                [DeviceEntry("cm-1", "foundry", "casting_machine", attrs={"cw_pressure_setpoint_mpa": 0.5})],
+            ),
+        )
+        red = Transition("casting.cw_loss_while_casting", "cm-1", "cm-1", "none", "red", "raise", T0, 0.1, 1)
+        alert = apply(conn, red).new_alerts[0]
+        apply(conn, red)  # replayed: nothing new
+        hazards = conn.execute("SELECT hazard_id, source, sector, township, alert_id, state FROM hazards").fetchall()
+        assert [h[1:] for h in hazards] == [("alert", "casting", "town-c", alert, "recorded")]
+        assert get_alert(conn, alert)["hazard_id"] == hazards[0][0]
