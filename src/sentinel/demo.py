@@ -14,6 +14,7 @@ durable batches, as ``sentinel serve`` runs it), with the hazard register's open
 from __future__ import annotations
 
 import contextlib
+import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -93,6 +94,23 @@ def board(conninfo: str, since: datetime | None = None) -> Board:
     )
 
 
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM (a service manager, `kill`) stops the demo as cleanly as Ctrl-C: broker and database included."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def run_demo(
     settings: Settings,
     *,
@@ -103,7 +121,19 @@ def run_demo(
     keep: DemoRun | None = None,
     before_stop: Callable[[DemoRun], None] | None = None,
 ) -> DemoRun:
-    console = console or Console()
+    with _sigterm_as_interrupt():
+        return _run_demo(settings, duration_s, headless, scenario_path, console or Console(), keep, before_stop)
+
+
+def _run_demo(
+    settings: Settings,
+    duration_s: float | None,
+    headless: bool,
+    scenario_path: Path | None,
+    console: Console,
+    keep: DemoRun | None,
+    before_stop: Callable[[DemoRun], None] | None,
+) -> DemoRun:
     run = keep or DemoRun()
     scenario = load_scenario(scenario_path or demo_scenario_path())
     now = time.time()
