@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from sentinel.engine.engine import Engine
 from sentinel.engine.reference import ReferenceEngine
@@ -34,7 +35,7 @@ def same(got: list[Transition], want: list[Transition]) -> bool:
     return True
 
 
-def run_both(stream: Stream, only: tuple[str, ...]) -> int:
+def run_both(stream: Stream, only: tuple[str, ...], restore_at: int | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         rules = kind_rules(Path(tmp), only)
     devices = probes(stream.n_devices)
@@ -48,6 +49,10 @@ def run_both(stream: Stream, only: tuple[str, ...]) -> int:
         got, want = fast.process(*cols).records(), slow.process(*cols)
         assert same(got, want), f"batch {i} [{a}:{b}]\n{got}\n!=\n{want}"
         warnings += sum(t.alert_kind == "warning" for t in got)
+        if restore_at == i:  # a restarted engine rebuilt from the snapshot carries on with the same windows
+            blob = fast.snapshot()
+            fast = Engine(rules, devices, lateness_s=LATENESS_S, models_dir=MODELS)
+            fast.restore(blob)
     return warnings
 
 
@@ -59,9 +64,9 @@ def test_each_detector_matches_reference(kind: str, stream: Stream) -> None:
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(stream=streams())
-def test_anomaly_with_threshold_rules_matches_reference(stream: Stream) -> None:
-    run_both(stream, (*ANOMALY_KINDS, "t.threshold", "t.sustained", "t.stale", "t.composite"))
+@given(stream=streams(), restore_at=st.one_of(st.none(), st.integers(0, 3)))
+def test_anomaly_with_threshold_rules_matches_reference(stream: Stream, restore_at: int | None) -> None:
+    run_both(stream, (*ANOMALY_KINDS, "t.threshold", "t.sustained", "t.stale", "t.composite"), restore_at)
 
 
 def test_streams_do_raise_anomaly_warnings() -> None:

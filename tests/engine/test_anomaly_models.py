@@ -136,3 +136,22 @@ def test_pack_refuses_a_model_path_outside_the_models_directory(tmp_path: Path) 
     text = "\n".join(f"{p.where}: {p.what}" for p in problems)
     assert "p.yaml:9: model '../elsewhere.npz' must be a relative path" in text
     assert "p.yaml:10: an anomaly rule needs distinct metrics" in text
+
+
+def test_snapshot_windows_restore_only_under_the_same_model(models: Path, tmp_path: Path) -> None:
+    engine = engine_with(models, tmp_path)
+    engine.process(*stream(0, 20, 50.0))
+    blob = engine.snapshot()
+    same = engine_with(models, tmp_path)
+    same.restore(blob)
+    assert same.anomaly.live[1].windows is not None
+    assert int(same.anomaly.live[1].windows.seen[0]) == 20 * 3 - 2  # rows scored once all three metrics were known
+    save_model(
+        fit_model(np.random.default_rng(5).normal(size=(80, 3)), ["port_temp_c", "port_power_w", "charge_minutes"]),
+        models / "pca.npz",
+    )
+    other = engine_with(models, tmp_path)
+    other.restore(blob)  # grades and series state come back; the windows of another model do not
+    assert other.anomaly.live[1].windows is not None
+    assert int(other.anomaly.live[1].windows.seen[0]) == 0
+    assert other.series.frontier[0] == engine.series.frontier[0]

@@ -304,11 +304,11 @@ class Engine:
 
     def snapshot(self) -> bytes:
         """All rule state as bytes (an ``.npz``), for a restart to rebuild from."""
-        return dump(self._header(), self.series, self.states)
+        return dump(self._header(), self.series, self.states, self.anomaly.arrays())
 
     def restore(self, data: bytes) -> None:
         """Replace the state with a snapshot taken from an engine with the same devices and rules."""
-        load(data, self._header(), self.series, self.states)
+        self.anomaly.restore(load(data, self._header(), self.series, self.states))
 
     def state_nbytes(self) -> int:
         """Bytes of rule and series state (not parameters or indices)."""

@@ -102,8 +102,15 @@ class SeriesState:
         }
 
 
-def dump(header: dict[str, object], series: SeriesState, rules: dict[str, RuleState]) -> bytes:
+def dump(
+    header: dict[str, object],
+    series: SeriesState,
+    rules: dict[str, RuleState],
+    extra: dict[str, npt.NDArray[np.generic]] | None = None,
+) -> bytes:
+    """Everything as one ``.npz``; ``extra`` members (names starting ``extra/``) come back from :func:`load`."""
     arrays: dict[str, npt.NDArray[np.generic]] = {f"series/{k}": v for k, v in series.arrays().items()}
+    arrays.update({f"extra/{k}": v for k, v in (extra or {}).items()})
     for rule_id, state in rules.items():
         arrays.update({f"rule/{rule_id}/{k}": v for k, v in state.arrays().items()})
     arrays["header"] = np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)
@@ -112,8 +119,11 @@ def dump(header: dict[str, object], series: SeriesState, rules: dict[str, RuleSt
     return buffer.getvalue()
 
 
-def load(data: bytes, header: dict[str, object], series: SeriesState, rules: dict[str, RuleState]) -> None:
-    """Fill ``series`` and ``rules`` from a snapshot made for the same header (devices and rules)."""
+def load(
+    data: bytes, header: dict[str, object], series: SeriesState, rules: dict[str, RuleState]
+) -> dict[str, npt.NDArray[np.generic]]:
+    """Fill ``series`` and ``rules`` from a snapshot made for the same header (devices and rules); return the
+    ``extra`` members it holds."""
     with np.load(io.BytesIO(data), allow_pickle=False) as archive:
         found = json.loads(archive["header"].tobytes().decode())
         if found != header:
@@ -123,3 +133,6 @@ def load(data: bytes, header: dict[str, object], series: SeriesState, rules: dic
         for rule_id, state in rules.items():
             for key in state.arrays():
                 setattr(state, key, archive[f"rule/{rule_id}/{key}"].copy())
+        return {
+            name.removeprefix("extra/"): archive[name].copy() for name in archive.files if name.startswith("extra/")
+        }

@@ -31,8 +31,9 @@ Models are loaded when the engine starts and again when a file changes (checked 
 mtime, inode). A missing, corrupt, tampered-with or incompatible file (features other than the rule's metrics) is
 refused with a :class:`~sentinel.errors.ModelError` kept in :attr:`AnomalyRules.errors` and logged; the rule then
 stays off (at start) or keeps its previous model (on reload), and every other rule runs as usual. A new model
-restarts the rule's windows (warm-up again); grades and latches carry on. Snapshots do not hold the windows: an
-engine restored from a snapshot warms its anomaly rules up again.
+restarts the rule's windows (warm-up again); grades and latches carry on. Engine snapshots hold the windows with
+a fingerprint of the model they were built with; a restore under another model (or from a snapshot without them)
+starts that rule's windows afresh.
 """
 
 from __future__ import annotations
@@ -169,6 +170,42 @@ class AnomalyRules:
             live.model, live.windows = model, Windows.empty(model, live.instances)
             self.loads += 1
             log.info("anomaly rule %s: loaded %s model from %s", live.rule.id, model.kind, live.path)
+
+    @staticmethod
+    def _fingerprint(model: AnomalyModel, n: int) -> npt.NDArray[np.uint8]:
+        """What must match for saved windows to fit a model: its identity as far as the windows depend on it."""
+        text = repr((model.kind, model.feature_names, model.limit, model.smoothing, model.detector.history_rows, n))
+        return np.frombuffer(text.encode(), dtype=np.uint8)
+
+    def arrays(self) -> dict[str, npt.NDArray[np.generic]]:
+        """The windows of every rule with a model, for the engine snapshot."""
+        out: dict[str, npt.NDArray[np.generic]] = {}
+        for live in self.live.values():
+            if live.model is None or live.windows is None:
+                continue
+            prefix = f"anomaly/{live.rule.id}/"
+            w = live.windows
+            out |= {prefix + "fingerprint": self._fingerprint(live.model, live.instances), prefix + "latest": w.latest}
+            out |= {prefix + "history": w.history, prefix + "statistics": w.statistics, prefix + "seen": w.seen}
+        return out
+
+    def restore(self, arrays: dict[str, npt.NDArray[np.generic]]) -> None:
+        """Windows from a snapshot where they were built with the same model; fresh windows otherwise."""
+        for live in self.live.values():
+            if live.model is None:
+                continue
+            prefix = f"anomaly/{live.rule.id}/"
+            saved = arrays.get(prefix + "fingerprint")
+            if saved is not None and np.array_equal(saved, self._fingerprint(live.model, live.instances)):
+                live.windows = Windows(
+                    arrays[prefix + "latest"].astype(np.float64),
+                    arrays[prefix + "history"].astype(np.float64),
+                    arrays[prefix + "statistics"].astype(np.float64),
+                    arrays[prefix + "seen"].astype(np.int64),
+                )
+            else:
+                log.info("anomaly rule %s: snapshot windows not for this model; warming up afresh", live.rule.id)
+                live.windows = Windows.empty(live.model, live.instances)
 
     def model(self, rule_id: str) -> AnomalyModel | None:
         return next((lv.model for lv in self.live.values() if lv.rule.id == rule_id), None)
