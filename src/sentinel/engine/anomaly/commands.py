@@ -157,7 +157,8 @@ def train_command(  # typer maps each option to a parameter
     out: Annotated[Path, typer.Option("--out", help="Model file to write")],
     until: Annotated[str | None, typer.Option(help="End of the period (exclusive); default: now")] = None,
     metric: Annotated[
-        list[str] | None, typer.Option("--metric", help="Feature metric (repeatable, in order); default: the metrics of the class's anomaly rule, else all")
+        list[str] | None,
+        typer.Option("--metric", help="Feature metric (repeatable, in order); default: its anomaly rule's, else all"),
     ] = None,
     rules_path: Annotated[Path | None, typer.Option("--rules", help="Rule packs; default: the shipped ones")] = None,
     detector: Annotated[
