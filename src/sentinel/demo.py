@@ -120,9 +120,11 @@ def run_demo(
     console: Console | None = None,
     keep: DemoRun | None = None,
     before_stop: Callable[[DemoRun], None] | None = None,
+    via: str = "auto",
 ) -> DemoRun:
+    """``via``: "auto" (MQTT through a private Mosquitto when installed, else HTTP) or "http"."""
     with _sigterm_as_interrupt():
-        return _run_demo(settings, duration_s, headless, scenario_path, console or Console(), keep, before_stop)
+        return _run_demo(settings, duration_s, headless, scenario_path, console or Console(), keep, before_stop, via)
 
 
 def _run_demo(
@@ -133,6 +135,7 @@ def _run_demo(
     console: Console,
     keep: DemoRun | None,
     before_stop: Callable[[DemoRun], None] | None,
+    via: str,
 ) -> DemoRun:
     run = keep or DemoRun()
     scenario = load_scenario(scenario_path or demo_scenario_path())
@@ -150,7 +153,7 @@ def _run_demo(
         with db.connect() as conn:
             upsert_registry(conn, sim.registry)
         run.conninfo = db.conninfo
-        with _broker(console) as broker:
+        with _broker(use_mqtt=via != "http") as broker:
             mqtt = None
             if broker is not None:
                 mqtt = CollectorConfig.from_url(broker.url, client_id="sentinel-demo-collector")
@@ -159,7 +162,7 @@ def _run_demo(
             service = ServiceThread(pipeline).start()
             run.api_url = service.url
             run.transport = f"MQTT {broker.url}" if broker else f"HTTP {service.url}/v1/telemetry"
-            if broker is None:
+            if broker is None and via != "http":
                 say(
                     "[yellow]mosquitto is not installed: the simulated devices publish over HTTP instead of MQTT "
                     "(install mosquitto to see the MQTT path)[/]"
@@ -191,7 +194,10 @@ def _run_demo(
 
 
 @contextlib.contextmanager
-def _broker(console: Console) -> Iterator[PrivateMosquitto | None]:
+def _broker(*, use_mqtt: bool) -> Iterator[PrivateMosquitto | None]:
+    if not use_mqtt:
+        yield None
+        return
     try:
         broker = PrivateMosquitto()
         broker.start()

@@ -175,9 +175,12 @@ def register(app: typer.Typer) -> None:
         ctx: typer.Context,
         duration: Annotated[float | None, typer.Option(help="stop after this many seconds")] = None,
         headless: Annotated[bool, typer.Option(help="no live view (tests, CI)")] = False,
+        via: Annotated[str, typer.Option(help="auto (MQTT when mosquitto is installed, else HTTP) or http")] = "auto",
     ) -> None:
         """Everything on one machine: database, broker, pipeline, engine, API and a county simulation."""
         from sentinel.demo import run_demo
         from sentinel.settings import load_settings
 
-        run_demo(load_settings(_config(ctx)), duration_s=duration, headless=headless)
+        if via not in ("auto", "http"):
+            raise ScenarioError(f"--via {via!r}: expected auto or http")
+        run_demo(load_settings(_config(ctx)), duration_s=duration, headless=headless, via=via)
