@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from rich.console import Console
 
 from sentinel.engine import Transition
 from sentinel.resources import data_dir
@@ -51,6 +52,7 @@ def test_every_fault_type_is_detected_at_its_grade_before_its_deadline(
         expect_messages=sim.generated,
     )
     report = _report(sim, run.transitions)
+    report.print(Console(width=160))  # shown with -s, and on failure
     failed = [f for f in report.faults if not f.ok]
     assert report.hazardous_all_ok, f"hazardous faults missed, wrong grade or late: {failed}"
     assert not failed, f"non-hazardous faults missed or late: {failed}"

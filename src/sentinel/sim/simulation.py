@@ -201,7 +201,7 @@ def plan_faults(scenario: Scenario, registry: RegistryFile) -> list[ActiveFault]
         rule, deadline, default_duration = spec.rule, spec.deadline_s, spec.default_duration_s
         if kind == "gateway_offline":
             rule = rule.format(sector=sectors[site])
-            deadline = 4 * max(d.expected_interval_s for d in targets) + 60
+            deadline = 6 * max(d.expected_interval_s for d in targets) + 60  # blue at 3x, ticks
         if kind == "stuck_sensor":
             _, rule, stuck_at = STUCK[targets[0].device_class]
             deadline = stuck_at + 3 * targets[0].expected_interval_s + 60
