@@ -89,6 +89,8 @@ class EngineStage:
         self.clock = clock
         self.engine = Engine(self.rules, lateness_s=lateness_s)
         self.position_us = 0
+        # False while the engine may be ahead of what is written (mid-batch, or a write failed): no checkpoint then.
+        self._consistent = False
         self.device_map = np.full(1, -1, dtype=np.int64)  # DB device_id → engine index (ids start at 1)
         self.metric_map = np.full(1, -1, dtype=np.int64)  # DB metric_id → engine metric index
         self.refused: set[int] = set()
@@ -132,6 +134,11 @@ class EngineStage:
 
     def load(self, conn: psycopg.Connection[Any]) -> None:
         """Build the engine from the registry and the checkpoint (see the module docstring, step 3)."""
+        self._consistent = False
+        self._load(conn)
+        self._consistent = True
+
+    def _load(self, conn: psycopg.Connection[Any]) -> None:
         specs, overrides = self._specs(conn)
         metric_rows = conn.execute("SELECT metric_id, metric FROM metrics").fetchall()
         self.metric_map = np.full(max((int(m) for m, _ in metric_rows), default=0) + 1, -1, dtype=np.int64)
@@ -166,6 +173,7 @@ class EngineStage:
     # -- evaluation ---------------------------------------------------------------------------------------------
     def evaluate(self, conn: psycopg.Connection[Any], readings: ReadingBatch, received_at_us: int) -> int:
         """Feed one durable batch; write its transitions (and maybe a checkpoint) in one transaction."""
+        self._consistent = False
         dev_ids = readings.device_id.astype(np.int64)
         if self._unseen(dev_ids):  # a device registered since: add it (others stay refused, asked about once)
             specs, _ = self._specs(conn)
@@ -201,6 +209,7 @@ class EngineStage:
     def tick(self, conn: psycopg.Connection[Any]) -> int:
         if not self.engine.device_ids:
             return 0
+        self._consistent = False
         out = self.engine.tick(int(self.clock().timestamp() * 1e6))
         return self._write(conn, out.records(), self.position_us) if len(out) else 0
 
@@ -212,6 +221,7 @@ class EngineStage:
             self.position_us = position_us
             if time.monotonic() - self._saved_at >= self.checkpoint_every_s:
                 self.save_checkpoint(conn)
+        self._consistent = True
         return len(records)
 
     def save_checkpoint(self, conn: psycopg.Connection[Any]) -> None:
@@ -271,6 +281,9 @@ class EngineStage:
         self._task = None
 
         def save() -> None:
+            if not self._consistent:
+                log.warning("engine checkpoint not saved at stop: the engine may be ahead of the alerts written")
+                return
             with connect(self.conninfo) as conn, conn.transaction():
                 self.save_checkpoint(conn)
 
