@@ -121,15 +121,25 @@ class EngineStage:
         self.device_map[db_id] = self.engine.device_index(name)
 
     def _add(self, specs: list[tuple[int, DeviceSpec]]) -> None:
-        for db_id, spec in specs:
-            if db_id in self.refused:
-                continue
-            try:
-                self.engine.add_devices([spec])
-            except SentinelError as exc:
-                log.warning("device %s is not evaluated: %s", spec.id, exc)
-                self.refused.add(db_id)
-                continue
+        todo = [(db_id, spec) for db_id, spec in specs if db_id not in self.refused]
+        if not todo:
+            return
+        try:  # all at once: adding grows every rule's arrays, so one by one would be quadratic
+            self.engine.add_devices([spec for _, spec in todo])
+        except SentinelError:
+            added = []
+            refused: list[str] = []
+            for db_id, spec in todo:  # the engine refuses a whole add untouched; find the devices it cannot judge
+                try:
+                    self.engine.add_devices([spec])
+                except SentinelError as exc:
+                    refused.append(f"{spec.id} ({exc})")
+                    self.refused.add(db_id)
+                else:
+                    added.append((db_id, spec))
+            log.warning("%d devices are not evaluated, e.g. %s", len(refused), "; ".join(refused[:3]))
+            todo = added
+        for db_id, spec in todo:
             self._map(db_id, spec.id)
 
     def load(self, conn: psycopg.Connection[Any]) -> None:
