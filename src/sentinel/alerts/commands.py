@@ -109,11 +109,13 @@ def shelve(
 
 @alerts_app.command("unshelve")
 def unshelve(ctx: typer.Context, alert_id: int, actor: Actor = "cli", reason: Reason = "") -> None:
+    """Return a shelved alert to its real state."""
     _act(ctx, alert_id, "unshelve", actor, reason)
 
 
 @alerts_app.command("comment")
 def comment(ctx: typer.Context, alert_id: int, reason: Reason, actor: Actor = "cli") -> None:
+    """Add a note to the alert's history."""
     _act(ctx, alert_id, "comment", actor, reason)
 
 
