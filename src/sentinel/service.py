@@ -55,7 +55,7 @@ async def running_pipeline(settings: Settings, db: Database, mqtt_url: str | Non
         settings.spool_dir,
         mqtt=collector_config(settings, mqtt_url),
         queue_max_batches=settings.queue_max_batches,
-        stage=EngineStage(db.conninfo, lateness_s=settings.lateness_s),
+        stage=EngineStage(db.conninfo, lateness_s=settings.lateness_s, models_dir=settings.anomaly_models_dir),
     )
     async with pipeline:
         # Notifications and the register's clock-driven work (shelve expiry, overdue escalation) run beside ingest.

@@ -84,7 +84,7 @@ def expected(plant: Plant, messages: list[Telemetry]) -> tuple[set[str], int]:
     for t in out.records():
         keys.add(transition_key(t))
         rule = rules.rule(t.rule_id)
-        latching = is_latching(max(lv.grade for lv in rule.levels), rule.major_hazard)
+        latching = is_latching(max((lv.grade for lv in rule.levels), default=0), rule.major_hazard)
         subject = (t.rule_id, t.subject)
         if t.from_grade == "none" and subject not in open_now:
             opened += 1

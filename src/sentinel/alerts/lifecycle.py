@@ -165,7 +165,7 @@ def _apply_one(
             t,
             key,
             rule.kind,
-            is_latching(max(lv.grade for lv in rule.levels), rule.major_hazard),
+            is_latching(max((lv.grade for lv in rule.levels), default=0), rule.major_hazard),
             rule.major_hazard,
             device_ts,
             reason,

@@ -35,6 +35,7 @@ import logging
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -79,6 +80,7 @@ class EngineStage:
         rebuild_window_s: float = 3600.0,
         queue_max_batches: int = 64,
         clock: WallClock = _now,
+        models_dir: Path | None = None,
     ) -> None:
         self.conninfo = conninfo
         self.rules = rules or load_rules()
@@ -87,7 +89,8 @@ class EngineStage:
         self.checkpoint_every_s = checkpoint_every_s
         self.rebuild_window_s = rebuild_window_s
         self.clock = clock
-        self.engine = Engine(self.rules, lateness_s=lateness_s)
+        self.models_dir = models_dir  # anomaly rules' model files; None keeps them off
+        self.engine = self._engine({})
         self.position_us = 0
         # False while the engine may be ahead of what is written (mid-batch, or a write failed): no checkpoint then.
         self._consistent = False
@@ -98,6 +101,9 @@ class EngineStage:
         self._behind = False
         self._saved_at = time.monotonic()
         self._task: asyncio.Task[None] | None = None
+
+    def _engine(self, overrides: dict[str, Any]) -> Engine:
+        return Engine(self.rules, site_overrides=overrides, lateness_s=self.lateness_s, models_dir=self.models_dir)
 
     # -- registry → engine ------------------------------------------------------------------------------------
     def _specs(self, conn: psycopg.Connection[Any]) -> tuple[dict[str, tuple[int, DeviceSpec]], dict[str, Any]]:
@@ -157,7 +163,7 @@ class EngineStage:
                 self.metric_map[int(mid)] = self.engine.metric_index(name)
             except (KeyError, SentinelError):
                 continue
-        self.engine = Engine(self.rules, site_overrides=overrides, lateness_s=self.lateness_s)
+        self.engine = self._engine(overrides)
         self.device_map = np.full(1, -1, dtype=np.int64)
         row = conn.execute("SELECT position_us, devices, snapshot FROM engine_checkpoint").fetchone()
         order: list[str] = json.loads(row[1]) if row else []
@@ -174,7 +180,7 @@ class EngineStage:
         return self._fresh(specs, overrides)
 
     def _fresh(self, specs: dict[str, tuple[int, DeviceSpec]], overrides: dict[str, Any]) -> None:
-        self.engine = Engine(self.rules, site_overrides=overrides, lateness_s=self.lateness_s)
+        self.engine = self._engine(overrides)
         self.device_map = np.full(1, -1, dtype=np.int64)
         self.refused.clear()
         self._add(list(specs.values()))
