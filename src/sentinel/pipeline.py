@@ -72,6 +72,11 @@ class IngestPipeline:
             on_durable=on_durable,
         )
         self.collector = MqttCollector(mqtt, self.sink.mqtt) if mqtt is not None else None
+        collector = self.collector
+        if collector is not None:
+            self.metrics.watch_mqtt(lambda: collector.stats, collector.connected.is_set)
+        if stage is not None:
+            self.metrics.watch_engine(lambda: stage.engine.stats)
         self._dedup_window_s = dedup_window_s
         self._refresh_s = registry_refresh_s
         self._tasks: list[asyncio.Task[None]] = []
