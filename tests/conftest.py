@@ -1,7 +1,8 @@
 """Shared fixtures: real PostgreSQL databases, created per test and dropped after.
 
 SENTINEL_TEST_DATABASE_URL points the suite at an existing server (CI uses the machine's PostgreSQL); without it an
-embedded PostgreSQL is started for the session, so the suite passes on a machine with no servers.
+embedded PostgreSQL is started for the session, so the suite passes on a machine with no servers. MQTT tests get a
+private Mosquitto each and skip where the binary is missing.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from collections.abc import Iterator
 import pytest
 
 from sentinel.store import migrations
+from sentinel.testing.broker import BrokerUnavailable, PrivateMosquitto
 from sentinel.testing.postgres import PostgresForTests, postgres_for_tests
 
 
@@ -19,6 +21,24 @@ from sentinel.testing.postgres import PostgresForTests, postgres_for_tests
 def pg() -> Iterator[PostgresForTests]:
     with postgres_for_tests(os.environ.get("SENTINEL_TEST_DATABASE_URL")) as server:
         yield server
+
+
+@pytest.fixture
+def mosquitto() -> Iterator[PrivateMosquitto]:
+    """A private Mosquitto on a free port (skips, saying why, where the binary is missing)."""
+    try:
+        broker = PrivateMosquitto()
+    except BrokerUnavailable as exc:
+        pytest.skip(str(exc))
+    try:
+        broker.start()
+    except BrokerUnavailable as exc:
+        broker.close()
+        pytest.skip(str(exc))
+    try:
+        yield broker
+    finally:
+        broker.close()
 
 
 @pytest.fixture

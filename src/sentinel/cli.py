@@ -9,10 +9,11 @@ from __future__ import annotations
 import functools
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
+from sentinel.cli_settings import cli_settings
 from sentinel.errors import SentinelError
 
 app = typer.Typer(
@@ -35,22 +36,15 @@ def _root(
     ctx.obj = {"config": config}
 
 
-def _config(ctx: typer.Context) -> Path | None:
-    obj: dict[str, Any] = ctx.find_root().obj or {}
-    config = obj.get("config")
-    return config if isinstance(config, Path) else None
-
-
 @app.command()
 def serve(ctx: typer.Context) -> None:
     """Run ingest (MQTT and HTTP), the engine and the HTTP API until Ctrl-C or SIGTERM."""
     import asyncio
 
     from sentinel.service import serve as run
-    from sentinel.settings import load_settings
     from sentinel.store.database import Database
 
-    settings = load_settings(_config(ctx))
+    settings = cli_settings(ctx)
     with Database.open(settings) as db:
         asyncio.run(run(settings, db))
 

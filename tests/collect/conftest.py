@@ -1,22 +1,10 @@
-"""Fixtures for the MQTT side: a private Mosquitto per test and a unique site per test."""
+"""Fixtures for the MQTT side: a unique site per test (the private Mosquitto comes from tests/conftest.py)."""
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 
 import pytest
-
-from sentinel.testing.broker import BrokerUnavailable, PrivateMosquitto
-
-
-@pytest.fixture
-def mosquitto() -> Iterator[PrivateMosquitto]:
-    try:
-        with PrivateMosquitto() as broker:
-            yield broker
-    except BrokerUnavailable as exc:
-        pytest.skip(str(exc))
 
 
 @pytest.fixture

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 
 import psycopg
 import pytest
 
 from sentinel.registry.entries import RegistryFile
 from sentinel.registry.repository import upsert_registry
-from sentinel.testing.broker import BrokerUnavailable, PrivateMosquitto
 from sentinel.testing.registry import small_registry
 
 
@@ -29,14 +27,3 @@ def ingest_db(migrated_db: str, registry: RegistryFile) -> str:
     with psycopg.connect(migrated_db) as conn:
         upsert_registry(conn, registry)
     return migrated_db
-
-
-@pytest.fixture
-def mosquitto() -> Iterator[PrivateMosquitto]:
-    try:
-        broker = PrivateMosquitto()
-        broker.start()
-    except BrokerUnavailable as exc:
-        pytest.skip(str(exc))
-    yield broker
-    broker.close()

@@ -25,7 +25,7 @@ from sentinel.engine.loader import load_rules
 from sentinel.metrics import ENGINE_SKIP_REASONS, MQTT_COUNTERS, IngestMetrics
 from sentinel.registry.entries import RegistryFile
 from sentinel.registry.repository import create_api_key, upsert_registry
-from sentinel.testing.broker import BrokerUnavailable, PrivateMosquitto, publish
+from sentinel.testing.broker import PrivateMosquitto, publish
 from sentinel.testing.publisher import device_name, fleet_registry
 from sentinel.testing.service import ServiceThread, running_service
 from sentinel.wire import RejectCode, Telemetry, device_topic, encode_telemetry
@@ -145,17 +145,6 @@ def test_engine_counters_are_exported_with_a_fixed_reason_set() -> None:
     assert scrape.value("sentinel_engine_readings_skipped_total", reason="too_late") == 0
     assert scrape.label_values("reason") == set(ENGINE_SKIP_REASONS)
     scrape.check_conventions()
-
-
-@pytest.fixture
-def mosquitto() -> Iterator[PrivateMosquitto]:
-    try:
-        broker = PrivateMosquitto()
-        broker.start()
-    except BrokerUnavailable as exc:
-        pytest.skip(str(exc))
-    yield broker
-    broker.close()
 
 
 def test_mqtt_collector_counters_and_every_health_board_metric_are_scraped(

@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
-import pytest
 
 from sentinel.alerts.stage import EngineStage
 from sentinel.collect.mqtt import CollectorConfig
@@ -21,19 +20,8 @@ from sentinel.registry.repository import upsert_registry
 from sentinel.sim.publish import send_mqtt
 from sentinel.sim.simulation import Outgoing
 from sentinel.sim.tap import SimClock, stored_transitions
-from sentinel.testing.broker import BrokerUnavailable, PrivateMosquitto
+from sentinel.testing.broker import PrivateMosquitto
 from sentinel.testing.service import ServiceThread
-
-
-@pytest.fixture
-def mosquitto() -> Iterator[PrivateMosquitto]:
-    try:
-        broker = PrivateMosquitto()
-        broker.start()
-    except BrokerUnavailable as exc:
-        pytest.skip(str(exc))
-    yield broker
-    broker.close()
 
 
 @dataclass

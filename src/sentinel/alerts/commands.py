@@ -9,7 +9,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Annotated, Any
 
 import psycopg
@@ -20,7 +19,7 @@ from rich.table import Table
 from sentinel.alerts import service
 from sentinel.alerts.notify import WebhookDelivery, add_webhook
 from sentinel.alerts.watch import list_reports
-from sentinel.settings import load_settings
+from sentinel.cli_settings import cli_settings
 from sentinel.store.database import Database
 
 alerts_app = typer.Typer(no_args_is_help=True)
@@ -29,15 +28,9 @@ Actor = Annotated[str, typer.Option("--as", help="who acts (recorded in the even
 Reason = Annotated[str, typer.Option(help="why (recorded in the event history)")]
 
 
-def _config(ctx: typer.Context) -> Path | None:
-    obj: dict[str, Any] = ctx.find_root().obj or {}
-    config = obj.get("config")
-    return config if isinstance(config, Path) else None
-
-
 @contextmanager
 def database(ctx: typer.Context) -> Iterator[psycopg.Connection[Any]]:
-    with Database.open(load_settings(_config(ctx))) as db, db.connect() as conn:
+    with Database.open(cli_settings(ctx)) as db, db.connect() as conn:
         try:
             yield conn
         except LookupError as exc:
@@ -154,6 +147,6 @@ def webhook(
 @alerts_app.command("deliver")
 def deliver(ctx: typer.Context) -> None:
     """Send the notifications that are due now (serve does this continuously)."""
-    with Database.open(load_settings(_config(ctx))) as db:
+    with Database.open(cli_settings(ctx)) as db:
         delivered, failed = WebhookDelivery(db.conninfo).deliver_due()
     console.print(f"{delivered} delivered, {failed} failed (retried later)")

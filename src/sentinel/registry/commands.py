@@ -3,27 +3,21 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.console import Console
 
+from sentinel.cli_settings import cli_settings
 from sentinel.engine import load_rules
 from sentinel.errors import RegistryFileError
 from sentinel.registry.entries import load_registry_file
 from sentinel.registry.repository import create_api_key, upsert_registry
-from sentinel.settings import load_settings
 from sentinel.store.database import Database
 
 registry_app = typer.Typer(no_args_is_help=True)
 keys_app = typer.Typer(no_args_is_help=True)
 console = Console(soft_wrap=True)
-
-
-def _config(ctx: typer.Context) -> Path | None:
-    obj: dict[str, Any] = ctx.find_root().obj or {}
-    config = obj.get("config")
-    return config if isinstance(config, Path) else None
 
 
 @registry_app.command("load")
@@ -34,7 +28,7 @@ def load(
     """Insert or update the sites, gateways and devices in FILE (idempotent)."""
     registry = load_registry_file(file)
     classes = load_rules().classes
-    settings = load_settings(_config(ctx))
+    settings = cli_settings(ctx)
     with Database.open(settings) as db, db.connect() as conn:
         try:
             report = upsert_registry(conn, registry, known_classes=classes)
@@ -55,7 +49,7 @@ def create(
         raise typer.BadParameter(f"unknown role {role!r}", param_hint="--role")
     if role == "gateway" and not gateway:
         raise typer.BadParameter("a gateway key needs --gateway", param_hint="--gateway")
-    settings = load_settings(_config(ctx))
+    settings = cli_settings(ctx)
     with Database.open(settings) as db, db.connect() as conn:
         token = create_api_key(conn, name, role, gateway)
     console.print(token)

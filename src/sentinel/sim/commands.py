@@ -11,16 +11,11 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+from sentinel.cli_settings import cli_settings
 from sentinel.errors import ScenarioError
 
 if TYPE_CHECKING:
     from sentinel.sim.simulation import Outgoing
-
-
-def _config(ctx: typer.Context) -> Path | None:
-    obj = ctx.find_root().obj or {}
-    config = obj.get("config")
-    return config if isinstance(config, Path) else None
 
 
 def _target(via: str, mqtt_url: str | None, http_url: str | None) -> tuple[str, str]:
@@ -53,14 +48,13 @@ def register(app: typer.Typer) -> None:
         import msgspec
         import yaml
 
-        from sentinel.settings import load_settings
         from sentinel.sim.publish import HttpSender, Recorder, paced_steps, send_mqtt
         from sentinel.sim.report import score
         from sentinel.sim.scenario import load_scenario
         from sentinel.sim.simulation import Simulation
         from sentinel.sim.tap import run_offline
 
-        settings = load_settings(_config(ctx))
+        settings = cli_settings(ctx)
         sim = Simulation(load_scenario(scenario))
         console = Console()
         if registry_out is not None:
@@ -146,10 +140,9 @@ def register(app: typer.Typer) -> None:
         http_url: Annotated[str | None, typer.Option(help="Sentinel's URL")] = None,
     ) -> None:
         """Send a recorded stream again, byte for byte, in recorded order."""
-        from sentinel.settings import load_settings
         from sentinel.sim.publish import HttpSender, read_recording, recording_steps, send_mqtt
 
-        settings = load_settings(_config(ctx))
+        settings = cli_settings(ctx)
         rec = read_recording(file)
         kind, url = _target(
             via, mqtt_url or settings.mqtt_url, http_url or f"http://{settings.http_host}:{settings.http_port}"
@@ -179,8 +172,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Everything on one machine: database, broker, pipeline, engine, API and a county simulation."""
         from sentinel.demo import run_demo
-        from sentinel.settings import load_settings
 
         if via not in ("auto", "http"):
             raise ScenarioError(f"--via {via!r}: expected auto or http")
-        run_demo(load_settings(_config(ctx)), duration_s=duration, headless=headless, via=via)
+        run_demo(cli_settings(ctx), duration_s=duration, headless=headless, via=via)

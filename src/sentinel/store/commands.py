@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any
-
 import typer
 from rich.console import Console
 
-from sentinel.settings import load_settings
+from sentinel.cli_settings import cli_settings
 from sentinel.store import migrations
 from sentinel.store.database import Database, describe
 from sentinel.store.retention import maintain as run_maintenance
@@ -17,16 +14,10 @@ db_app = typer.Typer(no_args_is_help=True)
 console = Console()
 
 
-def _config(ctx: typer.Context) -> Path | None:
-    obj: dict[str, Any] = ctx.find_root().obj or {}
-    config = obj.get("config")
-    return config if isinstance(config, Path) else None
-
-
 @db_app.command()
 def upgrade(ctx: typer.Context) -> None:
     """Apply pending schema migrations (idempotent: a second run changes nothing)."""
-    settings = load_settings(_config(ctx))
+    settings = cli_settings(ctx)
     with Database.open(settings) as db:
         applied = migrations.upgrade(db.conninfo)
         with db.connect() as conn:
@@ -47,7 +38,7 @@ def upgrade(ctx: typer.Context) -> None:
 @db_app.command()
 def status(ctx: typer.Context) -> None:
     """Show applied and pending migrations and the readings dialect."""
-    settings = load_settings(_config(ctx))
+    settings = cli_settings(ctx)
     with Database.open(settings) as db:
         applied = set(migrations.applied_versions(db.conninfo))
         for version in migrations.known_versions():
@@ -60,7 +51,7 @@ def status(ctx: typer.Context) -> None:
 @db_app.command()
 def maintain(ctx: typer.Context) -> None:
     """Create readings partitions ahead and drop data past the retention (native dialect)."""
-    settings = load_settings(_config(ctx))
+    settings = cli_settings(ctx)
     with Database.open(settings) as db, db.connect() as conn:
         report = run_maintenance(
             conn,
