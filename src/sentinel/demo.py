@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from rich.console import Console, Group
 from rich.live import Live
@@ -175,7 +176,9 @@ def _run_demo(
             publisher.start()
             started = time.monotonic()
             try:
-                _watch(console, db.conninfo, progress, run, started, duration_s, headless)
+                _watch(
+                    console, db.conninfo, progress, run, started, duration_s, headless, ZoneInfo(settings.display_tz)
+                )
             except KeyboardInterrupt:
                 say("stopping…")
             finally:
@@ -233,6 +236,7 @@ def _watch(
     started: float,
     duration_s: float | None,
     headless: bool,
+    tz: ZoneInfo,
 ) -> None:
     def expired() -> bool:
         return duration_s is not None and time.monotonic() - started >= duration_s
@@ -241,13 +245,17 @@ def _watch(
         while not expired():
             time.sleep(0.5)
         return
-    with Live(_view(board(conninfo, run.since), progress, run, started), console=console, refresh_per_second=2) as live:
+
+    def view() -> Group:
+        return _view(board(conninfo, run.since), progress, run, started, tz)
+
+    with Live(view(), console=console, refresh_per_second=2) as live:
         while not expired():
             time.sleep(1.0)
-            live.update(_view(board(conninfo, run.since), progress, run, started))
+            live.update(view())
 
 
-def _view(b: Board, progress: Progress, run: DemoRun, started: float) -> Group:
+def _view(b: Board, progress: Progress, run: DemoRun, started: float, tz: ZoneInfo) -> Group:
     elapsed = time.monotonic() - started
     head = Table.grid(padding=(0, 2))
     head.add_row("running", f"{elapsed:.0f} s", "messages", f"{progress.sent:,}", "rate", f"{progress.rate:,.0f} msg/s")
@@ -262,11 +270,11 @@ def _view(b: Board, progress: Progress, run: DemoRun, started: float) -> Group:
             sector, *(str(b.by_sector_grade.get((sector, g), 0)) for g in GRADES), str(b.open_hazards.get(sector, 0))
         )
     recent = Table(title="latest alerts")
-    for name in ("raised (device time)", "sector", "rule", "subject", "grade", "state"):
+    for name in (f"raised (device time, {tz.key})", "sector", "rule", "subject", "grade", "state"):
         recent.add_column(name)
     for raised_at, where, rule, subject, grade, state in b.latest:
         recent.add_row(
-            raised_at.astimezone().strftime("%H:%M:%S"),
+            raised_at.astimezone(tz).strftime("%H:%M:%S"),
             where,
             rule,
             subject,

@@ -82,6 +82,17 @@ class Settings(BaseSettings):
             raise ValueError("the URL names no host")
         return value
 
+    @field_validator("display_tz")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}; expected an IANA name such as Asia/Shanghai") from None
+        return value
+
     @field_validator("log_level")
     @classmethod
     def _level(cls, value: str) -> str:
