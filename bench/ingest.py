@@ -9,7 +9,8 @@ the sender in its own process and a private Mosquitto on a free port:
                   publisher: sentinel.testing.publisher, QoS 1, 8 readings per message, 1,000 devices.
                   "live": publisher, broker, Sentinel and PostgreSQL share the two cores; "drain": the messages
                   were queued in Sentinel's persistent session while it was away, so only broker, Sentinel and
-                  PostgreSQL run (the ingest path's own rate, measured from start-up, connect included)
+                  PostgreSQL run (the ingest path's own rate, measured from the collector's start, connect
+                  included)
   sentinel http   POST /v1/telemetry with NDJSON bodies of 500 messages, 4 concurrent connections
   naive mqtt      the common way: paho-mqtt subscriber at QoS 1, json.loads, one INSERT per reading, autocommit
                   (fewer messages: it is slow)
@@ -46,10 +47,23 @@ DEVICES = 1000
 METRICS = 8
 
 
-def logged(conninfo: str) -> int:
-    with psycopg.connect(conninfo) as conn:
-        row = conn.execute("SELECT count(*) FROM message_log").fetchone()
-    return int(row[0]) if row else 0
+class Logged:
+    """Counts message_log rows over one connection: a new connection per poll would fork a PostgreSQL backend
+    50 times a second on the same two cores the measured path runs on."""
+
+    def __init__(self, conninfo: str) -> None:
+        self.conn = psycopg.connect(conninfo, autocommit=True)
+
+    def __call__(self) -> int:
+        row = self.conn.execute("SELECT count(*) FROM message_log").fetchone()
+        return int(row[0]) if row else 0
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+def logged(conninfo: str) -> Logged:
+    return Logged(conninfo)
 
 
 def readings(conninfo: str) -> int:
@@ -63,7 +77,7 @@ def wait_count(count: Callable[[], int], target: int, timeout: float = 600) -> f
     while count() < target:
         if time.monotonic() > deadline:
             raise TimeoutError(f"only {count()} of {target} after {timeout} s")
-        time.sleep(0.02)
+        time.sleep(0.05)
     return time.perf_counter()
 
 
@@ -89,11 +103,13 @@ def bench_sentinel_mqtt(pg: PostgresForTests, broker: PrivateMosquitto, n: int) 
              "--devices", str(DEVICES), "--messages", str(n), "--metrics", str(METRICS)],
             stdout=subprocess.PIPE, text=True,
         )  # fmt: skip
-        while publisher.poll() is None and logged(db) < n:
+        count = logged(db)
+        while publisher.poll() is None and count() < n:
             time.sleep(0.05)
         if publisher.returncode not in (None, 0):
             raise RuntimeError(f"the publisher failed (exit {publisher.returncode})")
-        done = wait_count(lambda: logged(db), n)
+        done = wait_count(count, n)
+        count.close()
         publisher.communicate(timeout=60)
     stored = readings(db)
     pg.drop_database(db)
@@ -114,9 +130,11 @@ def bench_sentinel_mqtt_drain(pg: PostgresForTests, broker: PrivateMosquitto, n:
          "--devices", str(DEVICES), "--messages", str(n), "--metrics", str(METRICS)],
         check=True, capture_output=True, timeout=600,
     )  # fmt: skip
-    started = time.perf_counter()
+    count = logged(db)
     with running_service(db, Path(tempfile.mkdtemp()), mqtt=config):
-        done = wait_count(lambda: logged(db), n)
+        started = time.perf_counter()  # pipeline started; the collector is connecting
+        done = wait_count(count, n)
+    count.close()
     stored = readings(db)
     pg.drop_database(db)
     return done - started, stored
@@ -166,7 +184,9 @@ def bench_sentinel_http(pg: PostgresForTests, n: int) -> tuple[float, int]:
         subprocess.run(
             [sys.executable, __file__, "--http-client", svc.url, token, str(body_file)], check=True, timeout=600
         )
-        done = wait_count(lambda: logged(db), n)
+        count = logged(db)
+        done = wait_count(count, n)
+        count.close()
     stored = readings(db)
     pg.drop_database(db)
     return done - started, stored
