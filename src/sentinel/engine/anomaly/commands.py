@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import polars as pl
 import typer
@@ -35,6 +35,16 @@ anomaly_app = typer.Typer(
     add_completion=False,
 )
 _DEFAULTS = FitSettings()
+
+# Tuning options shared by `fit` and `train`.
+SmoothingOption = Annotated[int, typer.Option(help="Rows in the trailing mean of the statistic")]
+QuantileOption = Annotated[float, typer.Option(help="Quantile of training scores used as the limit")]
+MarginOption = Annotated[float, typer.Option(help="Factor applied to that quantile")]
+VarianceOption = Annotated[float, typer.Option(help="PCA: share of variance the components keep")]
+StatisticOption = Annotated[str, typer.Option(help=f"PCA: one of {', '.join(PCA_STATISTICS)}")]
+TreesOption = Annotated[int, typer.Option(help="Isolation forest: number of trees")]
+WindowOption = Annotated[int, typer.Option(help="Robust z: rows in the rolling median")]
+SeedOption = Annotated[int, typer.Option(help="Isolation forest: random seed")]
 
 SeparatorOption = Annotated[str, typer.Option("--sep", help="CSV field separator")]
 TimeColumnOption = Annotated[
@@ -120,21 +130,17 @@ def fit_command(  # typer maps each option to a parameter
     exclude: Annotated[
         list[str] | None, typer.Option("--exclude", help="Column to leave out (repeatable), e.g. labels")
     ] = None,
-    smoothing: Annotated[int, typer.Option(help="Rows in the trailing mean of the statistic")] = _DEFAULTS.smoothing,
-    quantile: Annotated[
-        float, typer.Option(help="Quantile of training scores used as the limit")
-    ] = _DEFAULTS.limit_quantile,
-    margin: Annotated[float, typer.Option(help="Factor applied to that quantile")] = _DEFAULTS.margin,
+    smoothing: SmoothingOption = _DEFAULTS.smoothing,
+    quantile: QuantileOption = _DEFAULTS.limit_quantile,
+    margin: MarginOption = _DEFAULTS.margin,
     persistence: Annotated[
         int, typer.Option(help="Rows over the limit in a row before the alarm")
     ] = _DEFAULTS.persistence,
-    variance: Annotated[
-        float, typer.Option(help="PCA: share of variance the components keep")
-    ] = _DEFAULTS.pca_variance,
-    statistic: Annotated[str, typer.Option(help=f"PCA: one of {', '.join(PCA_STATISTICS)}")] = _DEFAULTS.pca_statistic,
-    trees: Annotated[int, typer.Option(help="Isolation forest: number of trees")] = _DEFAULTS.trees,
-    window: Annotated[int, typer.Option(help="Robust z: rows in the rolling median")] = _DEFAULTS.window,
-    seed: Annotated[int, typer.Option(help="Isolation forest: random seed")] = _DEFAULTS.seed,
+    variance: VarianceOption = _DEFAULTS.pca_variance,
+    statistic: StatisticOption = _DEFAULTS.pca_statistic,
+    trees: TreesOption = _DEFAULTS.trees,
+    window: WindowOption = _DEFAULTS.window,
+    seed: SeedOption = _DEFAULTS.seed,
 ) -> None:
     """Fit a model on the rows of CSV (all of them are taken as normal) and write it to OUT."""
     settings = _settings(detector, smoothing, quantile, margin, persistence, variance, statistic, trees, window, seed)
@@ -164,30 +170,24 @@ def train_command(  # typer maps each option to a parameter
     detector: Annotated[
         str | None, typer.Option(help=f"One of {', '.join(DETECTOR_KINDS)}; default: the rule's, else pca")
     ] = None,
-    smoothing: Annotated[int, typer.Option(help="Rows in the trailing mean of the statistic")] = _DEFAULTS.smoothing,
-    quantile: Annotated[
-        float, typer.Option(help="Quantile of training scores used as the limit")
-    ] = _DEFAULTS.limit_quantile,
-    margin: Annotated[float, typer.Option(help="Factor applied to that quantile")] = _DEFAULTS.margin,
-    variance: Annotated[
-        float, typer.Option(help="PCA: share of variance the components keep")
-    ] = _DEFAULTS.pca_variance,
-    statistic: Annotated[str, typer.Option(help=f"PCA: one of {', '.join(PCA_STATISTICS)}")] = _DEFAULTS.pca_statistic,
-    trees: Annotated[int, typer.Option(help="Isolation forest: number of trees")] = _DEFAULTS.trees,
-    window: Annotated[int, typer.Option(help="Robust z: rows in the rolling median")] = _DEFAULTS.window,
-    seed: Annotated[int, typer.Option(help="Isolation forest: random seed")] = _DEFAULTS.seed,
+    smoothing: SmoothingOption = _DEFAULTS.smoothing,
+    quantile: QuantileOption = _DEFAULTS.limit_quantile,
+    margin: MarginOption = _DEFAULTS.margin,
+    variance: VarianceOption = _DEFAULTS.pca_variance,
+    statistic: StatisticOption = _DEFAULTS.pca_statistic,
+    trees: TreesOption = _DEFAULTS.trees,
+    window: WindowOption = _DEFAULTS.window,
+    seed: SeedOption = _DEFAULTS.seed,
 ) -> None:
     """Fit a model for a device class on its stored readings between --since and --until, and write it to OUT."""
-    from sentinel.settings import load_settings  # database code only for this command
+    from sentinel.cli_settings import cli_settings  # database code only for this command
     from sentinel.store.database import Database
 
     features, rule_detector = _features(device_class, metric, rules_path)
     chosen = detector or rule_detector or _DEFAULTS.detector
     settings = _settings(chosen, smoothing, quantile, margin, 1, variance, statistic, trees, window, seed)
     start, end = _time(since, "--since"), _time(until, "--until") if until else None
-    root: dict[str, Any] = ctx.find_root().obj or {}
-    config = root.get("config")
-    with Database.open(load_settings(config if isinstance(config, Path) else None)) as db, db.connect() as conn:
+    with Database.open(cli_settings(ctx)) as db, db.connect() as conn:
         model = train_from_history(conn, device_class, features, start, end, settings)
     save_model(model, out)
     typer.echo(
