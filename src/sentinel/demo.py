@@ -97,7 +97,8 @@ def board(conninfo: str, since: datetime | None = None) -> Board:
 
 @contextlib.contextmanager
 def _sigterm_as_interrupt() -> Iterator[None]:
-    """SIGTERM (a service manager, `kill`) stops the demo as cleanly as Ctrl-C: broker and database included."""
+    """SIGTERM (a service manager, `kill`) and SIGHUP (the terminal closed) stop the demo as cleanly as Ctrl-C:
+    broker and database included. Without SIGHUP, closing the terminal left the embedded PostgreSQL running."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -105,11 +106,13 @@ def _sigterm_as_interrupt() -> Iterator[None]:
     def interrupt(signum: int, frame: object) -> None:
         raise KeyboardInterrupt
 
-    previous = signal.signal(signal.SIGTERM, interrupt)
+    stops = (signal.SIGTERM, signal.SIGHUP)
+    previous = {sig: signal.signal(sig, interrupt) for sig in stops}
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def run_demo(

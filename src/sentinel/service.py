@@ -110,15 +110,15 @@ class ApiServer:
 
 
 async def wait_for_stop_signal() -> None:
-    """Return on SIGINT or SIGTERM."""
+    """Return on SIGINT, SIGTERM or SIGHUP (its terminal closed): the embedded database must not outlive us."""
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         loop.add_signal_handler(sig, stop.set)
     try:
         await stop.wait()
     finally:
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             loop.remove_signal_handler(sig)
 
 
