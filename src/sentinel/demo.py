@@ -161,7 +161,9 @@ def _run_demo(
             mqtt = None
             if broker is not None:
                 mqtt = CollectorConfig.from_url(broker.url, client_id="sentinel-demo-collector")
-            stage = EngineStage(db.conninfo, lateness_s=settings.lateness_s)
+            stage = EngineStage(
+                db.conninfo, lateness_s=settings.lateness_s, rewind_max_readings=settings.rewind_max_readings
+            )
             pipeline = IngestPipeline(db.conninfo, db.dialect, settings.spool_dir, mqtt=mqtt, stage=stage)
             service = ServiceThread(pipeline).start()
             run.api_url = service.url

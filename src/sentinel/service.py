@@ -55,7 +55,12 @@ async def running_pipeline(settings: Settings, db: Database, mqtt_url: str | Non
         settings.spool_dir,
         mqtt=collector_config(settings, mqtt_url),
         queue_max_batches=settings.queue_max_batches,
-        stage=EngineStage(db.conninfo, lateness_s=settings.lateness_s, models_dir=settings.anomaly_models_dir),
+        stage=EngineStage(
+            db.conninfo,
+            lateness_s=settings.lateness_s,
+            models_dir=settings.anomaly_models_dir,
+            rewind_max_readings=settings.rewind_max_readings,
+        ),
     )
     async with pipeline:
         # Notifications and the register's clock-driven work (shelve expiry, overdue escalation) run beside ingest.

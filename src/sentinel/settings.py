@@ -50,6 +50,8 @@ class Settings(BaseSettings):
     mqtt_session_expiry_s: int = Field(default=7 * 24 * 3600, ge=0)
     # Bounded lateness on device time (DESIGN.md, Time and order).
     lateness_s: float = Field(default=300.0, ge=0)
+    # Readings the engine keeps to put late readings back in order (engine/rewind.py); 0 turns reordering off.
+    rewind_max_readings: int = Field(default=2_000_000, ge=0)
     # Model files of the packs' anomaly rules (Engine(models_dir=...)); unset: anomaly rules are off.
     anomaly_models_dir: Path | None = None
     batch_max_messages: int = Field(default=5000, ge=1)

@@ -91,6 +91,15 @@ def test_late_reading_within_the_bound_is_evaluated_in_order() -> None:
     assert p.of("casting.pit_water_while_casting") == [("raise", "red", "cm-1", 10.0), ("clear", "none", "cm-1", 20.0)]
 
 
+def test_late_reading_in_a_later_batch_is_evaluated_in_order() -> None:
+    p = plant()
+    p.feed([*active(0), ("cm-1", "pit_water_level", 0, 0.0)])
+    p.feed([("cm-1", "pit_water_level", 20, 0.0)])
+    p.feed([("cm-1", "pit_water_level", 10, 80.0)])  # from 10, delivered after the reading from 20
+    assert p.of("casting.pit_water_while_casting") == [("raise", "red", "cm-1", 10.0), ("clear", "none", "cm-1", 20.0)]
+    assert p.engine.stats["late"] == 1
+
+
 def test_casting_with_a_safety_device_not_ready_is_red() -> None:
     p = plant()
     p.feed([("cm-1", "valve_ready", 0, 0.0), ("cm-1", "casting_active", 0, 0.0), ("cm-1", "casting_active", 30, 1.0)])

@@ -75,6 +75,14 @@ def test_late_reading_within_the_bound_is_evaluated_in_order() -> None:
     assert p.of("charging.residual_current") == [("raise", "yellow", "port-0", 10.0), ("clear", "none", "port-0", 20.0)]
 
 
+def test_late_reading_in_a_later_batch_is_evaluated_in_order() -> None:
+    p = plant()
+    p.feed([("port-0", "residual_current_ma", 0, 5.0), ("port-0", "residual_current_ma", 20, 5.0)])
+    p.feed([("port-0", "residual_current_ma", 10, 35.0)])  # from 10, delivered after the reading from 20
+    assert p.of("charging.residual_current") == [("raise", "yellow", "port-0", 10.0), ("clear", "none", "port-0", 20.0)]
+    assert p.engine.stats["late"] == 1
+
+
 def test_power_after_full_with_a_warm_port_is_a_runaway_precursor() -> None:
     p = plant()
     p.feed(

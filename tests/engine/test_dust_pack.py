@@ -105,6 +105,26 @@ def test_late_reading_within_the_bound_is_evaluated_in_order() -> None:
     ]
 
 
+def test_late_reading_in_a_later_batch_is_evaluated_in_order() -> None:
+    p = plant()
+    p.feed([("dc-1", "hopper_temp_c", 0, 40.0), ("dc-1", "hopper_temp_c", 30, 40.0)])
+    p.feed([("dc-1", "airlock_fault", 20, 1.0)])
+    p.feed([("dc-1", "hopper_temp_c", 10, 62.0)])  # from 10, delivered after readings from 20 and 30
+    assert p.of("dust.hopper_hot_airlock_faulted") == [
+        ("raise", "orange", "dc-1", 20.0),
+        ("clear", "none", "dc-1", 30.0),
+    ]
+
+
+def test_late_reading_that_breaks_a_sustained_condition_corrects_the_alert() -> None:
+    p = plant()
+    p.feed([("wet-1", "wet_flow_m3h", 10 * i, 39.0) for i in range(7) if i != 3])
+    assert p.of("dust.wet_flow_low") == [("raise", "yellow", "wet-1", 60.0)]
+    # The reading from 30 was normal: in device-time order the low flow held only from 40 to 60, too short.
+    p.feed([("wet-1", "wet_flow_m3h", 30, 45.0)])
+    assert p.of("dust.wet_flow_low") == [("raise", "yellow", "wet-1", 60.0), ("clear", "none", "wet-1", 60.0)]
+
+
 def test_wet_flow_low_only_when_sustained() -> None:
     p = plant()
     p.feed([("wet-1", "wet_flow_m3h", 10 * i, 39.0) for i in range(5)])

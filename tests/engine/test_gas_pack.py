@@ -77,6 +77,16 @@ def test_late_reading_within_the_bound_is_evaluated_in_order() -> None:
     assert len(p.of("gas.tunnel_gas")) == 2
 
 
+def test_late_reading_in_a_later_batch_is_evaluated_in_order() -> None:
+    p = plant()
+    p.feed([("tunnel-1", "tunnel_gas_pct_lel", 0, 1.0), ("tunnel-1", "tunnel_fan_on", 0, 1.0)])
+    p.feed([("tunnel-1", "tunnel_gas_pct_lel", 40, 1.0)])
+    # Taken at 30, delivered after the batch that held the reading from 40: the device is rewound and re-run.
+    p.feed([("tunnel-1", "tunnel_gas_pct_lel", 30, 25.0)])
+    assert p.of("gas.tunnel_gas") == [("raise", "orange", "tunnel-1", 30.0), ("clear", "none", "tunnel-1", 40.0)]
+    assert (p.engine.stats["late"], p.engine.stats["reordered"]) == (1, 0)
+
+
 def test_ventilation_that_does_not_start_escalates_to_red() -> None:
     p = plant()
     p.feed([("tunnel-1", "tunnel_fan_on", 0, 0.0), ("tunnel-1", "tunnel_gas_pct_lel", 0, 22.0)])

@@ -81,8 +81,10 @@ class EngineStage:
         queue_max_batches: int = 64,
         clock: WallClock = _now,
         models_dir: Path | None = None,
+        rewind_max_readings: int = 2_000_000,
     ) -> None:
         self.conninfo = conninfo
+        self.rewind_max_readings = rewind_max_readings
         self.rules = rules or load_rules()
         self.lateness_s = lateness_s
         self.tick_s = tick_s
@@ -103,7 +105,13 @@ class EngineStage:
         self._task: asyncio.Task[None] | None = None
 
     def _engine(self, overrides: dict[str, Any]) -> Engine:
-        return Engine(self.rules, site_overrides=overrides, lateness_s=self.lateness_s, models_dir=self.models_dir)
+        return Engine(
+            self.rules,
+            site_overrides=overrides,
+            lateness_s=self.lateness_s,
+            models_dir=self.models_dir,
+            rewind_limit=self.rewind_max_readings,
+        )
 
     # -- registry → engine ------------------------------------------------------------------------------------
     def _specs(self, conn: psycopg.Connection[Any]) -> tuple[dict[str, tuple[int, DeviceSpec]], dict[str, Any]]:

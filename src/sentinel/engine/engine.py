@@ -3,7 +3,7 @@
 Contract (others build against it)::
 
     engine = Engine(load_rules(), devices, site_overrides={"site-1": {"gas.ch4_lel.yellow": 20.0}},
-                    lateness_s=300.0, models_dir=Path("/var/lib/sentinel/models"))
+                    lateness_s=300.0, models_dir=Path("/var/lib/sentinel/models"), rewind_limit=2_000_000)
     out = engine.process(device, metric, ts_us, value, seq)   # numpy columns of equal length N
     out = engine.tick(now_us)                                    # staleness, driven by the clock
     engine.add_devices([DeviceSpec(...)])                        # keeps all existing state
@@ -13,15 +13,27 @@ Columns: ``device`` int32 (dense index, :meth:`device_index`), ``metric`` int16 
 ``ts_us`` int64 device time in UTC epoch µs, ``value`` float64 (bools 1.0/0.0), ``seq`` int64. Readings may
 come in any order and interleave devices. The result is :class:`~sentinel.engine.transitions.Transitions`.
 
-Time and order (DESIGN.md): rules run on device time. Per device the *frontier* is the newest device time
-evaluated in earlier batches. A reading older than ``frontier - lateness`` is too late: it moves no state and
-is counted in ``stats["too_late"]``. Every other reading is evaluated; within a batch each series is evaluated
-in (ts, seq) order, so a late reading that arrives in the same batch as, or before, the readings it precedes is
-evaluated in order (a gateway's backlog delivered in one batch is evaluated whole, in order). A reading older
-than what its series already evaluated in an earlier batch cannot be put back without retracting emitted
-transitions; it is evaluated next, at the series' effective time ``te = max(ts, previous te)``, so durations
-never run backwards (counted in ``stats["reordered"]``). Nothing is held back, so no alert waits for the
-lateness bound. Non-finite values and metrics a device's class does not report are not evaluated
+Time and order (DESIGN.md): rules run on device time, in device-time order per device. Per device the *frontier*
+is the newest device time evaluated. A reading older than ``frontier - lateness`` is too late: it moves no state
+and is counted in ``stats["too_late"]``. Every other reading is evaluated in order:
+
+* within a batch each series is evaluated in (ts, seq) order and a device's metrics are merged by device time;
+* a reading older than what its device evaluated in an earlier batch (``ts < frontier``) makes the engine rewind
+  that device (with every device of its site when site-scope rules exist) to before the oldest logged batch it
+  precedes and re-evaluate the device's readings since then together with this batch (:mod:`.rewind`; counted in
+  ``stats["late"]``, ``stats["rewinds"]``, ``stats["replayed"]``). Nothing is held back, so no alert waits for the
+  lateness bound; instead, what the re-evaluation finds is emitted as corrections: its transitions that were not
+  emitted before (at their own device times, possibly before transitions already sent), then, where the grade in
+  effect differs from the last grade emitted for that rule and subject, one transition from the emitted grade to
+  the re-evaluated one at the subject's newest reading. Transitions already sent are not withdrawn. After every
+  batch the state, and the last grade emitted per rule and subject, equal those of in-order evaluation.
+* Ties in device time are ordered by seq within a series and by arrival across batches. Readings of different
+  devices of a site that arrive in different batches are combined by site-scope rules in arrival order.
+* The log is bounded (``rewind_limit`` readings) and not in the snapshot: a late reading older than what the log
+  still covers for its device (after :meth:`restore`, a model reload, or a log full) is evaluated next, at the
+  series' effective time ``te = max(ts, previous te)``, so durations never run backwards (``stats["reordered"]``).
+
+Non-finite values and metrics a device's class does not report are not evaluated
 (``stats["invalid"]``, ``stats["unmapped"]``). Duplicates by (device, seq) are dropped upstream, not here.
 
 Staleness: :meth:`tick` grades each device by ``now_us - frontier`` in multiples of its expected interval
@@ -50,12 +62,15 @@ from sentinel.engine.evaluate import SortedBatch, group_rule, level_rule
 from sentinel.engine.kernels import Segments, order_by, shift
 from sentinel.engine.model import GROUP_KINDS, LEVEL_KINDS, RuleSet
 from sentinel.engine.params import NEVER, RuleParams, concat, resolve
+from sentinel.engine.rewind import BatchRecord, Field, RewindLog, Rewound, Sent, Undo
 from sentinel.engine.state import RuleState, SeriesState, dump, load
 from sentinel.engine.transitions import Piece, Transitions, merge
 from sentinel.errors import ModelError, UnknownDevice
 
 I64 = npt.NDArray[np.int64]
 F64 = npt.NDArray[np.float64]
+B = npt.NDArray[np.bool_]
+PIECE_COLUMNS = ("subject", "device", "from_grade", "to_grade", "ts_us", "value", "seq")
 
 
 class Engine:
@@ -68,6 +83,7 @@ class Engine:
         site_overrides: dict[str, dict[str, float]] | None = None,
         lateness_s: float = 300.0,
         models_dir: Path | None = None,
+        rewind_limit: int = 2_000_000,
     ) -> None:
         self.rules = rules
         self.site_overrides = dict(site_overrides or {})
@@ -84,6 +100,8 @@ class Engine:
         self.site_hold_us: list[npt.NDArray[np.int64]] = [np.zeros(0, dtype=np.int64) for _ in rules.rules]
         self.stats: Counter[str] = Counter()
         self.anomaly = AnomalyRules(rules, Path(models_dir) if models_dir is not None else None)
+        self.rewind = RewindLog(self.lateness_us, rewind_limit)
+        self._model_loads = self.anomaly.loads
         self.add_devices(list(devices))
 
     # -- registry ---------------------------------------------------------------------------------------------
@@ -118,6 +136,7 @@ class Engine:
         new = self.table.add(list(specs))
         new_devices = np.arange(new.start, new.stop, dtype=np.int64)
         self.series.grow(self.table.n_series, len(self.table))
+        self.rewind.grow(len(self.table))
         for ri, rule in enumerate(self.rules.rules):
             pop = self.table.population(rule.device_classes)
             members = new_devices[pop[new_devices] >= 0]
@@ -160,7 +179,7 @@ class Engine:
     ) -> Transitions:
         """Evaluate one micro-batch; returns the transitions it causes."""
         dev, met, ts, val, sq = self._columns(device, metric, ts_us, value, seq)
-        self.anomaly.refresh()
+        self._refresh_models()
         sid = self.table.series_of(dev, met)
         finite = np.isfinite(val)
         self.stats["readings"] += len(dev)
@@ -172,12 +191,22 @@ class Engine:
         too_late = keep & (seen != NEVER) & (ts < seen - self.lateness_us)
         self.stats["too_late"] += int(too_late.sum())
         keep &= ~too_late
+        late = keep & (seen != NEVER) & (ts < seen) & (ts >= self.rewind.floor[dev])
+        rewound = self._rewind(dev[late], ts[late]) if late.any() else None
         np.maximum.at(frontier, dev[keep], ts[keep])
         rows = np.flatnonzero(keep)
-        since = int(ts[rows].min()) if len(rows) else 0
-        rows = rows[order_by([met[rows], dev[rows], ts[rows] - since], sq[rows])]
-        sid = sid[rows]
-        b = self._sorted(dev[rows], met[rows], ts[rows], val[rows], sq[rows], sid)
+        dev, met, ts, val, sq = dev[rows], met[rows], ts[rows], val[rows], sq[rows]
+        if rewound is not None:
+            r_dev, r_met, r_ts, r_val, r_sq = rewound.replay
+            dev, met, ts = np.concatenate((dev, r_dev)), np.concatenate((met, r_met)), np.concatenate((ts, r_ts))
+            val, sq = np.concatenate((val, r_val)), np.concatenate((sq, r_sq))
+        since = int(ts.min()) if len(ts) else 0
+        order = order_by([met, dev, ts - since], sq)
+        dev, met, ts, val, sq = dev[order], met[order], ts[order], val[order], sq[order]
+        sid = self.table.series_of(dev, met)
+        touched, max_ts = self._newest(dev, ts)
+        undo = self._capture(touched)
+        b = self._sorted(dev, met, ts, val, sq, sid)
         pieces: list[Piece] = []
         for ri, rule in enumerate(self.rules.rules):
             p, st = self.params[ri], self.states[rule.id]
@@ -198,7 +227,200 @@ class Engine:
         self.series.last_value[tail_sid] = b.value[tails]
         self.series.last_ts[tail_sid] = b.te[tails]
         self.series.last_seq[tail_sid] = b.seq[tails]
-        return merge(pieces, self.rule_ids, self.site_scope, self.device_ids, self.table.sites, self.alert_kinds)
+        if rewound is not None:
+            pieces = self._corrections(pieces, rewound, b)
+        out = merge(pieces, self.rule_ids, self.site_scope, self.device_ids, self.table.sites, self.alert_kinds)
+        sent = self._sent(out)
+        if rewound is not None and rewound.sent:  # what was sent before stays sent, for the next rewind
+            sent = sent.concat(Sent.of_keys(rewound.sent, self.site_scope))
+        record = BatchRecord(touched, max_ts, dev, met, ts, val, sq, undo, sent)
+        self.rewind.push(record, frontier)
+        return out
+
+    # -- late readings: rewind and re-evaluate in order (see :mod:`.rewind`) ----------------------------------
+    def _refresh_models(self) -> None:
+        self.anomaly.refresh()
+        if self.anomaly.loads != self._model_loads:  # fresh windows: older batches cannot be undone onto them
+            self._model_loads = self.anomaly.loads
+            self.rewind.forget(self.series.frontier)
+
+    def _rewind(self, late_dev: I64, late_ts: I64) -> Rewound | None:
+        """Restore the late readings' devices to before the oldest logged batch they precede; return what to
+        re-evaluate with the batch, or None when no logged batch is newer (nothing to undo)."""
+        late_min = np.full(len(self.table), np.iinfo(np.int64).max, dtype=np.int64)
+        np.minimum.at(late_min, late_dev, late_ts)
+        start = self.rewind.first_needed(late_min)
+        if start is None:
+            return None
+        devices = np.zeros(len(self.table), dtype=np.bool_)
+        devices[late_dev] = True
+        sites = np.zeros(len(self.table.sites), dtype=np.bool_)
+        if any(self.site_scope):  # a site's composite state sums its devices: they rewind together
+            sites[self.table.device_site[late_dev]] = True
+            devices |= sites[self.table.device_site]
+        grades = self._grades(devices, sites)
+        sent = self.rewind.sent_keys(start, devices, sites)
+        undos, replay = self.rewind.rewind(start, devices, sites)
+        for u in undos:
+            array = self._array(u.field)
+            if u.field[0] == "anomaly":
+                array[u.index] = u.saved
+            else:
+                array[..., u.index] = u.saved
+        self.stats["rewinds"] += 1
+        self.stats["late"] += len(late_dev)
+        self.stats["replayed"] += len(replay[0])
+        return Rewound(devices, sites, grades, sent, replay)
+
+    def _grades(self, devices: B, sites: B) -> list[tuple[I64, I64, npt.NDArray[np.int8]]]:
+        """Per rule: (subjects, instances, active grade) of the rewound devices or sites, before the rewind."""
+        out = []
+        for ri, rule in enumerate(self.rules.rules):
+            if self.site_scope[ri]:
+                subject = np.flatnonzero(sites).astype(np.int64)
+                inst = subject
+            else:
+                pop = self.table.population(rule.device_classes)
+                subject = np.flatnonzero(devices & (pop >= 0)).astype(np.int64)
+                inst = pop[subject].astype(np.int64)
+            out.append((subject, inst, self.states[rule.id].active[inst].copy()))
+        return out
+
+    def _corrections(self, pieces: list[Piece], rw: Rewound, b: SortedBatch) -> list[Piece]:
+        """Drop re-evaluated transitions that were already sent; add one transition per rule and subject whose
+        last sent grade is not the grade now in effect."""
+        kept: list[Piece] = []
+        last: dict[tuple[int, int], int] = {}  # (rule, subject) → grade of the last transition sent now
+        for piece in pieces:
+            site = self.site_scope[piece.rule]
+            mine = rw.sites[piece.subject] if site else rw.devices[piece.subject]
+            rows = np.ones(len(piece.subject), dtype=np.bool_)
+            for i in np.flatnonzero(mine).tolist():
+                key = (
+                    piece.rule,
+                    int(piece.subject[i]),
+                    int(piece.device[i]),
+                    int(piece.from_grade[i]),
+                    int(piece.to_grade[i]),
+                    int(piece.ts_us[i]),
+                    int(piece.seq[i]),
+                )
+                if key in rw.sent:
+                    rows[i] = False
+                else:  # rows of a subject come in evaluation (device time) order: the last one is the newest
+                    last[(piece.rule, key[1])] = int(piece.to_grade[i])
+            kept.append(Piece(piece.rule, *(getattr(piece, n)[rows] for n in PIECE_COLUMNS)))
+        newest_device = self._newest_by(b.device.copy(), b, len(self.table))
+        newest_site: I64 | None = None
+        for ri, (subject, inst, before) in enumerate(rw.grades):
+            now = self.states[self.rule_ids[ri]].active[inst]
+            sent_grade = before.copy()
+            for j, s in enumerate(subject.tolist()):
+                if (ri, s) in last:
+                    sent_grade[j] = last[(ri, s)]
+            moved = np.flatnonzero(sent_grade != now)
+            if len(moved) == 0:
+                continue
+            if self.site_scope[ri]:
+                if newest_site is None:
+                    site_of = self.table.device_site[b.device].astype(np.int64)
+                    newest_site = self._newest_by(site_of, b, len(self.table.sites))
+                pos = newest_site[subject[moved]]
+            else:
+                pos = newest_device[subject[moved]]
+            ok = pos >= 0
+            moved, pos = moved[ok], pos[ok]
+            kept.append(
+                Piece(
+                    ri,
+                    subject[moved],
+                    b.device[pos],
+                    sent_grade[moved],
+                    now[moved].copy(),
+                    b.te[pos],
+                    b.value[pos],
+                    b.seq[pos],
+                )
+            )
+        return kept
+
+    @staticmethod
+    def _newest_by(group: I64, b: SortedBatch, n: int) -> I64:
+        """Per group (device or site), the batch position of its newest reading: the greatest (effective time,
+        seq, metric, device); -1 for groups without readings."""
+        out = np.full(n, -1, dtype=np.int64)
+        if len(group) == 0:
+            return out
+        order = np.lexsort((b.device, b.metric, b.seq, b.te, group))
+        last = np.ones(len(order), dtype=np.bool_)
+        last[:-1] = group[order[1:]] != group[order[:-1]]
+        out[group[order[last]]] = order[last]
+        return out
+
+    def _newest(self, dev: I64, ts: I64) -> tuple[I64, I64]:
+        """Devices of the batch and the newest device time of each."""
+        touched, inverse = np.unique(dev, return_inverse=True)
+        max_ts = np.full(len(touched), NEVER, dtype=np.int64)
+        np.maximum.at(max_ts, inverse, ts)
+        return touched.astype(np.int64), max_ts
+
+    def _array(self, field: Field) -> npt.NDArray[np.generic]:
+        kind, ri, name = field
+        if kind == "series":
+            array: npt.NDArray[np.generic] = getattr(self.series, name)
+        elif kind == "rule":
+            array = getattr(self.states[self.rule_ids[ri]], name)
+        else:
+            array = getattr(self.anomaly.live[ri].windows, name)
+        return array
+
+    def _capture(self, devices: I64) -> list[Undo]:
+        """The state of these devices (their series, rule instances, sites, anomaly windows) before the batch."""
+        if self.rewind.limit <= 0 or len(devices) == 0:
+            return []
+        undo: list[Undo] = []
+        block = self.table.block[self.table.device_class[devices]].astype(np.int64)
+        owner = np.repeat(devices, block)
+        offset = np.arange(len(owner), dtype=np.int64) - np.repeat(np.cumsum(block) - block, block)
+        index = self.table.series_base[owner] + offset
+        for name in ("last_value", "last_ts", "last_seq"):
+            undo.append(Undo(("series", -1, name), index, owner, False, getattr(self.series, name)[index]))
+        members: dict[tuple[str, ...], tuple[I64, I64]] = {}
+        for ri, rule in enumerate(self.rules.rules):
+            if rule.device_classes not in members:
+                found = self.table.population(rule.device_classes)[devices].astype(np.int64)
+                members[rule.device_classes] = (found[found >= 0], devices[found >= 0])
+            inst, owner = members[rule.device_classes]
+            if len(inst) == 0:
+                continue
+            site = self.site_scope[ri]
+            if site:
+                inst = np.unique(self.table.device_site[owner]).astype(np.int64)
+                owner = inst
+            st = self.states[rule.id]
+            names = ["active", "on"]
+            names += ["since"] if len(st.since) else []
+            names += ["mark", "total"] if st.extra else []
+            names += ["counts"] if len(st.counts) else []
+            for name in names:
+                undo.append(Undo(("rule", ri, name), inst, owner, site, getattr(st, name)[..., inst]))
+            if rule.kind == "anomaly" and (w := self.anomaly.live[ri].windows) is not None:
+                for name in ("latest", "history", "statistics", "seen"):
+                    undo.append(Undo(("anomaly", ri, name), inst, owner, False, getattr(w, name)[inst]))
+        return undo
+
+    def _sent(self, out: Transitions) -> Sent:
+        site = np.array(self.site_scope, dtype=np.bool_)[out.rule] if len(out) else np.zeros(0, dtype=np.bool_)
+        return Sent(
+            out.rule.astype(np.int64),
+            out.subject.astype(np.int64),
+            site,
+            out.device.astype(np.int64),
+            out.from_grade.astype(np.int64),
+            out.to_grade.astype(np.int64),
+            out.ts_us,
+            out.seq,
+        )
 
     def _columns(
         self,
@@ -309,6 +531,7 @@ class Engine:
     def restore(self, data: bytes) -> None:
         """Replace the state with a snapshot taken from an engine with the same devices and rules."""
         self.anomaly.restore(load(data, self._header(), self.series, self.states))
+        self.rewind.forget(self.series.frontier)  # the log is not in the snapshot: no rewinding past this point
 
     def state_nbytes(self) -> int:
         """Bytes of rule and series state (not parameters or indices)."""

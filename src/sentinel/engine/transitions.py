@@ -4,8 +4,10 @@ One transition says that rule ``rule`` moved its grade for ``subject`` from ``fr
 (0 none, 1 blue, 2 yellow, 3 orange, 4 red) at device time ``ts_us``, caused by the reading of ``device`` with
 ``value`` and ``seq``. ``subject`` is a device index for device rules and a site index for site-scope composite
 rules (``Transitions.site_scope`` tells which). Kinds by grade move: raise (from 0), escalate (up), de-escalate
-(down, not to 0), clear (to 0). ``ts_us`` is the reading's effective device time: its own time, except for a
-reading older than one its series evaluated in an earlier batch (see :mod:`sentinel.engine.engine`).
+(down, not to 0), clear (to 0). ``ts_us`` is the reading's effective device time: its own time, except for a late
+reading the engine could no longer put back in order (see :mod:`sentinel.engine.engine`). After a late reading,
+a batch may hold corrections: transitions at device times before ones already emitted, and a transition whose
+``from_grade`` is the grade last emitted rather than the one the re-evaluation passed through.
 
 Transitions from :meth:`Engine.tick` (staleness) carry ``ts_us = now_us``, ``seq = -1`` and ``value`` = the
 seconds since the device's newest reading. Within a batch the order is by (ts_us, rule, subject), ties in
