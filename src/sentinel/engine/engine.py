@@ -62,8 +62,8 @@ from sentinel.engine.evaluate import SortedBatch, group_rule, level_rule
 from sentinel.engine.kernels import Segments, order_by, shift
 from sentinel.engine.model import GROUP_KINDS, LEVEL_KINDS, RuleSet
 from sentinel.engine.params import NEVER, RuleParams, concat, resolve
-from sentinel.engine.rewind import BatchRecord, Field, RewindLog, Rewound, Sent, Undo
-from sentinel.engine.state import RuleState, SeriesState, dump, load
+from sentinel.engine.rewind import BatchRecord, Columns, Field, RewindLog, Rewound, Sent, Undo
+from sentinel.engine.state import Journal, RuleState, SeriesState, dump, load
 from sentinel.engine.transitions import Piece, Transitions, merge
 from sentinel.errors import ModelError, UnknownDevice
 
@@ -101,6 +101,13 @@ class Engine:
         self.stats: Counter[str] = Counter()
         self.anomaly = AnomalyRules(rules, Path(models_dir) if models_dir is not None else None)
         self.rewind = RewindLog(self.lateness_us, rewind_limit)
+        self._members: dict[tuple[str, ...], I64] = {}
+        # Old values of every state write, for the rewind log; one list shared by all rule states and windows.
+        self.journal: Journal | None = [] if rewind_limit > 0 else None
+        for ri, rule in enumerate(rules.rules):
+            self.states[rule.id].rule_index = ri
+            self.states[rule.id].journal = self.journal
+        self.anomaly.journal = self.journal
         self._model_loads = self.anomaly.loads
         self.add_devices(list(devices))
 
@@ -135,6 +142,7 @@ class Engine:
         n_sites_before = len(self.table.sites)
         new = self.table.add(list(specs))
         new_devices = np.arange(new.start, new.stop, dtype=np.int64)
+        self._members.clear()  # instance → device maps of the journal (rewind log) grow with the populations
         self.series.grow(self.table.n_series, len(self.table))
         self.rewind.grow(len(self.table))
         for ri, rule in enumerate(self.rules.rules):
@@ -195,17 +203,49 @@ class Engine:
         rewound = self._rewind(dev[late], ts[late]) if late.any() else None
         np.maximum.at(frontier, dev[keep], ts[keep])
         rows = np.flatnonzero(keep)
-        dev, met, ts, val, sq = dev[rows], met[rows], ts[rows], val[rows], sq[rows]
-        if rewound is not None:
-            r_dev, r_met, r_ts, r_val, r_sq = rewound.replay
-            dev, met, ts = np.concatenate((dev, r_dev)), np.concatenate((met, r_met)), np.concatenate((ts, r_ts))
-            val, sq = np.concatenate((val, r_val)), np.concatenate((sq, r_sq))
+        batch = (dev[rows], met[rows], ts[rows], val[rows], sq[rows])
+        if rewound is None:
+            pieces, _, record = self._pass(batch)
+            out = merge(pieces, self.rule_ids, self.site_scope, self.device_ids, self.table.sites, self.alert_kinds)
+            record.sent = self._sent(out)
+            self.rewind.push(record, frontier)
+            return out
+        # Two passes, so that the log's records stay short: first the replayed readings from before the earliest
+        # late one (already in order: they re-derive what was sent), then the rest with the batch.
+        early = rewound.replay[2] < rewound.split
+        last: dict[tuple[int, int], int] = {}
+        records, kept = [], []
+        b_early: SortedBatch | None = None
+        if early.any():
+            pieces, b_early, record = self._pass(tuple(c[early] for c in rewound.replay))  # type: ignore[arg-type]
+            first = self._drop_sent(pieces, rewound, last)
+            records.append((record, first))
+            kept += first
+        rest = tuple(np.concatenate((c, r[~early])) for c, r in zip(batch, rewound.replay, strict=True))
+        pieces, b_late, record = self._pass(rest)  # type: ignore[arg-type]
+        second = self._drop_sent(pieces, rewound, last) + self._fixups(rewound, last, b_late, b_early)
+        records.append((record, second))
+        kept += second
+        for i, (record, mine) in enumerate(records):
+            sent = self._sent(merge(mine, self.rule_ids, self.site_scope, self.device_ids, self.table.sites))
+            # Keys sent before stay with the record covering their device time, for the next rewind to find.
+            if len(records) == 1:
+                before = rewound.sent
+            else:
+                before = {k for k in rewound.sent if (k[5] < rewound.split) == (i == 0)}
+            record.sent = sent.concat(Sent.of_keys(before, self.site_scope)) if before else sent
+            self.rewind.push(record, frontier)
+        return merge(kept, self.rule_ids, self.site_scope, self.device_ids, self.table.sites, self.alert_kinds)
+
+    def _pass(self, cols: Columns) -> tuple[list[Piece], SortedBatch, BatchRecord]:
+        """Evaluate readings in order (one vectorised pass over every rule); the record of the pass for the log
+        (its ``sent`` is filled in by the caller)."""
+        dev, met, ts, val, sq = cols
         since = int(ts.min()) if len(ts) else 0
         order = order_by([met, dev, ts - since], sq)
         dev, met, ts, val, sq = dev[order], met[order], ts[order], val[order], sq[order]
         sid = self.table.series_of(dev, met)
         touched, max_ts = self._newest(dev, ts)
-        undo = self._capture(touched)
         b = self._sorted(dev, met, ts, val, sq, sid)
         pieces: list[Piece] = []
         for ri, rule in enumerate(self.rules.rules):
@@ -224,25 +264,30 @@ class Engine:
             if piece is not None:
                 pieces.append(piece)
         tails, tail_sid = b.segments.tails, sid[b.segments.tails]
+        undo: list[Undo] = []
+        if self.journal is not None:
+            undo = self._undo_of(self.journal)
+            self.journal.clear()
+            owner = b.device[tails]
+            for name in ("last_value", "last_ts", "last_seq"):
+                old = getattr(self.series, name)[tail_sid]
+                undo.append(Undo(("series", -1, name), -1, tail_sid, owner, False, old))
         self.series.last_value[tail_sid] = b.value[tails]
         self.series.last_ts[tail_sid] = b.te[tails]
         self.series.last_seq[tail_sid] = b.seq[tails]
-        if rewound is not None:
-            pieces = self._corrections(pieces, rewound, b)
-        out = merge(pieces, self.rule_ids, self.site_scope, self.device_ids, self.table.sites, self.alert_kinds)
-        sent = self._sent(out)
-        if rewound is not None and rewound.sent:  # what was sent before stays sent, for the next rewind
-            sent = sent.concat(Sent.of_keys(rewound.sent, self.site_scope))
-        record = BatchRecord(touched, max_ts, dev, met, ts, val, sq, undo, sent)
-        self.rewind.push(record, frontier)
-        return out
+        return pieces, b, BatchRecord(touched, max_ts, dev, met, ts, val, sq, undo, Sent.empty())
 
     # -- late readings: rewind and re-evaluate in order (see :mod:`.rewind`) ----------------------------------
     def _refresh_models(self) -> None:
         self.anomaly.refresh()
         if self.anomaly.loads != self._model_loads:  # fresh windows: older batches cannot be undone onto them
             self._model_loads = self.anomaly.loads
-            self.rewind.forget(self.series.frontier)
+            self._forget()
+
+    def _forget(self) -> None:
+        self.rewind.forget(self.series.frontier)
+        if self.journal is not None:
+            self.journal.clear()
 
     def _rewind(self, late_dev: I64, late_ts: I64) -> Rewound | None:
         """Restore the late readings' devices to before the oldest logged batch they precede; return what to
@@ -260,17 +305,19 @@ class Engine:
             devices |= sites[self.table.device_site]
         grades = self._grades(devices, sites)
         sent = self.rewind.sent_keys(start, devices, sites)
+        # Writes since the last batch (ticks) are the newest: undone first, and the rewound devices' entries leave
+        # the journal (their state now starts from before the log's batch, which this batch's record takes over).
+        assert self.journal is not None  # a log with records implies journalling
+        pending = self._undo_of(self.journal)
+        self._apply([u.keep(u.mine(devices, sites)) for u in reversed(pending)])
+        rest = [u.keep(~u.mine(devices, sites)) for u in pending]
+        self.journal[:] = [(u.field, u.row, u.index, u.saved) for u in rest]
         undos, replay = self.rewind.rewind(start, devices, sites)
-        for u in undos:
-            array = self._array(u.field)
-            if u.field[0] == "anomaly":
-                array[u.index] = u.saved
-            else:
-                array[..., u.index] = u.saved
+        self._apply(undos)
         self.stats["rewinds"] += 1
         self.stats["late"] += len(late_dev)
         self.stats["replayed"] += len(replay[0])
-        return Rewound(devices, sites, grades, sent, replay)
+        return Rewound(devices, sites, grades, sent, replay, int(late_ts.min()))
 
     def _grades(self, devices: B, sites: B) -> list[tuple[I64, I64, npt.NDArray[np.int8]]]:
         """Per rule: (subjects, instances, active grade) of the rewound devices or sites, before the rewind."""
@@ -286,11 +333,10 @@ class Engine:
             out.append((subject, inst, self.states[rule.id].active[inst].copy()))
         return out
 
-    def _corrections(self, pieces: list[Piece], rw: Rewound, b: SortedBatch) -> list[Piece]:
-        """Drop re-evaluated transitions that were already sent; add one transition per rule and subject whose
-        last sent grade is not the grade now in effect."""
+    def _drop_sent(self, pieces: list[Piece], rw: Rewound, last: dict[tuple[int, int], int]) -> list[Piece]:
+        """Leave out re-evaluated transitions of the rewound subjects that were already sent; note in ``last``
+        the grade of the last one sent per (rule, subject)."""
         kept: list[Piece] = []
-        last: dict[tuple[int, int], int] = {}  # (rule, subject) → grade of the last transition sent now
         for piece in pieces:
             site = self.site_scope[piece.rule]
             mine = rw.sites[piece.subject] if site else rw.devices[piece.subject]
@@ -310,8 +356,15 @@ class Engine:
                 else:  # rows of a subject come in evaluation (device time) order: the last one is the newest
                     last[(piece.rule, key[1])] = int(piece.to_grade[i])
             kept.append(Piece(piece.rule, *(getattr(piece, n)[rows] for n in PIECE_COLUMNS)))
-        newest_device = self._newest_by(b.device.copy(), b, len(self.table))
-        newest_site: I64 | None = None
+        return kept
+
+    def _fixups(
+        self, rw: Rewound, last: dict[tuple[int, int], int], b: SortedBatch, b_early: SortedBatch | None
+    ) -> list[Piece]:
+        """One transition per rewound rule and subject whose last sent grade is not the grade now in effect, at
+        the subject's newest reading of the last pass (of the first pass when it has none there)."""
+        out: list[Piece] = []
+        newest: dict[bool, list[tuple[SortedBatch, I64]]] = {}
         for ri, (subject, inst, before) in enumerate(rw.grades):
             now = self.states[self.rule_ids[ri]].active[inst]
             sent_grade = before.copy()
@@ -321,28 +374,26 @@ class Engine:
             moved = np.flatnonzero(sent_grade != now)
             if len(moved) == 0:
                 continue
-            if self.site_scope[ri]:
-                if newest_site is None:
-                    site_of = self.table.device_site[b.device].astype(np.int64)
-                    newest_site = self._newest_by(site_of, b, len(self.table.sites))
-                pos = newest_site[subject[moved]]
-            else:
-                pos = newest_device[subject[moved]]
-            ok = pos >= 0
-            moved, pos = moved[ok], pos[ok]
-            kept.append(
-                Piece(
-                    ri,
-                    subject[moved],
-                    b.device[pos],
-                    sent_grade[moved],
-                    now[moved].copy(),
-                    b.te[pos],
-                    b.value[pos],
-                    b.seq[pos],
-                )
-            )
-        return kept
+            site = self.site_scope[ri]
+            if site not in newest:
+                n = len(self.table.sites) if site else len(self.table)
+                newest[site] = [
+                    (batch, self._newest_by(self._group_of(batch, site), batch, n))
+                    for batch in (b, b_early)
+                    if batch is not None
+                ]
+            for batch, where in newest[site]:  # the last pass first
+                pos = where[subject[moved]]
+                here = pos >= 0
+                if here.any():
+                    m, p = moved[here], pos[here]
+                    reading = (batch.te[p], batch.value[p], batch.seq[p])
+                    out.append(Piece(ri, subject[m], batch.device[p], sent_grade[m], now[m].copy(), *reading))
+                moved = moved[~here]
+        return out
+
+    def _group_of(self, b: SortedBatch, site: bool) -> I64:
+        return self.table.device_site[b.device].astype(np.int64) if site else b.device.copy()
 
     @staticmethod
     def _newest_by(group: I64, b: SortedBatch, n: int) -> I64:
@@ -374,40 +425,28 @@ class Engine:
             array = getattr(self.anomaly.live[ri].windows, name)
         return array
 
-    def _capture(self, devices: I64) -> list[Undo]:
-        """The state of these devices (their series, rule instances, sites, anomaly windows) before the batch."""
-        if self.rewind.limit <= 0 or len(devices) == 0:
-            return []
-        undo: list[Undo] = []
-        block = self.table.block[self.table.device_class[devices]].astype(np.int64)
-        owner = np.repeat(devices, block)
-        offset = np.arange(len(owner), dtype=np.int64) - np.repeat(np.cumsum(block) - block, block)
-        index = self.table.series_base[owner] + offset
-        for name in ("last_value", "last_ts", "last_seq"):
-            undo.append(Undo(("series", -1, name), index, owner, False, getattr(self.series, name)[index]))
-        members: dict[tuple[str, ...], tuple[I64, I64]] = {}
-        for ri, rule in enumerate(self.rules.rules):
-            if rule.device_classes not in members:
-                found = self.table.population(rule.device_classes)[devices].astype(np.int64)
-                members[rule.device_classes] = (found[found >= 0], devices[found >= 0])
-            inst, owner = members[rule.device_classes]
-            if len(inst) == 0:
-                continue
-            site = self.site_scope[ri]
-            if site:
-                inst = np.unique(self.table.device_site[owner]).astype(np.int64)
-                owner = inst
-            st = self.states[rule.id]
-            names = ["active", "on"]
-            names += ["since"] if len(st.since) else []
-            names += ["mark", "total"] if st.extra else []
-            names += ["counts"] if len(st.counts) else []
-            for name in names:
-                undo.append(Undo(("rule", ri, name), inst, owner, site, getattr(st, name)[..., inst]))
-            if rule.kind == "anomaly" and (w := self.anomaly.live[ri].windows) is not None:
-                for name in ("latest", "history", "statistics", "seen"):
-                    undo.append(Undo(("anomaly", ri, name), inst, owner, False, getattr(w, name)[inst]))
-        return undo
+    def _undo_of(self, journal: Journal) -> list[Undo]:
+        """Journal entries (old values in write order) with the device or site that owns each index."""
+        out = []
+        for (kind, ri, name), row, index, old in journal:
+            if kind == "rule" and self.site_scope[ri]:
+                owner, site = index, True
+            else:
+                classes = self.rules.rules[ri].device_classes
+                if classes not in self._members:
+                    self._members[classes] = self.table.members(classes)
+                owner, site = self._members[classes][index], False
+            out.append(Undo((kind, ri, name), row, index, owner, site, old))
+        return out
+
+    def _apply(self, undos: list[Undo]) -> None:
+        """Put old values back, in the order given (newest write first)."""
+        for u in undos:
+            array = self._array(u.field)
+            if u.row >= 0:
+                array[u.row, u.index] = u.saved
+            else:
+                array[u.index] = u.saved
 
     def _sent(self, out: Transitions) -> Sent:
         site = np.array(self.site_scope, dtype=np.bool_)[out.rule] if len(out) else np.zeros(0, dtype=np.bool_)
@@ -482,8 +521,8 @@ class Engine:
         pos = pos[first]
         inst = inst[pos]
         before = st.active[inst].copy()
-        st.active[inst] = 0
-        st.on[inst] = 0
+        st.put("active", inst, 0)
+        st.put("on", inst, 0)
         zero = np.zeros(len(pos), dtype=np.int8)
         return Piece(ri, b.device[pos], b.device[pos], before, zero, b.te[pos], b.value[pos], b.seq[pos])
 
@@ -504,7 +543,7 @@ class Engine:
                 grade[seen & (age >= p.at[k])] = level.grade
             moved = np.flatnonzero(grade > st.active)
             before = st.active[moved].copy()
-            st.active[moved] = grade[moved]
+            st.put("active", moved, grade[moved])
             d = devices[moved]
             pieces.append(
                 Piece(
@@ -531,7 +570,7 @@ class Engine:
     def restore(self, data: bytes) -> None:
         """Replace the state with a snapshot taken from an engine with the same devices and rules."""
         self.anomaly.restore(load(data, self._header(), self.series, self.states))
-        self.rewind.forget(self.series.frontier)  # the log is not in the snapshot: no rewinding past this point
+        self._forget()  # the log is not in the snapshot: no rewinding past this point
 
     def state_nbytes(self) -> int:
         """Bytes of rule and series state (not parameters or indices)."""

@@ -89,7 +89,7 @@ def _signal(rule: Rule, p: RuleParams, st: RuleState, inst: I64, b: SortedBatch,
         changed = np.isnan(pv) | (np.abs(v - pv) > rule.eps)
         at = last_true(changed, sg.first)
         change_ts = np.where(at >= 0, te[np.maximum(at, 0)], st.mark[inst[sg.heads]][sg.seg])
-        st.mark[inst[sg.tails]] = change_ts[sg.tails]
+        st.put("mark", inst[sg.tails], change_ts[sg.tails])
         return (te - change_ts) / 1e6
     if rule.kind == "count":
         amount = np.trunc(np.clip(v, 0.0, 2.0**31)).astype(np.int64)
@@ -101,8 +101,8 @@ def _signal(rule: Rule, p: RuleParams, st: RuleState, inst: I64, b: SortedBatch,
         amount = amount + carried
         total = segment_cumsum(amount, first_index(new_window))
         tails = inst[sg.tails]
-        st.mark[tails] = window[sg.tails]
-        st.total[tails] = total[sg.tails]
+        st.put("mark", tails, window[sg.tails])
+        st.put("total", tails, total[sg.tails])
         return total.astype(np.float64)
     raise ValueError(f"rule kind {rule.kind!r} has no per-reading signal")
 
@@ -161,13 +161,13 @@ def emit(
         if level.for_s is not None:
             row = st.hold_rows[k]
             cond, since = sustained(cond, te, sg, st.since[row][starts], hold_us(k, inst))
-            st.since[row][tails] = since[sg.tails]
+            st.put("since", tails, since[sg.tails], row)
         on = latch(cond, reset, ((on_before >> k) & 1).astype(np.bool_), first)
         grade[on] = level.grade
         bits |= on.astype(np.uint8) << np.uint8(k)
-    st.on[tails] = bits[sg.tails]
+    st.put("on", tails, bits[sg.tails])
     idx, before = changes(grade, sg.heads, st.active[starts])
-    st.active[tails] = grade[sg.tails]
+    st.put("active", tails, grade[sg.tails])
     p = pos[idx]
     return Piece(ri, subject[idx], b.device[p], before[idx], grade[idx], b.te[p], b.value[p], b.seq[p])
 
@@ -252,7 +252,7 @@ def group_rule(
         delta = np.zeros(len(pos), dtype=np.int64)
         delta[mine] = now.astype(np.int64) - before
         count = st.counts[t][heads][sg.seg] + segment_cumsum(delta, sg.first)
-        st.counts[t][tails] = count[sg.tails]
+        st.put("counts", tails, count[sg.tails], t)
         holds &= count > 0
 
     def half(k: int, _: I64) -> float:

@@ -55,8 +55,8 @@ class Record:
     sent: set[tuple[int, ...]]
 
 
-#: devices, sites, (per rule: subjects, grades before), keys sent, rows to replay
-Rewind = tuple[set[int], set[int], list[tuple[list[int], list[int]]], set[tuple[int, ...]], list[Row]]
+#: devices, sites, (per rule: subjects, grades before), keys sent, rows to replay, time of the earliest late row
+Rewind = tuple[set[int], set[int], list[tuple[list[int], list[int]]], set[tuple[int, ...]], list[Row], int]
 
 
 class ReferenceEngine:
@@ -74,6 +74,7 @@ class ReferenceEngine:
         self.rules = rules
         self.rewind_limit = rewind_limit
         self.records: deque[Record] = deque()
+        self.pending: dict[tuple[str, int, int], object] = {}  # state before the ticks since the last batch
         self.held = 0
         self.floor: dict[int, int] = {}
         self.overrides = dict(site_overrides or {})
@@ -141,10 +142,38 @@ class ReferenceEngine:
         rewound = self._rewind(late) if late else None
         for d, _, t, *_ in rows:
             self.frontier[d] = max(self.frontier.get(d, t), t)
-        if rewound is not None:
-            rows += rewound[4]
-        rows.sort(key=lambda r: (r[1], r[0], r[2], r[4]))
-        undo = self._capture({r[0] for r in rows})
+        if rewound is None:
+            out, _, record = self._pass(rows)
+            record.sent = {self._key(ri, subject, t) for ri, subject, t in out}
+            self._log(record)
+            return [x[2] for x in out]
+        _, _, _, sent_before, replay, split = rewound
+        last: dict[tuple[int, int], int] = {}
+        early = [r for r in replay if r[2] < split]
+        passes: list[tuple[Record, list[tuple[int, int, Transition]]]] = []
+        early_readings: list[Reading] = []
+        if early:
+            out, early_readings, record = self._pass(early)
+            passes.append((record, self._drop_sent(out, rewound, last)))
+        out, readings, record = self._pass(rows + [r for r in replay if r[2] >= split])
+        second = self._drop_sent(out, rewound, last) + self._fixups(rewound, last, readings, early_readings)
+        passes.append((record, second))
+        emitted: list[tuple[int, int, Transition]] = []
+        for i, (record, mine) in enumerate(passes):
+            record.sent = {self._key(ri, subject, t) for ri, subject, t in mine}
+            if len(passes) == 1:
+                record.sent |= sent_before
+            else:
+                record.sent |= {k for k in sent_before if (k[5] < split) == (i == 0)}
+            self._log(record)
+            emitted += mine
+        emitted.sort(key=lambda x: (x[2].ts_us, x[0], x[1]))
+        return [x[2] for x in emitted]
+
+    def _pass(self, rows: list[Row]) -> tuple[list[tuple[int, int, Transition]], list[Reading], Record]:
+        rows = sorted(rows, key=lambda r: (r[1], r[0], r[2], r[4]))
+        undo = self._capture({r[0] for r in rows}) | self.pending  # before the ticks is before the batch
+        self.pending = {}
         readings = []
         for i, (d, m, t, v, s) in enumerate(rows):
             sid = int(self.table.series_base[d]) + int(self.table.slot[self.table.device_class[d], m])
@@ -162,24 +191,22 @@ class ReferenceEngine:
                 out += self._anomaly(ri, rule, readings)
             else:
                 out += self._level_rule(ri, rule, readings)
-        if rewound is not None:
-            out = self._corrections(out, rewound, readings)
         out.sort(key=lambda x: (x[2].ts_us, x[0], x[1]))
-        sent = {self._key(ri, subject, t) for ri, subject, t in out}
-        if rewound is not None:
-            sent |= rewound[3]
         newest: dict[int, int] = {}
         for d, _, t, *_ in rows:
             newest[d] = max(newest.get(d, t), t)
-        self.records.append(Record(newest, rows, undo, sent))
-        self.held += len(rows)
+        return out, readings, Record(newest, rows, undo, set())
+
+    def _log(self, record: Record) -> None:
+        self.records.append(record)
+        self.held += len(record.rows)
         self._trim()
-        return [x[2] for x in out]
 
     # -- late readings: the rewind log, written from the rules in :mod:`sentinel.engine.rewind` ---------------
     def forget(self) -> None:
         """What :meth:`Engine.restore` does to the log: nothing before now can be rewound."""
         self.records.clear()
+        self.pending = {}
         self.held = 0
         for d, t in self.frontier.items():
             self.floor[d] = max(self.floor.get(d, t), t)
@@ -305,6 +332,10 @@ class ReferenceEngine:
         def owned(entry: tuple[str, int, int]) -> bool:
             return entry[2] in (sites if entry[0] == "site" else devices)
 
+        for entry, saved in self.pending.items():  # ticks since the last batch are the newest changes
+            if owned(entry):
+                self._restore(entry, saved)
+        self.pending = {e: v for e, v in self.pending.items() if not owned(e)}
         for rec in reversed(list(self.records)[start:]):
             for entry, saved in rec.undo.items():
                 if owned(entry):
@@ -318,13 +349,13 @@ class ReferenceEngine:
             rec.newest = {d: t for d, t in rec.newest.items() if d not in devices}
             rec.undo = {e: v for e, v in rec.undo.items() if not owned(e)}
             rec.sent = {k for k in rec.sent if not self._owned(k, devices, sites)}
-        return devices, sites, grades, sent, replay
+        return devices, sites, grades, sent, replay, min(late_min.values())
 
-    def _corrections(
-        self, out: list[tuple[int, int, Transition]], rw: Rewind, readings: list[Reading]
+    def _drop_sent(
+        self, out: list[tuple[int, int, Transition]], rw: Rewind, last: dict[tuple[int, int], int]
     ) -> list[tuple[int, int, Transition]]:
-        devices, sites, grades, sent, _ = rw
-        kept, last = [], {}
+        devices, sites, _, sent, _, _ = rw
+        kept = []
         for ri, subject, t in out:
             key = self._key(ri, subject, t)
             if self._owned(key, devices, sites):
@@ -332,20 +363,28 @@ class ReferenceEngine:
                     continue
                 last[(ri, subject)] = GRADE_NAMES.index(t.to_grade)
             kept.append((ri, subject, t))
-        for ri, (subjects, before) in enumerate(grades):
+        return kept
+
+    def _fixups(
+        self, rw: Rewind, last: dict[tuple[int, int], int], readings: list[Reading], early: list[Reading]
+    ) -> list[tuple[int, int, Transition]]:
+        out = []
+        for ri, (subjects, before) in enumerate(rw[2]):
             for s, grade in zip(subjects, before, strict=True):
                 slot = s if self._site_rule(ri) else self.inst[ri][s]
                 sent_grade, now = last.get((ri, s), grade), self.active[ri][slot]
                 if sent_grade == now:
                     continue
-                if self._site_rule(ri):
-                    mine = [r for r in readings if int(self.table.device_site[r.device]) == s]
-                else:
-                    mine = [r for r in readings if r.device == s]
-                if mine:
-                    r = max(mine, key=lambda r: (r.te, r.seq, r.metric, r.device))
-                    kept.append(self._emit(ri, s, r, sent_grade, now))
-        return kept
+                for source in (readings, early):  # the last pass first
+                    if self._site_rule(ri):
+                        mine = [r for r in source if int(self.table.device_site[r.device]) == s]
+                    else:
+                        mine = [r for r in source if r.device == s]
+                    if mine:
+                        r = max(mine, key=lambda r: (r.te, r.seq, r.metric, r.device))
+                        out.append(self._emit(ri, s, r, sent_grade, now))
+                        break
+        return out
 
     def _trim(self) -> None:
         while self.records:
@@ -551,6 +590,7 @@ class ReferenceEngine:
                         grade = level.grade
                 before = self.active[ri][inst]
                 if grade > before:
+                    self.pending.setdefault(("rule", ri, d), self._state_of(ri, inst))
                     self.active[ri][inst] = grade
                     name = self.table.specs[d].id
                     out.append(

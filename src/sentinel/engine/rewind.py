@@ -48,18 +48,21 @@ Field = tuple[str, int, str]
 
 @dataclass
 class Undo:
-    """Values of one state array at ``index`` before a batch; ``owner`` is the device (or site) of each."""
+    """Values one write replaced: ``array[(row,) index]`` held ``saved`` before it; ``owner`` is the device (or,
+    for site-scope rule state, the site) of each index."""
 
     field: Field
+    row: int  # row of a 2-D rule array (since, counts), -1 otherwise
     index: I64
     owner: I64
     site: bool
-    saved: npt.NDArray[np.generic]  # gathered along the instance axis (last for series/rules, first for anomaly)
+    saved: npt.NDArray[np.generic]  # one value (or, for anomaly windows, one block) per index
 
     def keep(self, rows: B) -> Undo:
-        axis_first = self.field[0] == "anomaly"
-        saved = self.saved[rows] if axis_first else self.saved[..., rows]
-        return Undo(self.field, self.index[rows], self.owner[rows], self.site, saved)
+        return Undo(self.field, self.row, self.index[rows], self.owner[rows], self.site, self.saved[rows])
+
+    def mine(self, devices: B, sites: B) -> B:
+        return sites[self.owner] if self.site else devices[self.owner]
 
 
 @dataclass
@@ -74,6 +77,11 @@ class Sent:
     to_grade: I64
     ts: I64
     seq: I64
+
+    @classmethod
+    def empty(cls) -> Sent:
+        i64 = np.zeros(0, dtype=np.int64)
+        return cls(i64, i64, np.zeros(0, dtype=np.bool_), i64, i64, i64, i64, i64)
 
     def mine(self, devices: B, sites: B) -> B:
         """Rows whose subject is one of these devices, or (site-scope rules) one of these sites."""
@@ -123,7 +131,7 @@ class BatchRecord:
             self.val[rows],
             self.seq[rows],
         )
-        self.undo = [u.keep(~(sites[u.owner] if u.site else devices[u.owner])) for u in self.undo]
+        self.undo = [u.keep(~u.mine(devices, sites)) for u in self.undo]
         self.sent = self.sent.select(~self.sent.mine(devices, sites))
 
 
@@ -137,6 +145,7 @@ class Rewound:
     grades: list[tuple[I64, I64, npt.NDArray[np.int8]]]
     sent: set[tuple[int, ...]]
     replay: Columns
+    split: int  # the earliest late reading's device time: replayed readings before it go in a first pass
 
 
 class RewindLog:
@@ -173,8 +182,8 @@ class RewindLog:
         parts: list[tuple[I64, I64, I64, F64, I64]] = []
         for i in range(len(self.records) - 1, start - 1, -1):
             rec = self.records[i]
-            for u in reversed(rec.undo):
-                rows = sites[u.owner] if u.site else devices[u.owner]
+            for u in reversed(rec.undo):  # newest write first: the oldest old value is applied last
+                rows = u.mine(devices, sites)
                 if rows.any():
                     undos.append(u.keep(rows))
             take = devices[rec.dev]

@@ -24,6 +24,10 @@ from sentinel.engine.model import Rule
 from sentinel.engine.params import NEVER
 from sentinel.errors import ConfigError
 
+#: Old values of state written during a batch, in write order, for :mod:`sentinel.engine.rewind`:
+#: (("rule" | "anomaly", rule index, array name), row of a 2-D rule array or -1, indices, values before).
+Journal = list[tuple[tuple[str, int, str], int, npt.NDArray[np.int64], npt.NDArray[Any]]]
+
 
 @dataclass
 class RuleState:
@@ -75,6 +79,17 @@ class RuleState:
         return sum(a.nbytes for a in used) + (self.mark.nbytes + self.total.nbytes if self.extra else 0)
 
     extra: bool = False  # whether mark/total are used by the rule's kind (for byte accounting)
+    rule_index: int = -1
+    journal: Journal | None = None  # set by the engine while it keeps a rewind log
+
+    def put(self, name: str, index: npt.NDArray[np.int64], values: Any, row: int = -1) -> None:
+        """``self.<name>[(row,) index] = values``, journalling the old values first (every evaluation write
+        goes through here, so a batch can be undone per device)."""
+        array = getattr(self, name)
+        target = array if row < 0 else array[row]
+        if self.journal is not None:
+            self.journal.append((("rule", self.rule_index, name), row, index, target[index]))
+        target[index] = values
 
 
 @dataclass

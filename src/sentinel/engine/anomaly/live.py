@@ -39,6 +39,7 @@ starts that rule's windows afresh.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -54,7 +55,7 @@ from sentinel.engine.evaluate import SortedBatch, emit
 from sentinel.engine.kernels import Segments, last_true
 from sentinel.engine.model import Rule, RuleSet
 from sentinel.engine.params import RuleParams
-from sentinel.engine.state import RuleState
+from sentinel.engine.state import Journal, RuleState
 from sentinel.engine.transitions import Piece
 from sentinel.errors import ModelError
 
@@ -138,6 +139,7 @@ class AnomalyRules:
         }
         self.errors: dict[str, ModelError] = {}
         self.loads = 0
+        self.journal: Journal | None = None  # set by the engine while it keeps a rewind log
         self.refresh()
 
     def grow(self, ri: int, n: int) -> None:
@@ -231,8 +233,8 @@ class AnomalyRules:
         start = np.ones(len(pos), dtype=np.bool_)
         start[1:] = inst[1:] != inst[:-1]
         sg = Segments.of(start)
-        rows = self._feature_rows(metrics, windows, b, pos, inst, sg)
-        signal = self._score(model, windows, rows, inst)
+        rows = self._feature_rows(metrics, windows, b, pos, inst, sg, self._journal(ri))
+        signal = self._score(model, windows, rows, inst, self._journal(ri))
         scored = b.value.copy()
         scored[pos] = signal  # transitions of an anomaly rule report the score, not the reading's value
         return emit(
@@ -240,12 +242,30 @@ class AnomalyRules:
             p.per("at"), p.per("clear"), p.per("hold_us"),
         )  # fmt: skip
 
+    def _journal(self, ri: int) -> Callable[[str, I64, F64 | I64], None]:
+        """Records the old values of a window array before a write (for the engine's rewind log)."""
+
+        def note(name: str, index: I64, old: F64 | I64) -> None:
+            if self.journal is not None:
+                self.journal.append((("anomaly", ri, name), -1, index, old))
+
+        return note
+
     @staticmethod
-    def _feature_rows(metrics: list[int], windows: Windows, b: SortedBatch, pos: I64, inst: I64, sg: Segments) -> F64:
+    def _feature_rows(
+        metrics: list[int],
+        windows: Windows,
+        b: SortedBatch,
+        pos: I64,
+        inst: I64,
+        sg: Segments,
+        note: Callable[[str, I64, F64 | I64], None],
+    ) -> F64:
         """Each reading's row: the device's latest value of every feature metric (carried forward)."""
         rows = np.empty((len(pos), len(metrics)))
         metric, value = b.metric[pos], b.value[pos]
         heads, tails = inst[sg.heads], inst[sg.tails]
+        note("latest", tails, windows.latest[tails])
         for j, m in enumerate(metrics):  # a loop over the model's few features, not over readings
             at = last_true(metric == m, sg.first)
             rows[:, j] = np.where(at >= 0, value[np.maximum(at, 0)], windows.latest[heads, j][sg.seg])
@@ -253,7 +273,9 @@ class AnomalyRules:
         return rows
 
     @staticmethod
-    def _score(model: AnomalyModel, windows: Windows, rows: F64, inst: I64) -> F64:
+    def _score(
+        model: AnomalyModel, windows: Windows, rows: F64, inst: I64, note: Callable[[str, I64, F64 | I64], None]
+    ) -> F64:
         """Normalised score per row (NaN until every feature is known and the device's windows are warm)."""
         signal = np.full(len(rows), np.nan)
         complete = np.flatnonzero(np.isfinite(rows).all(axis=1))
@@ -270,13 +292,16 @@ class AnomalyRules:
         elif isinstance(detector, RobustZDetector):
             batch = grouped_windows(windows.history[heads], rows, sg.seg)
             raw = detector.window_statistic(batch)
+            note("history", tails, windows.history[tails])
             windows.history[tails] = carried_tails(windows.history[heads], batch, sg.tails)
         else:
             raise ModelError(f"{detector.kind} detector looks back {detector.history_rows} rows: not supported live")
         smoothing = grouped_windows(windows.statistics[heads], raw, sg.seg)
         smoothed = np.nanmean(smoothing, axis=1)
+        note("statistics", tails, windows.statistics[tails])
         windows.statistics[tails] = carried_tails(windows.statistics[heads], smoothing, sg.tails)
         count = windows.seen[heads][sg.seg] + np.arange(len(rows)) - sg.heads[sg.seg]
+        note("seen", tails, windows.seen[tails])
         windows.seen[tails] += sg.tails - sg.heads + 1
         signal[complete] = np.where(count >= model.warmup_rows, smoothed / model.limit, np.nan)
         return signal
