@@ -5,20 +5,26 @@ alarm must not wait for the bound to pass. So the engine evaluates every batch a
 for the batches whose readings a late reading could still precede, what it needs to undo them per device:
 
 * the readings it evaluated (device, metric, device time, value, seq),
-* the state slices of the devices it touched as they were *before* the batch (series, every rule instance of the
-  device, the site instance of site-scope rules, anomaly windows),
+* the old values of every state write it made (series, rule instances, sites of site-scope rules, anomaly
+  windows): a journal kept by :meth:`RuleState.put <sentinel.engine.state.RuleState.put>` and the window
+  writes, so its cost follows what a batch changes, not how many devices it touched; the writes of the ticks
+  since the previous batch join it,
 * the transitions it emitted.
 
 When a batch holds a reading older than one its device already evaluated in an earlier batch (``ts <`` the device's
 frontier), the engine finds the oldest logged batch holding a reading of that device newer than the late one,
 restores the device's state (and, when site-scope rules exist, that of every device of its site) to what it was
-before that batch, and evaluates the device's logged readings since then together with the new batch, in device
-time order. Those devices' entries move out of the older records into the new one.
+before that batch (undoing the journals newest first), and evaluates the device's logged readings since then
+together with the new batch, in device-time order. It does so in two passes, each logged as a record of its own:
+first the replayed readings older than the earliest late reading (already in order, they re-derive what was
+sent), then the rest with the batch; so a device whose readings are late in every batch replays about one batch,
+not everything since the bound. The rewound devices' entries leave the older records.
 
 What is emitted (see :mod:`sentinel.engine.engine` for the contract): the re-evaluated transitions that were not
 emitted before, and, where the grade now in effect differs from the last grade emitted for that rule and subject,
-one transition from the emitted grade to the re-evaluated one at the subject's newest reading. Transitions already
-sent are never withdrawn; the lifecycle deduplicates an identical transition by its key.
+one transition from the emitted grade to the re-evaluated one at the subject's newest reading of the last pass (of
+the first pass when it has none there). Transitions already sent are never withdrawn; the lifecycle deduplicates an
+identical transition by its key.
 
 Bounds: a record is dropped once every device in it has moved on past the lateness bound (its newest reading there
 is older than frontier − lateness). ``limit`` caps the readings held; a record dropped for room raises the
