@@ -6,9 +6,10 @@ For each size it builds devices of every class in equal shares until there are t
 random readings (every series equally likely, device time advancing, by default 1 % of values past an alarm
 level, ``--fault-rate``, so rules do move) in micro-batches. The vectorised engine sees ``--readings`` readings;
 the per-reading reference evaluator sees ``--reference-readings`` of the same stream (fewer, it is much slower),
-and the table gives both rates and their ratio. State bytes per series is the engine's rule + series state (not
-parameters or indices) divided by the number of series. One process, one thread (numpy does not multithread
-these operations).
+and the table gives both rates and their ratio, beside the engine without its rewind log and the
+engine on the same stream with ``--late-rate`` of each batch's readings delivered a batch late. State bytes per
+series is the engine's rule + series state (not parameters or indices) divided by the number of series. One
+process, one thread (numpy does not multithread these operations).
 
 Anomaly scoring, in the same run (``--anomaly-series``, default 100k series, same kind of stream): the shipped
 packs with the dust collector's anomaly rule scored by a model of each detector kind (PCA, isolation forest,
@@ -87,6 +88,7 @@ NORMAL = {  # typical value, and a value past an alarm level
 }
 T0 = 1_700_000_000_000_000
 FAULT_RATE = [0.01]  # share of readings past an alarm level (set by --fault-rate)
+LATE_RATE = [0.01]  # share of readings delivered one batch late (set by --late-rate)
 Batch = tuple[
     npt.NDArray[np.int32], npt.NDArray[np.int16], npt.NDArray[np.int64], npt.NDArray[np.float64], npt.NDArray[np.int64]
 ]
@@ -118,8 +120,21 @@ def stream(engine: Engine, n: int, rng: np.random.Generator, start_us: int, span
     return device, metric, ts.astype(np.int64), value, np.arange(n, dtype=np.int64)
 
 
-def head(cols: Batch, n: int) -> Batch:
+def head(cols: Batch, n: int, rows: npt.NDArray[np.bool_] | None = None) -> Batch:
+    """The first ``n`` readings (of those in ``rows`` when given)."""
+    if rows is not None:
+        return cols[0][rows][:n], cols[1][rows][:n], cols[2][rows][:n], cols[3][rows][:n], cols[4][rows][:n]
     return cols[0][:n], cols[1][:n], cols[2][:n], cols[3][:n], cols[4][:n]
+
+
+def join(a: Batch, b: Batch) -> Batch:
+    return (
+        np.concatenate((a[0], b[0])),
+        np.concatenate((a[1], b[1])),
+        np.concatenate((a[2], b[2])),
+        np.concatenate((a[3], b[3])),
+        np.concatenate((a[4], b[4])),
+    )
 
 
 def run(n_series: int, readings: int, batch: int, ref_readings: int, repeat: int) -> dict[str, float]:
@@ -141,7 +156,38 @@ def run(n_series: int, readings: int, batch: int, ref_readings: int, repeat: int
             if i % 10 == 9:
                 transitions += len(engine.tick(int(cols[2][-1])))
         fast_s = min(fast_s, time.perf_counter() - began)
+    log_mb = engine.rewind.nbytes() / 1e6
     fast_n = sum(len(c[0]) for c in batches)
+    # Late readings: the same stream with a share of each batch's readings delivered with the next batch, so
+    # the engine rewinds their devices and re-evaluates in device-time order (engine/rewind.py).
+    late_rng = np.random.default_rng(11)
+    delayed: list[Batch] = []
+    carry: Batch | None = None
+    for cols in batches:
+        held = late_rng.random(len(cols[0])) < LATE_RATE[0]
+        now = head(cols, len(cols[0]), ~held)
+        if carry is not None:
+            now = join(now, carry)
+        delayed.append(now)
+        carry = head(cols, len(cols[0]), held)
+    late_s, replayed = float("inf"), 0
+    for _ in range(repeat):
+        engine = Engine(rules, specs)
+        began = time.perf_counter()
+        for cols in delayed:
+            engine.process(*cols)
+        late_s = min(late_s, time.perf_counter() - began)
+        replayed = engine.stats["replayed"]
+    late_n = sum(len(c[0]) for c in delayed)
+    off_s = float("inf")
+    for _ in range(repeat):  # the same in-order stream without the rewind log (rewind_limit=0)
+        engine = Engine(rules, specs, rewind_limit=0)
+        began = time.perf_counter()
+        for i, cols in enumerate(batches):
+            engine.process(*cols)
+            if i % 10 == 9:
+                engine.tick(int(cols[2][-1]))
+        off_s = min(off_s, time.perf_counter() - began)
     # Reference: a fresh pair of evaluators on the first ``ref_readings`` readings of the same stream.
     ref_batch = min(batch, ref_readings)
     small = Engine(rules, specs)
@@ -162,11 +208,15 @@ def run(n_series: int, readings: int, batch: int, ref_readings: int, repeat: int
         "build_s": build_s,
         "readings": fast_n,
         "fast_rps": fast_n / fast_s,
+        "off_rps": fast_n / off_s,
+        "late_rps": late_n / late_s,
+        "replayed": replayed,
         "transitions": transitions,
         "ref_readings": slow_n,
         "ref_rps": slow_n / slow_s,
         "fast_same_rps": slow_n / small_s,
         "state_b": engine.state_nbytes() / engine.table.n_series,
+        "log_mb": log_mb,
     }
 
 
@@ -250,10 +300,12 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=100_000)
     parser.add_argument("--reference-readings", type=int, default=20_000)
     parser.add_argument("--fault-rate", type=float, default=0.01)
+    parser.add_argument("--late-rate", type=float, default=0.01, help="share of readings delivered a batch late")
     parser.add_argument("--repeat", type=int, default=2, help="engine runs per size; the best is reported")
     parser.add_argument("--anomaly-series", type=int, default=100_000, help="series for the anomaly scoring table")
     args = parser.parse_args()
     FAULT_RATE[0] = args.fault_rate
+    LATE_RATE[0] = args.late_rate
     n_rules = len(load_rules().rules)
     print(
         f"{n_rules} rules, {len(METRIC_INDEX)} metrics; batch {args.batch:,} readings; "
@@ -262,7 +314,8 @@ def main() -> None:
     )
     header = (
         f"{'series':>9} {'devices':>8} {'build s':>8} {'readings':>10} {'engine r/s':>12} "
-        f"{'same-N r/s':>11} {'reference r/s':>14} {'ratio':>7} {'state B/series':>15} {'transitions':>11}"
+        f"{'same-N r/s':>11} {'reference r/s':>14} {'ratio':>7} {'state B/series':>15} {'transitions':>11} "
+        f"{'no-log r/s':>11} {'late r/s':>10} {'replayed':>10} {'log MB':>7}"
     )
     print(header)
     for size in args.sizes:
@@ -270,12 +323,17 @@ def main() -> None:
         print(
             f"{r['series']:>9,.0f} {r['devices']:>8,.0f} {r['build_s']:>8.1f} {r['readings']:>10,.0f} "
             f"{r['fast_rps']:>12,.0f} {r['fast_same_rps']:>11,.0f} {r['ref_rps']:>14,.0f} "
-            f"{r['fast_rps'] / r['ref_rps']:>7,.0f} {r['state_b']:>15.1f} {r['transitions']:>11,.0f}",
+            f"{r['fast_rps'] / r['ref_rps']:>7,.0f} {r['state_b']:>15.1f} {r['transitions']:>11,.0f} "
+            f"{r['off_rps']:>11,.0f} {r['late_rps']:>10,.0f} {r['replayed']:>10,.0f} {r['log_mb']:>7.0f}",
             flush=True,
         )
     print(
         "engine r/s: vectorised on the full stream, best of --repeat runs; same-N r/s: vectorised on exactly"
-        " the reference's batches; ratio = engine r/s / reference r/s."
+        " the reference's batches; ratio = engine r/s / reference r/s. no-log r/s: the same stream with the"
+        " rewind log off (rewind_limit=0), the baseline for its cost; late r/s: the stream with --late-rate of each"
+        " batch's readings delivered with the next batch (put back in device-time order by rewinding their"
+        " devices); replayed: readings re-evaluated for that; log MB: the rewind log's arrays at the end of the"
+        " in-order run (readings, old values, transitions sent; bounded by SENTINEL_REWIND_MAX_READINGS)."
     )
     print(f"\nanomaly scoring in the engine pass: {args.anomaly_series:,} series, rule dust.collector_anomaly")
     print(

@@ -164,6 +164,15 @@ class RewindLog:
         self.held = 0
         self.floor = np.zeros(0, dtype=np.int64)
 
+    def nbytes(self) -> int:
+        """Bytes held in the records' arrays (readings, old values, transitions sent)."""
+        total = 0
+        for rec in self.records:
+            total += sum(a.nbytes for a in (rec.devices, rec.max_ts, rec.dev, rec.met, rec.ts, rec.val, rec.seq))
+            total += sum(u.index.nbytes + u.owner.nbytes + u.saved.nbytes for u in rec.undo)
+            total += sum(getattr(rec.sent, n).nbytes for n in rec.sent.__dataclass_fields__)
+        return total
+
     def grow(self, n_devices: int) -> None:
         self.floor = np.concatenate((self.floor, np.full(n_devices - len(self.floor), NEVER, dtype=np.int64)))
 
