@@ -107,3 +107,16 @@ def test_major_hazard_rule_enters_the_register_once(migrated_db: str) -> None:
         hazards = conn.execute("SELECT hazard_id, source, sector, township, alert_id, state FROM hazards").fetchall()
         assert [h[1:] for h in hazards] == [("alert", "casting", "town-c", alert, "recorded")]
         assert get_alert(conn, alert)["hazard_id"] == hazards[0][0]
+
+
+def test_alert_kind_comes_from_the_rule(migrated_db: str) -> None:
+    """One source decides alarm (报警) vs early warning (预警): the rule. A trend rule marked ``alert: warning``
+    in its pack is stored as a warning; a rate rule that is a real-time alarm (burst bag) is not."""
+    plant = make_plant(migrated_db)
+    d0 = plant.devices[0]
+    assert RULES.rule("gas.ch4_rising").alert_kind == "warning"
+    assert RULES.rule("dust.dc_dp_sudden_drop").alert_kind == "alarm"
+    with psycopg.connect(migrated_db) as conn:
+        rising = apply(conn, ch4(d0, "none", "blue", 1, "gas.ch4_rising")).new_alerts[0]
+        level = apply(conn, ch4(d0, "none", "yellow", 2)).new_alerts[0]
+        assert (get_alert(conn, rising)["kind"], get_alert(conn, level)["kind"]) == ("warning", "alarm")

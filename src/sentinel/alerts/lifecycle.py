@@ -10,7 +10,8 @@ restart or replay that feeds the same transition twice changes nothing:
   starts mid-condition) moves that alert's grade instead of opening a second one.
 
 Open alerts are looked up by (rule, subject): the subject is the device, or the site of a site-scope rule. Kind is
-``comm`` for staleness rules, ``warning`` for model and trend rules (预警), ``alarm`` otherwise. A new process alert
+the rule's :attr:`~sentinel.engine.model.Rule.alert_kind`: ``comm`` for staleness rules, ``warning`` (预警) for
+anomaly rules and rules marked ``alert: warning``, ``alarm`` (报警) otherwise. A new process alert
 is *suppressed by design* when its device is in maintenance, its site is not operating, or the device has an open
 comm alert; when that comm alert closes, the held-back alerts are released (event "upstream back online").
 Notifications (:mod:`.notify`) and automatic hazard entries (rules with ``major_hazard: true``) are written in
@@ -30,7 +31,6 @@ from sentinel.alerts.states import AlertFacts, derive_state, is_latching
 from sentinel.engine.model import RuleSet
 from sentinel.engine.transitions import Transition
 
-WARNING_KINDS = ("rate", "anomaly", "deviation")
 GRADE_RANK = {"none": 0, "blue": 1, "yellow": 2, "orange": 3, "red": 4}
 
 ALERT_COLUMNS = (
@@ -61,12 +61,6 @@ def facts_of(row: dict[str, Any]) -> AlertFacts:
         suppressed_reason=row["suppressed_reason"],
         out_of_service=row["state"] == "out_of_service",
     )
-
-
-def alert_kind(rule_kind: str) -> str:
-    if rule_kind == "staleness":
-        return "comm"
-    return "warning" if rule_kind in WARNING_KINDS else "alarm"
 
 
 def transition_key(t: Transition) -> str:
@@ -164,7 +158,7 @@ def _apply_one(
             cur,
             t,
             key,
-            rule.kind,
+            rule.alert_kind,
             is_latching(max((lv.grade for lv in rule.levels), default=0), rule.major_hazard),
             rule.major_hazard,
             device_ts,
@@ -212,7 +206,7 @@ def _open(
     cur: psycopg.Cursor[Any],
     t: Transition,
     key: str,
-    rule_kind: str,
+    kind: str,
     latching: bool,
     major_hazard: bool,
     device_ts: datetime,
@@ -223,7 +217,6 @@ def _open(
     device_id, site, township, sector, maintenance, operating = _device(cur, t.device_id)
     if t.subject != t.device_id:
         site = t.subject  # a site-scope rule: the subject is the site
-    kind = alert_kind(rule_kind)
     suppressed = _suppression(cur, kind, device_id, maintenance, operating)
     state = derive_state(AlertFacts(True, False, latching, None, suppressed), now)
     cur.execute(

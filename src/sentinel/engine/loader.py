@@ -32,11 +32,21 @@ from typing import Any
 import yaml
 
 from sentinel.engine.catalog import ALERT_GRADES, GRADE_INDEX, METRIC_INDEX
-from sentinel.engine.model import ANOMALY_DETECTORS, RULE_KINDS, DeviceClass, Level, Param, Rule, RuleSet, Term
+from sentinel.engine.model import (
+    ALERT_CHOICES,
+    ANOMALY_DETECTORS,
+    RULE_KINDS,
+    DeviceClass,
+    Level,
+    Param,
+    Rule,
+    RuleSet,
+    Term,
+)
 from sentinel.engine.yamlnodes import Node, NodeReader, suggest
 from sentinel.errors import Problem, RulePackError
 
-COMMON_KEYS = ("id", "name", "kind", "device_classes", "source", "major_hazard")
+COMMON_KEYS = ("id", "name", "kind", "device_classes", "source", "major_hazard", "alert")
 KIND_KEYS: dict[str, tuple[str, ...]] = {
     "threshold": ("metric", "direction", "relative_to", "levels"),
     "deviation": ("metric", "baseline", "scale", "deviation", "levels"),
@@ -222,6 +232,11 @@ def _read_rule(r: NodeReader, node: Node, pack: str) -> Rule | None:
         fields["features"] = tuple(features)
     if "major_hazard" in keys:
         fields["major_hazard"] = bool(r.boolean(keys["major_hazard"], "major_hazard"))
+    if "alert" in keys:
+        if kind == "staleness":
+            r.error(keys["alert"], "a staleness rule raises a communication fault; 'alert' does not apply")
+        else:
+            fields["alert"] = r.choice(keys["alert"], "alert", ALERT_CHOICES)
     if "window_s" in keys:
         fields["window_s"] = Param(r.number(keys["window_s"], "window_s", 1e-6) or 1.0, source, f"{rid}.window_s")
     levels = [_read_level(r, n, rid) for n in r.sequence(keys["levels"], "levels")] if "levels" in keys else []

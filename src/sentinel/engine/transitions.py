@@ -13,9 +13,10 @@ Transitions from :meth:`Engine.tick` (staleness) carry ``ts_us = now_us``, ``seq
 seconds since the device's newest reading. Within a batch the order is by (ts_us, rule, subject), ties in
 evaluation order.
 
-``alert_kind`` says what the lifecycle stores the alert as (``alerts.kind``): ``warning`` for anomaly rules (early
-warnings, 预警, from a model; their ``value`` is the normalised score), ``comm`` for staleness, ``alarm`` (报警)
-for every other rule. ``Transitions.alert_kinds`` gives it per rule index, :meth:`Transitions.warning` per row.
+``alert_kind`` says what the lifecycle stores the alert as (``alerts.kind``, :attr:`Rule.alert_kind`): ``warning``
+for anomaly rules (early warnings, 预警, from a model; their ``value`` is the normalised score) and rules marked
+``alert: warning``, ``comm`` for staleness, ``alarm`` (报警) for every other rule. ``Transitions.alert_kinds``
+gives it per rule index, :meth:`Transitions.warning` per row.
 """
 
 from __future__ import annotations
