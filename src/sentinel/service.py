@@ -60,13 +60,15 @@ async def running_pipeline(settings: Settings, db: Database, mqtt_url: str | Non
             lateness_s=settings.lateness_s,
             models_dir=settings.anomaly_models_dir,
             rewind_max_readings=settings.rewind_max_readings,
+            tick_s=settings.engine_tick_s,
+            checkpoint_every_s=settings.engine_checkpoint_s,
         ),
     )
     async with pipeline:
         # Notifications and the register's clock-driven work (shelve expiry, overdue escalation) run beside ingest.
         side = [
-            asyncio.create_task(WebhookDelivery(db.conninfo).run(), name="webhook-delivery"),
-            asyncio.create_task(upkeep_loop(db.conninfo), name="alert-hazard-upkeep"),
+            asyncio.create_task(WebhookDelivery(db.conninfo).run(settings.webhook_poll_s), name="webhook-delivery"),
+            asyncio.create_task(upkeep_loop(db.conninfo, settings.upkeep_interval_s), name="alert-hazard-upkeep"),
         ]
         try:
             yield pipeline

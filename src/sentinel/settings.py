@@ -52,6 +52,11 @@ class Settings(BaseSettings):
     lateness_s: float = Field(default=300.0, ge=0)
     # Readings the engine keeps to put late readings back in order (engine/rewind.py); 0 turns reordering off.
     rewind_max_readings: int = Field(default=2_000_000, ge=0)
+    # Clock-driven work of `sentinel serve`: staleness ticks, engine checkpoints, webhook delivery, register upkeep.
+    engine_tick_s: float = Field(default=5.0, gt=0)
+    engine_checkpoint_s: float = Field(default=30.0, ge=0)
+    webhook_poll_s: float = Field(default=1.0, gt=0)
+    upkeep_interval_s: float = Field(default=30.0, gt=0)
     # Model files of the packs' anomaly rules (Engine(models_dir=...)); unset: anomaly rules are off.
     anomaly_models_dir: Path | None = None
     batch_max_messages: int = Field(default=5000, ge=1)
