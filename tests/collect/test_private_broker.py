@@ -36,3 +36,14 @@ def test_starts_restarts_and_cleans_up(mosquitto: PrivateMosquitto) -> None:
 def test_a_missing_binary_is_a_clear_skip_reason(tmp_path: Path) -> None:
     with pytest.raises(BrokerUnavailable, match="no such executable"):
         PrivateMosquitto(binary=str(tmp_path / "mosquitto"))
+
+
+def test_publish_keeps_within_the_brokers_receive_maximum() -> None:
+    """Mosquitto's default max_inflight_messages (20) is announced as Receive Maximum; a wider publish window made
+    gmqtt run out of packet ids ("All ids has already used"), e.g. `sentinel simulate` against a stock broker."""
+    broker = PrivateMosquitto(extra_config="max_inflight_messages 20\n").start()
+    try:
+        messages = [(f"sentinel-test/window/{i % 7}", b"x" * 64) for i in range(3000)]
+        assert asyncio.run(publish(broker.host, broker.port, messages, window=500)) == 3000
+    finally:
+        broker.close()

@@ -271,7 +271,19 @@ async def publish(
     client = gmqtt.Client(client_id or f"sentinel-test-pub-{os.getpid()}-{id(tracker)}", persistent_storage=tracker)
     if username is not None:
         client.set_auth_credentials(username, password)
+    connack: dict[str, Any] = {}
+
+    def on_connect(_client: Any, _flags: Any, _rc: Any, properties: dict[str, Any]) -> None:
+        connack.update(properties)
+
+    client.on_connect = on_connect
     await client.connect(host, port, keepalive=60, version=MQTTv50)
+    # The broker's Receive Maximum (Mosquitto: max_inflight_messages, 20 by default) caps gmqtt's packet ids:
+    # more unacknowledged publishes than that make gmqtt raise "All ids has already used".
+    receive_maximum = connack.get("receive_maximum", [65535])
+    limit = int(receive_maximum[0] if isinstance(receive_maximum, list) else receive_maximum)
+    if qos > 0 and window > limit - 1:
+        tracker.slots = asyncio.Semaphore(max(1, limit - 1))
     written = 0
     try:
         for topic, payload in messages:
