@@ -13,6 +13,7 @@ from rich.console import Console
 
 from sentinel.errors import ScenarioError
 from sentinel.registry.entries import load_registry_file
+from sentinel.resources import data_dir
 from sentinel.sim.publish import Recorder, paced_steps, read_recording
 from sentinel.sim.report import score
 from sentinel.sim.scenario import load_scenario, parse_scenario
@@ -156,3 +157,9 @@ def test_a_missed_fault_is_reported_as_missed() -> None:
     assert not report.faults[0].detected
     assert not report.hazardous_all_ok
     assert report.false_alerts == 0
+
+
+def test_a_bundled_scenario_is_found_by_name_and_a_wrong_name_lists_them() -> None:
+    assert load_scenario(Path("every-fault")).name == load_scenario(data_dir("simulators") / "every-fault.yaml").name
+    with pytest.raises(ScenarioError, match=r"nope: cannot read.*bundled scenarios: .*every-fault"):
+        load_scenario(Path("nope"))

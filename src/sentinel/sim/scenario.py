@@ -31,6 +31,7 @@ import yaml
 
 from sentinel.errors import ScenarioError
 from sentinel.registry.entries import DeviceEntry, GatewayEntry, RegistryFile, Sector, SiteEntry
+from sentinel.resources import data_dir
 from sentinel.sim.faults import FAULT_KINDS
 
 SECTORS: tuple[Sector, ...] = ("gas", "dust", "casting", "charging")
@@ -96,11 +97,14 @@ class Scenario(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
 
 
 def load_scenario(path: Path) -> Scenario:
-    """Read and check a scenario file; errors say which file and which field."""
+    """Read and check a scenario file; errors say which file and which field. A bare name that is not a file
+    (``every-fault``) means the bundled ``simulators/<name>.yaml``."""
+    path = _bundled(path)
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except OSError as exc:
-        raise ScenarioError(f"{path}: cannot read: {exc.strerror}") from exc
+        known = ", ".join(sorted(p.stem for p in _bundled_dir().glob("*.yaml")))
+        raise ScenarioError(f"{path}: cannot read: {exc.strerror} (bundled scenarios: {known})") from exc
     except yaml.YAMLError as exc:
         raise ScenarioError(f"{path}: not valid YAML: {' '.join(str(exc).split())}") from exc
     if not isinstance(data, dict):
@@ -219,3 +223,14 @@ def gateway_secret(scenario: Scenario, township: int) -> str:
     """The HTTP token of a township's gateway: derived from the scenario, so a replay can log in again. A
     simulation's gateways are test identities, not production secrets."""
     return f"sim-{scenario.name}-{scenario.seed}-gw{township:02d}-token"
+
+
+def _bundled_dir() -> Path:
+    return data_dir("simulators")
+
+
+def _bundled(path: Path) -> Path:
+    if path.exists() or path.parent != Path() or path.suffix:
+        return path
+    candidate = _bundled_dir() / f"{path.name}.yaml"
+    return candidate if candidate.exists() else path
