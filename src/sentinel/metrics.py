@@ -46,6 +46,12 @@ class IngestMetrics:
             ["reason"],
             registry=r,
         )
+        self.store_refused_batches = Counter(
+            "sentinel_ingest_store_refused_batches_total",
+            "Batches PostgreSQL refused for a reason of their data: stored without the refused messages, which were"
+            " dead-lettered (reason store_refused)",
+            registry=r,
+        )
         self.duplicates = Counter(
             "sentinel_ingest_duplicates_total", "Messages dropped as duplicates by (device, seq)", registry=r
         )

@@ -4,7 +4,11 @@ A message is refused (one dead letter, with a reason naming the field) when its 
 sender may not write for the device's site: an MQTT topic names a different site, or a gateway (topic or HTTP key)
 is not bound to it. A duplicate (same device, seq and time) is dropped and counted. Readings of metrics outside the
 catalogue are refused on their own (one dead letter listing them) while the message's other readings are kept:
-an extra diagnostic value from new firmware must not silence a gas sensor.
+an extra diagnostic value from new firmware must not silence a gas sensor. An event whose text PostgreSQL cannot
+store (a NUL character in its note) is refused here, with a reason naming the field, rather than by the database.
+
+Every :class:`Admitted` can say where each of its admitted items came from (:attr:`Admitted.origin`), so that the
+store can still dead-letter an item with its own bytes and source should PostgreSQL refuse it.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from itertools import repeat
+from typing import Literal
 
 import numpy as np
 
@@ -20,8 +25,13 @@ from sentinel.batch import DeviceEvent, IngestBatch, MessageKeys, ReadingBatch
 from sentinel.ingest.dedup import DuplicateFilter
 from sentinel.registry.repository import DeviceRecord, RegistryView
 from sentinel.wire.columns import to_columns
-from sentinel.wire.deadletter import DeadLetter
+from sentinel.wire.contract import RejectCode
+from sentinel.wire.deadletter import DeadLetter, Origin, OriginOf
 from sentinel.wire.messages import Event, Status, Telemetry
+
+
+def _no_origin(kind: Literal["message", "event"], index: int) -> Origin | None:
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +62,7 @@ class Admitted:
     batch: IngestBatch
     errors: list[ItemError] = field(default_factory=list)
     accepted_messages: int = 0
+    origin: OriginOf = _no_origin
 
 
 class Admission:
@@ -123,7 +134,15 @@ class Admission:
             np.fromiter((m.ts_us for m in accepted), np.int64, len(accepted)),
         )
         batch = IngestBatch(received_at_us, readings, keys, dead_letters=letters, duplicates=duplicates)
-        return Admitted(batch, errors, len(accepted))
+
+        def origin(kind: Literal["message", "event"], j: int) -> Origin | None:
+            if kind != "message":
+                return None
+            k = positions[j]
+            index = indices[k] if indices is not None else k
+            return Origin(raw_of(k), senders[k].source, received, path_prefix(index), index)
+
+        return Admitted(batch, errors, len(accepted), origin)
 
     def _readings(
         self, accepted: list[Telemetry], records: list[DeviceRecord]
@@ -155,20 +174,34 @@ class Admission:
         out: list[DeviceEvent] = []
         letters: list[DeadLetter] = []
         errors: list[ItemError] = []
-        for device, make in [(e.device, _event(e)) for e in events] + [
-            (s.device, _status(s, received_at_us)) for s in statuses
+        # PostgreSQL text cannot hold NUL; event names and states are patterned, only a note can carry one.
+        for device, make, text in [(e.device, _event(e), e.note) for e in events] + [
+            (s.device, _status(s, received_at_us), None) for s in statuses
         ]:
             if sender.gateway is not None and device == sender.gateway:
                 continue  # a gateway's own online/offline: nothing to store per device
             problem = self._device_problem(device, sender)
+            path = "device"
+            if problem is None and text is not None and "\x00" in text:
+                path = "note"
+                at = text.index("\x00")
+                problem = (
+                    str(RejectCode.BAD_VALUE),
+                    f"expected text without NUL (\\u0000), which the database cannot store; one is at character {at}",
+                )
             if problem is not None:
                 code, reason = problem
-                errors.append(ItemError(None, "device", reason, code))
-                letters.append(DeadLetter(raw, sender.source, received, reason, "device", code))
+                errors.append(ItemError(None, path, reason, code))
+                letters.append(DeadLetter(raw, sender.source, received, reason, path, code))
                 continue
             out.append(make(self.registry.devices[device].device_id))
         empty = MessageKeys(np.empty(0, np.int32), np.empty(0, np.int64), np.empty(0, np.int64))
-        return Admitted(IngestBatch(received_at_us, ReadingBatch.empty(), empty, out, letters), errors, len(out))
+
+        def origin(kind: Literal["message", "event"], i: int) -> Origin | None:
+            return Origin(raw, sender.source, received) if kind == "event" else None
+
+        batch = IngestBatch(received_at_us, ReadingBatch.empty(), empty, out, letters)
+        return Admitted(batch, errors, len(out), origin)
 
 
 def _event(e: Event) -> Callable[[int], DeviceEvent]:

@@ -8,6 +8,13 @@ Flow: decode (wire) -> admit (registry, duplicates) -> bounded queue -> one writ
 queued into one transaction (group commit) -> resolve the callers. The queue is the backpressure point: MQTT
 callers wait for room (the collector then stops acknowledging and the broker's in-flight window throttles it);
 HTTP callers get :class:`~sentinel.errors.BackpressureError` at once (503 with Retry-After).
+
+A batch PostgreSQL refuses for a reason of its data (a constraint, a value it cannot hold) is not retried forever:
+the writer stores what it can and dead-letters the refused messages with what PostgreSQL said (see
+:mod:`sentinel.store.ingest_writer`); the batch is then durable and acknowledged. Only when even those dead letters
+are refused, or the store itself is broken (a missing table or privilege), does the batch fail, unacknowledged,
+with a loud log line. The spool replay writes through the same writer, so a refused record cannot wedge it either;
+should a record be impossible to store even as dead letters, the replayer logs it and keeps retrying with backoff.
 """
 
 from __future__ import annotations
@@ -19,16 +26,17 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Literal
 
 from sentinel.batch import IngestBatch
 from sentinel.collect.mqtt import MqttMessage
 from sentinel.errors import BackpressureError, DatabaseUnavailable
 from sentinel.ingest.admission import Admission, Admitted, Sender
 from sentinel.metrics import IngestMetrics
-from sentinel.store.ingest_writer import IngestWriter
+from sentinel.store.ingest_writer import IngestWriter, Stored
 from sentinel.store.spool import Spool
 from sentinel.wire import WireLimits, dead_letters, decode_mqtt, encode_telemetry, mqtt_source
-from sentinel.wire.deadletter import DeadLetter
+from sentinel.wire.deadletter import DeadLetter, Origin, OriginOf
 from sentinel.wire.messages import Telemetry
 
 log = logging.getLogger(__name__)
@@ -39,11 +47,36 @@ def wall_clock_us() -> int:
     return time.time_ns() // 1000
 
 
+@dataclass(frozen=True, slots=True)
+class _Origins:
+    """Where the items of a (merged) batch came from: one (messages, events, origin) per part, in merge order, so
+    an index into the merged batch finds its part and that part's own index."""
+
+    parts: tuple[tuple[int, int, OriginOf | None], ...]
+
+    @classmethod
+    def of(cls, batch: IngestBatch, origin: OriginOf | None) -> _Origins:
+        return cls(((len(batch.messages), len(batch.events), origin),))
+
+    @classmethod
+    def merge(cls, origins: Sequence[_Origins]) -> _Origins:
+        return cls(tuple(part for o in origins for part in o.parts))
+
+    def __call__(self, kind: Literal["message", "event"], index: int) -> Origin | None:
+        for messages, events, origin in self.parts:
+            count = messages if kind == "message" else events
+            if index < count:
+                return origin(kind, index) if origin is not None else None
+            index -= count
+        return None
+
+
 @dataclass
 class _Pending:
     batch: IngestBatch
     done: asyncio.Future[None]
     started: float
+    origins: _Origins
 
 
 class IngestSink:
@@ -157,16 +190,18 @@ class IngestSink:
             return raw if raw is not None else encode_telemetry(telemetry[k])
 
         admitted = self.admission.telemetry(telemetry, senders, received_us, raw_of=raw_of, indices=indices)
-        batch = IngestBatch.merge([admitted.batch, *(a.batch for a in extra)])
+        parts = [admitted, *extra]
+        batch = IngestBatch.merge([a.batch for a in parts])
         batch.dead_letters = letters + batch.dead_letters
-        await self._durable(batch, wait_for_room=True)
+        origins = _Origins.merge([_Origins.of(a.batch, a.origin) for a in parts])
+        await self._durable(batch, wait_for_room=True, origins=origins)
 
     # ------------------------------------------------------------------ HTTP
     async def http(self, admitted: Admitted, received: int) -> None:
         """Make an admitted HTTP body of ``received`` items durable; BackpressureError when the queue is full
         (answer 503: the items count as received, the client sends them again)."""
         self.metrics.received.labels("http").inc(received)
-        await self._durable(admitted.batch, wait_for_room=False)
+        await self._durable(admitted.batch, wait_for_room=False, origins=_Origins.of(admitted.batch, admitted.origin))
 
     async def refuse(self, letters: Sequence[DeadLetter], transport: str = "http") -> None:
         """Store dead letters of a payload refused as a whole (queue full: they are dropped with a log line)."""
@@ -177,8 +212,9 @@ class IngestSink:
             log.warning("ingest queue full: %d dead letter(s) not stored", len(letters))
 
     # ------------------------------------------------------------------ the writer
-    async def _durable(self, batch: IngestBatch, *, wait_for_room: bool) -> None:
-        pending = _Pending(batch, asyncio.get_running_loop().create_future(), time.perf_counter())
+    async def _durable(self, batch: IngestBatch, *, wait_for_room: bool, origins: _Origins | None = None) -> None:
+        origins = origins or _Origins.of(batch, None)
+        pending = _Pending(batch, asyncio.get_running_loop().create_future(), time.perf_counter(), origins)
         if wait_for_room:
             await self._queue.put(pending)
         else:
@@ -202,27 +238,29 @@ class IngestSink:
                 group.append(self._queue.get_nowait())
             self.metrics.queue_depth.set(self._queue.qsize())
             merged = IngestBatch.merge([p.batch for p in group]) if len(group) > 1 else group[0].batch
+            origins = _Origins.merge([p.origins for p in group]) if len(group) > 1 else group[0].origins
             try:
-                await self._write(merged)
+                stored = await self._write(merged, origins)
             except Exception as exc:
-                log.error("ingest batch not stored: %s", exc)
+                log.error("ingest batch not stored (not acknowledged; it will be sent again): %s", exc)
                 for p in group:
                     self._abort(p.batch)
                     if not p.done.done():
                         p.done.set_exception(exc)
             else:
-                self._committed(merged, group)
+                self._committed(merged, stored, group)
             finally:
                 for _ in group:
                     self._queue.task_done()
 
-    async def _write(self, batch: IngestBatch) -> None:
+    async def _write(self, batch: IngestBatch, origins: _Origins) -> Stored:
+        """Write directly (what was stored: refused parts dead-lettered) or, while the database is away, spool."""
         if not self._spooling:
             started = time.perf_counter()
             try:
-                await asyncio.to_thread(self.writer.write, batch)
+                stored = await asyncio.to_thread(self.writer.write, batch, None, origins)
                 self.metrics.db_write.observe(time.perf_counter() - started)
-                return
+                return stored
             except DatabaseUnavailable as exc:
                 log.warning("database unavailable (%s): spooling batches locally until it returns", exc)
                 self._spooling = True
@@ -232,17 +270,22 @@ class IngestSink:
         self.spool.append(batch)
         self.metrics.spooled.inc()
         self.metrics.spool_pending.set(1)
+        return Stored(batch)
 
-    def _committed(self, batch: IngestBatch, group: list[_Pending]) -> None:
+    def _committed(self, batch: IngestBatch, stored: Stored, group: list[_Pending]) -> None:
+        # Every key of the batch is settled: stored, or dead-lettered (then a redelivery is a duplicate too).
         m = batch.messages
         self.admission.dedup.commit(
             zip(m.device_id.tolist(), m.seq.tolist(), m.ts_us.tolist(), strict=True), batch.received_at_us
         )
-        self.metrics.stored_messages.inc(len(m))
+        batch = stored.batch
+        self.metrics.stored_messages.inc(len(batch.messages))
         self.metrics.stored_readings.inc(len(batch.readings))
         self.metrics.duplicates.inc(batch.duplicates)
         for letter in batch.dead_letters:
             self.metrics.rejected.labels(letter.code).inc()
+        if stored.refused:
+            self.metrics.store_refused_batches.inc()
         now = time.perf_counter()
         for p in group:
             self.metrics.batch_latency.observe(now - p.started)
@@ -266,6 +309,13 @@ class IngestSink:
                 await asyncio.sleep(delay)
                 delay = min(cap, delay * 2)
                 continue
+            except Exception as exc:
+                # A record the database refuses even as dead letters, or a broken store: loud, and retried (the
+                # spool keeps the record; what comes after it waits behind it, in order).
+                log.error("spool replay stalled (retrying in %.1f s; the spool keeps everything): %s", delay, exc)
+                await asyncio.sleep(delay)
+                delay = min(cap, delay * 2)
+                continue
             delay = self._backoff[0]
             # Back on the loop thread: nothing can append between this check and the flip.
             if not self._unapplied(progress):
@@ -281,8 +331,12 @@ class IngestSink:
         """Write every spooled record not yet applied; return segment -> offset applied to."""
         progress = dict(applied)
         for segment, offset, batch in self.spool.records(applied):
-            self.writer.write(batch, spool_mark=(segment, offset))
+            stored = self.writer.write(batch, spool_mark=(segment, offset))
             progress[segment] = offset
+            if stored.refused:  # the rest of the record was counted when it was spooled
+                self.metrics.store_refused_batches.inc()
+                for letter in stored.refused:
+                    self.metrics.rejected.labels(letter.code).inc()
         return progress
 
     def _unapplied(self, progress: dict[str, int]) -> bool:

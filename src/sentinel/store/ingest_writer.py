@@ -3,24 +3,142 @@ executemany, all in one transaction (optionally with the spool position it repla
 
 Synchronous psycopg on purpose: the ingest sink runs it in a worker thread, so the event loop keeps reading MQTT
 and HTTP while PostgreSQL works, and COPY needs no async plumbing.
+
+Failures are told apart by what PostgreSQL says (SQLSTATE), because the right answer differs:
+
+- the database is away (connection lost or refused, shutting down, out of disk, a deadlock...):
+  :class:`~sentinel.errors.DatabaseUnavailable`; nothing was written, the caller retries later (the sink spools).
+- the *data* is at fault (class 22 data exception, class 23 integrity constraint violation, 54000 a value too large,
+  or psycopg refusing a value before sending it, such as a NUL byte in text): retrying would fail forever, so the
+  batch is cut into its parts (each message with its readings, each event, each dead letter) and bisected inside
+  one transaction, a savepoint per attempt. Everything PostgreSQL takes is stored; each part it refuses becomes a
+  dead letter (code :data:`~sentinel.wire.deadletter.STORE_REFUSED`) saying which message and what PostgreSQL
+  said, committed in the same transaction (with the spool position, so a replay is still exactly-once). When even
+  that fails (a dead letter refused), nothing is written and :class:`~sentinel.errors.StoreError` is raised.
+- anything else (an undefined table, a missing privilege, a bug in a statement): :class:`StoreError`. Such errors
+  fail every batch alike; dead-lettering would empty the whole stream into ``dead_letters``, so nothing is written
+  and the caller must not acknowledge.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal, NoReturn
 
+import msgspec
 import numpy as np
 import psycopg
 
-from sentinel.batch import IngestBatch
+from sentinel.batch import IngestBatch, MessageKeys, ReadingBatch
 from sentinel.errors import DatabaseUnavailable, StoreError
 from sentinel.store.copy import binary_copy
 from sentinel.store.database import connect, one_line
 from sentinel.store.readings import ReadingsWriter
+from sentinel.wire.deadletter import STORE_REFUSED, DeadLetter, OriginOf, device_source
+from sentinel.wire.messages import format_ts
+
+log = logging.getLogger(__name__)
 
 MESSAGE_LOG_COPY = "COPY message_log (device_id, seq, ts, received_at) FROM STDIN (FORMAT BINARY)"
+
+PartKind = Literal["message", "readings", "event", "dead_letter"]
+
+
+def is_data_error(exc: BaseException) -> bool:
+    """True when PostgreSQL (or psycopg, before sending) refused a value of the batch, not the batch's delivery."""
+    if isinstance(exc, psycopg.DataError | psycopg.IntegrityError):
+        return True  # also psycopg's own refusals (a NUL byte in text), which carry no SQLSTATE
+    return isinstance(exc, psycopg.Error) and exc.sqlstate == "54000"  # program_limit_exceeded: a value too large
+
+
+def _said(exc: BaseException) -> str:
+    """What PostgreSQL said, on one line, with its SQLSTATE when there is one."""
+    text = one_line(exc)
+    state = exc.sqlstate if isinstance(exc, psycopg.Error) else None
+    return f"{text} (SQLSTATE {state})" if state else text
+
+
+def _text(value: str) -> str:
+    """PostgreSQL text cannot hold NUL: a dead letter's reason, path and source must never be refused for one."""
+    return value.replace("\x00", "\\u0000") if "\x00" in value else value
+
+
+@dataclass(frozen=True, slots=True)
+class Stored:
+    """What one write committed: ``batch`` as stored (parts the database refused left out, their dead letters
+    added) and ``refused``, those new dead letters (empty when the database took everything)."""
+
+    batch: IngestBatch
+    refused: list[DeadLetter] = field(default_factory=list)
+
+
+class _Parts:
+    """A batch cut into the parts the database may refuse one by one: each message (its ``message_log`` row with
+    its readings), readings no message key accounts for (by device and time), each event, each dead letter.
+
+    Part ids: messages ``[0, M)``, loose readings ``[M, M + L)``, then events, then dead letters."""
+
+    def __init__(self, batch: IngestBatch) -> None:
+        self.batch = batch
+        m, r = batch.messages, batch.readings
+        exact: dict[tuple[int, int, int], int] = {}
+        by_time: dict[tuple[int, int], int] = {}
+        for j, (device, ts, seq) in enumerate(zip(m.device_id.tolist(), m.ts_us.tolist(), m.seq.tolist(), strict=True)):
+            exact.setdefault((device, ts, seq), j)
+            by_time.setdefault((device, ts), j)
+        self.kinds: list[tuple[PartKind, int]] = [("message", j) for j in range(len(m))]
+        loose: dict[tuple[int, int], int] = {}
+        owner = np.empty(len(r), np.int64)
+        seqs: list[int] | None = r.seq.tolist() if r.seq is not None else None
+        for i, (device, ts) in enumerate(zip(r.device_id.tolist(), r.ts_us.tolist(), strict=True)):
+            part = exact.get((device, ts, seqs[i])) if seqs is not None else None
+            if part is None:
+                part = by_time.get((device, ts))
+            if part is None:
+                part = loose.get((device, ts))
+                if part is None:
+                    part = loose[(device, ts)] = len(self.kinds)
+                    self.kinds.append(("readings", i))
+            owner[i] = part
+        self.reading_part = owner
+        self.first_event = len(self.kinds)
+        self.kinds += [("event", i) for i in range(len(batch.events))]
+        self.first_letter = len(self.kinds)
+        self.kinds += [("dead_letter", i) for i in range(len(batch.dead_letters))]
+
+    def __len__(self) -> int:
+        return len(self.kinds)
+
+    def select(self, ids: Sequence[int]) -> IngestBatch:
+        """The sub-batch of these parts."""
+        chosen = np.zeros(len(self.kinds), bool)
+        chosen[list(ids)] = True
+        b = self.batch
+        m, r = b.messages, b.readings
+        rows = chosen[self.reading_part]
+        keep = chosen[: len(m)]
+        return IngestBatch(
+            b.received_at_us,
+            ReadingBatch(
+                r.ts_us[rows],
+                r.device_id[rows],
+                r.metric_id[rows],
+                r.value[rows],
+                None if r.seq is None else r.seq[rows],
+            ),
+            MessageKeys(m.device_id[keep], m.seq[keep], m.ts_us[keep]),
+            [e for e, c in zip(b.events, chosen[self.first_event : self.first_letter], strict=True) if c],
+            [d for d, c in zip(b.dead_letters, chosen[self.first_letter :], strict=True) if c],
+        )
+
+    def readings_of(self, part: int) -> ReadingBatch:
+        rows = self.reading_part == part
+        r = self.batch.readings
+        return ReadingBatch(r.ts_us[rows], r.device_id[rows], r.metric_id[rows], r.value[rows])
 
 
 class IngestWriter:
@@ -41,26 +159,217 @@ class IngestWriter:
                 self._conn.close()
                 self._conn = None
 
-    def write(self, batch: IngestBatch, spool_mark: tuple[str, int] | None = None) -> None:
-        """Commit the batch, or raise DatabaseUnavailable (connection trouble: retry later) or StoreError."""
+    def write(
+        self, batch: IngestBatch, spool_mark: tuple[str, int] | None = None, origin: OriginOf | None = None
+    ) -> Stored:
+        """Commit the batch, dead-lettering the parts PostgreSQL refuses for a reason of their data (``origin``
+        says where an item came from, for its dead letter); or raise DatabaseUnavailable (connection trouble: retry
+        later) or StoreError (nothing written: the store is broken, or even the dead letters were refused)."""
         with self._lock:
             try:
                 conn = self._connection()
-                with conn.transaction():
-                    self._write(conn, batch)
-                    if spool_mark is not None:
-                        conn.execute(
-                            """INSERT INTO spool_progress (segment, applied_to) VALUES (%s, %s)
-                               ON CONFLICT (segment) DO UPDATE SET applied_to = excluded.applied_to""",
-                            spool_mark,
-                        )
+                try:
+                    with conn.transaction():
+                        self._write(conn, batch)
+                        self._mark(conn, spool_mark)
+                    stored = Stored(batch)
+                except psycopg.Error as exc:
+                    if not is_data_error(exc) or conn.closed or conn.broken:
+                        raise
+                    stored = self._isolate(conn, batch, spool_mark, origin, exc)
                 self.readings.committed()
+                return stored
             except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
                 self._drop_connection()
+                if is_data_error(exc):  # 54000 on a connection that broke meanwhile
+                    raise StoreError(f"writing an ingest batch failed: {_said(exc)}") from exc
                 raise DatabaseUnavailable(one_line(exc)) from exc
             except psycopg.Error as exc:
                 self._drop_connection()
-                raise StoreError(f"writing an ingest batch failed: {one_line(exc)}") from exc
+                raise StoreError(f"writing an ingest batch failed: {_said(exc)}") from exc
+
+    @staticmethod
+    def _mark(conn: psycopg.Connection[Any], spool_mark: tuple[str, int] | None) -> None:
+        if spool_mark is not None:
+            conn.execute(
+                """INSERT INTO spool_progress (segment, applied_to) VALUES (%s, %s)
+                   ON CONFLICT (segment) DO UPDATE SET applied_to = excluded.applied_to""",
+                spool_mark,
+            )
+
+    # ------------------------------------------------------------------ a batch the database refused for its data
+    def _isolate(
+        self,
+        conn: psycopg.Connection[Any],
+        batch: IngestBatch,
+        spool_mark: tuple[str, int] | None,
+        origin: OriginOf | None,
+        first: psycopg.Error,
+    ) -> Stored:
+        parts = _Parts(batch)
+        log.warning(
+            "the database refused an ingest batch of %d part(s) for a reason of its data (%s): finding the refused "
+            "part(s); the rest is stored, they are dead-lettered",
+            len(parts),
+            _said(first),
+        )
+        refused: list[tuple[int, psycopg.Error]] = []
+        with conn.transaction():
+            everything = list(range(len(parts)))
+            if len(everything) == 1:
+                refused.append((0, first))  # the whole batch failed already: no need to try it again
+            else:
+                self._bisect(conn, parts, everything, refused)
+            if not refused:
+                log.warning("the refused ingest batch was stored whole on a second attempt (%s)", _said(first))
+                self._mark(conn, spool_mark)
+                return Stored(batch)
+            letters_refused = [p for p, _exc in refused if parts.kinds[p][0] == "dead_letter"]
+            if letters_refused:
+                which = [batch.dead_letters[parts.kinds[p][1]] for p in letters_refused]
+                self._blocked(which, dict(refused)[letters_refused[0]], "dead letter(s) of the batch itself")
+            letters = self._letters(conn, parts, refused, origin)
+            try:
+                with conn.transaction():
+                    self._write(conn, IngestBatch.of_dead_letters(batch.received_at_us, letters))
+            except psycopg.Error as exc:
+                if not is_data_error(exc):
+                    raise
+                self._blocked(letters, exc, "the dead letters of its refused part(s)")
+            self._mark(conn, spool_mark)
+        bad = {part for part, _exc in refused}
+        stored = parts.select([p for p in range(len(parts)) if p not in bad])
+        stored.dead_letters += letters
+        stored.duplicates = batch.duplicates
+        for letter in letters:
+            log.warning("dead-lettered (the database refused it): %s %s", letter.source, letter.message)
+        return Stored(stored, letters)
+
+    @staticmethod
+    def _blocked(letters: list[DeadLetter], exc: psycopg.Error, what: str) -> NoReturn:
+        """Even dead-lettering failed: say so loudly and raise (nothing of the batch is written)."""
+        log.error(
+            "INGEST BLOCKED: the database refused %s (%s); nothing of the batch is stored and it must not be "
+            "acknowledged. Refused: %s",
+            what,
+            _said(exc),
+            "; ".join(f"{d.source} {d.message}" for d in letters),
+        )
+        raise StoreError(f"the database refused {what} of an ingest batch: {_said(exc)}") from exc
+
+    def _bisect(
+        self,
+        conn: psycopg.Connection[Any],
+        parts: _Parts,
+        ids: list[int],
+        refused: list[tuple[int, psycopg.Error]],
+    ) -> None:
+        """``ids`` failed together: write each half under its own savepoint, splitting again what fails."""
+        mid = len(ids) // 2
+        for half in (ids[:mid], ids[mid:]):
+            try:
+                with conn.transaction():
+                    self._write(conn, parts.select(half))
+            except psycopg.Error as exc:
+                if not is_data_error(exc) or conn.broken:
+                    raise
+                if len(half) == 1:
+                    refused.append((half[0], exc))
+                else:
+                    self._bisect(conn, parts, half, refused)
+
+    def _letters(
+        self,
+        conn: psycopg.Connection[Any],
+        parts: _Parts,
+        refused: list[tuple[int, psycopg.Error]],
+        origin: OriginOf | None,
+    ) -> list[DeadLetter]:
+        batch = parts.batch
+        devices, metrics = self._names(conn, parts, [p for p, _exc in refused])
+        received = datetime.fromtimestamp(batch.received_at_us / 1e6, UTC)
+        letters: list[DeadLetter] = []
+        for part, exc in refused:
+            kind, index = parts.kinds[part]
+            said = _said(exc)
+            where = None
+            if kind == "event":
+                where = origin("event", index) if origin is not None else None
+                e = batch.events[index]
+                device = devices.get(e.device_id, f"#{e.device_id}")
+                what = f"this {'status' if e.kind == 'status' else 'event'} ({e.name!r} of device {device!r})"
+                stored_fields: dict[str, object] = {
+                    "device": device,
+                    "ts": format_ts(e.ts_us),
+                    "kind": e.kind,
+                    "name": e.name,
+                    "value": e.value,
+                    "state": e.state,
+                    "note": e.note,
+                }
+            else:
+                readings = parts.readings_of(part)
+                if kind == "message":
+                    where = origin("message", index) if origin is not None else None
+                    m = batch.messages
+                    device_id, ts_us, seq = int(m.device_id[index]), int(m.ts_us[index]), int(m.seq[index])
+                else:
+                    device_id, ts_us, seq = int(readings.device_id[0]), int(readings.ts_us[0]), -1
+                device = devices.get(device_id, f"#{device_id}")
+                what = (
+                    f"this message (device {device!r}, seq {seq}, {len(readings)} reading(s))"
+                    if kind == "message"
+                    else f"{len(readings)} reading(s) of device {device!r} at {format_ts(ts_us)}"
+                )
+                stored_fields = {"device": device, "ts": format_ts(ts_us)}
+                if kind == "message":
+                    stored_fields["seq"] = seq
+                stored_fields["metrics"] = {
+                    metrics.get(mid, f"#{mid}"): value
+                    for mid, value in zip(readings.metric_id.tolist(), readings.value.tolist(), strict=True)
+                }
+            reason = f"the database refused to store {what}; nothing of it was stored: {said}"
+            if where is None:
+                raw = msgspec.json.encode(stored_fields)
+                reason += " (raw: the fields as admitted; the bytes received were not kept)"
+                letters.append(DeadLetter(raw, device_source(device), received, reason, "", STORE_REFUSED))
+            else:
+                letters.append(
+                    DeadLetter(
+                        where.raw, where.source, where.received_at, reason, where.path, STORE_REFUSED, where.index
+                    )
+                )
+        return letters
+
+    @staticmethod
+    def _names(
+        conn: psycopg.Connection[Any], parts: _Parts, refused: list[int]
+    ) -> tuple[dict[int, str], dict[int, str]]:
+        """Device and metric names of the refused parts, for their dead letters."""
+        batch = parts.batch
+        device_ids: set[int] = set()
+        metric_ids: set[int] = set()
+        for part in refused:
+            kind, index = parts.kinds[part]
+            if kind == "event":
+                device_ids.add(batch.events[index].device_id)
+            else:
+                readings = parts.readings_of(part)
+                device_ids.update(readings.device_id.tolist())
+                metric_ids.update(readings.metric_id.tolist())
+                if kind == "message":
+                    device_ids.add(int(batch.messages.device_id[index]))
+        devices = dict(
+            conn.execute(
+                "SELECT device_id, device FROM devices WHERE device_id = ANY(%s)", (sorted(device_ids),)
+            ).fetchall()
+        )
+        metrics = dict(
+            conn.execute(
+                "SELECT metric_id, metric FROM metrics WHERE metric_id = ANY(%s)", (sorted(metric_ids),)
+            ).fetchall()
+        )
+        return devices, metrics
 
     def _drop_connection(self) -> None:
         if self._conn is not None:
@@ -96,7 +405,10 @@ class IngestWriter:
             if batch.dead_letters:
                 cur.executemany(
                     "INSERT INTO dead_letters (received_at, source, reason, path, raw) VALUES (%s, %s, %s, %s, %s)",
-                    [(d.received_at, d.source, d.reason, d.path, d.raw) for d in batch.dead_letters],
+                    [
+                        (d.received_at, _text(d.source), _text(d.reason), _text(d.path), d.raw)
+                        for d in batch.dead_letters
+                    ],
                 )
 
     # ------------------------------------------------------------------ spool bookkeeping and restart state

@@ -4,8 +4,10 @@ job; this module only builds the record.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from datetime import datetime
+from typing import Literal
 
 import msgspec
 
@@ -16,11 +18,14 @@ class DeadLetter(msgspec.Struct, frozen=True):
     """One refused message (or batch item).
 
     - ``raw``: its bytes as received (a batch item's own bytes, not the whole batch)
-    - ``source``: where it came from, ``mqtt:<topic>`` or ``http:<client>`` (see :func:`mqtt_source`)
+    - ``source``: where it came from, ``mqtt:<topic>`` or ``http:<client>`` (see :func:`mqtt_source`); for an
+      admitted message the database refused after its transport was forgotten (a spool replay),
+      ``device:<device>`` (see :func:`device_source`)
     - ``received_at``: when the receiver got it (timezone-aware, UTC)
     - ``reason``: what was wrong and what was expected, e.g. ``expected a number or a boolean, got string``
     - ``path``: the field path, e.g. ``messages[3].metrics.ch4_pct_lel``; empty for the payload as a whole
-    - ``code``: a :class:`~sentinel.wire.contract.RejectCode` value, for counting rejections by kind
+    - ``code``: a :class:`~sentinel.wire.contract.RejectCode` value, an admission code (``unknown_device``...) or
+      :data:`STORE_REFUSED`, for counting rejections by kind
     - ``index``: the item's index in its batch, None for a single message or a whole payload
     """
 
@@ -45,6 +50,30 @@ class DeadLetter(msgspec.Struct, frozen=True):
         return cls(rejected.raw, source, received_at, problem.what, problem.where, str(problem.code), rejected.index)
 
 
+#: The code of a dead letter for an admitted message (or event) that PostgreSQL refused to store for a reason of
+#: its data (a constraint, a value it cannot hold); the reason quotes what PostgreSQL said.
+STORE_REFUSED = "store_refused"
+
+
+@dataclass(frozen=True, slots=True)
+class Origin:
+    """Where an admitted item came from: what its dead letter needs should the database refuse it later.
+
+    ``raw`` is the item's own bytes, ``path`` its path in its payload (``messages[3]``, or empty for a whole
+    message) and ``index`` its index there (None for a whole message)."""
+
+    raw: bytes
+    source: str
+    received_at: datetime
+    path: str = ""
+    index: int | None = None
+
+
+#: Where an item of an admitted batch came from: ``origin("message", j)`` for row j of ``batch.messages``,
+#: ``origin("event", i)`` for ``batch.events[i]``; None when that is not known.
+OriginOf = Callable[[Literal["message", "event"], int], Origin | None]
+
+
 def dead_letters(rejected: Iterable[Rejected], source: str, received_at: datetime) -> list[DeadLetter]:
     """One dead letter per refused item."""
     return [DeadLetter.from_rejected(r, source, received_at) for r in rejected]
@@ -52,6 +81,11 @@ def dead_letters(rejected: Iterable[Rejected], source: str, received_at: datetim
 
 def mqtt_source(topic: str) -> str:
     return f"mqtt:{topic}"
+
+
+def device_source(device: str) -> str:
+    """The source of a dead letter whose transport is no longer known: the device it concerns."""
+    return f"device:{device}"
 
 
 def http_source(client: str) -> str:
