@@ -46,6 +46,7 @@ log = logging.getLogger(__name__)
 MESSAGE_LOG_COPY = "COPY message_log (device_id, seq, ts, received_at) FROM STDIN (FORMAT BINARY)"
 
 PartKind = Literal["message", "readings", "event", "dead_letter"]
+_LOGGED_LETTERS = 10  # a constraint refusing every message must not write a log line per message
 
 
 def is_data_error(exc: BaseException) -> bool:
@@ -241,8 +242,10 @@ class IngestWriter:
         stored = parts.select([p for p in range(len(parts)) if p not in bad])
         stored.dead_letters += letters
         stored.duplicates = batch.duplicates
-        for letter in letters:
+        for letter in letters[:_LOGGED_LETTERS]:
             log.warning("dead-lettered (the database refused it): %s %s", letter.source, letter.message)
+        if len(letters) > _LOGGED_LETTERS:
+            log.warning("... and %d more dead-lettered (see dead_letters)", len(letters) - _LOGGED_LETTERS)
         return Stored(stored, letters)
 
     @staticmethod
