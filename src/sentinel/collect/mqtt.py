@@ -18,6 +18,9 @@ Delivery contract (at least once, never acknowledged early)
 * Connection lost: batches already read are still handed to the sink (they are good data; if the broker lost the
   session they would exist nowhere else), but their PUBACKs are not sent: a packet id belongs to its connection,
   and on the new one the broker redelivers those messages (duplicates are dropped downstream by device and seq).
+* A PUBACK sent is not a PUBACK the broker has read: if the broker stops or the connection drops before it reads
+  one, the broker redelivers that message (DUP) on the next connection although the sink already has it, and it
+  reaches the sink again. ``stats.acknowledged`` counts PUBACKs sent.
 * The sink raises: that batch is NOT acknowledged, the batches queued behind it on the same connection are
   discarded unacknowledged (acknowledging later messages first would break PUBACK order), and the collector
   disconnects and reconnects after a capped, jittered backoff that grows with consecutive sink failures. The broker
@@ -164,7 +167,7 @@ class Backoff:
 @dataclass
 class CollectorStats:
     received: int = 0
-    acknowledged: int = 0
+    acknowledged: int = 0  # PUBACKs sent (written to the connection; the broker may not have read them)
     batches: int = 0
     connects: int = 0
     connect_failures: int = 0  # refused, unreachable, timed out, or subscriptions not granted
