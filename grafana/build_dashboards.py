@@ -705,6 +705,8 @@ def health() -> Board:
             prom("rate(sentinel_engine_readings_total[1m])", "evaluated"),
             prom("sum by (reason) (rate(sentinel_engine_readings_skipped_total[1m]))", "skipped {{reason}}", "B"),
             prom("rate(sentinel_engine_readings_reordered_total[1m])", "reordered", "C"),
+            prom("rate(sentinel_engine_readings_late_total[1m])", "late, put back in order", "D"),
+            prom("rate(sentinel_engine_readings_replayed_total[1m])", "replayed by rewinds", "E"),
         ],
         12,
         8,

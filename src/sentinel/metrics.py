@@ -151,6 +151,21 @@ class EngineStatsCollector(Collector):
         yield skipped
         yield CounterMetricFamily(
             "sentinel_engine_readings_reordered",
-            "Readings older than their series' last evaluated time (evaluated, never run backwards)",
+            "Late readings the rewind log no longer covered: evaluated at their series' latest time",
             value=float(stats.get("reordered", 0)),
+        )
+        yield CounterMetricFamily(
+            "sentinel_engine_readings_late",
+            "Readings older than what their device had evaluated, put back in device-time order by a rewind",
+            value=float(stats.get("late", 0)),
+        )
+        yield CounterMetricFamily(
+            "sentinel_engine_rewinds",
+            "Batches that rewound devices for late readings",
+            value=float(stats.get("rewinds", 0)),
+        )
+        yield CounterMetricFamily(
+            "sentinel_engine_readings_replayed",
+            "Logged readings evaluated again by rewinds",
+            value=float(stats.get("replayed", 0)),
         )
