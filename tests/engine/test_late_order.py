@@ -52,7 +52,7 @@ def arrivals(draw: st.DrawFn) -> tuple[int, list[np.ndarray], list[int]]:
         last[(d, m)] = value[-1]
     ts = T0 + np.cumsum(np.array(steps, dtype=np.int64))  # strictly increasing: no ties to order by arrival
     arrival = np.argsort(ts + np.array(delays, dtype=np.int64), kind="stable")
-    cols = [
+    cols: list[np.ndarray] = [
         np.array(device, dtype=np.int32),
         np.array([METRIC_INDEX[m] for m in metric], dtype=np.int16),
         ts,

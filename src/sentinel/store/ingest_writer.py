@@ -24,20 +24,21 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Literal, NoReturn
+from typing import Any, NoReturn
 
 import msgspec
 import numpy as np
 import psycopg
 
-from sentinel.batch import IngestBatch, MessageKeys, ReadingBatch
+from sentinel.batch import IngestBatch
 from sentinel.errors import DatabaseUnavailable, StoreError
 from sentinel.store.copy import binary_copy
 from sentinel.store.database import connect, one_line
 from sentinel.store.readings import ReadingsWriter
+from sentinel.store.refusals import BatchParts, is_data_error, nul_safe, postgres_said
 from sentinel.wire.deadletter import STORE_REFUSED, DeadLetter, OriginOf, device_source
 from sentinel.wire.messages import format_ts
 
@@ -45,27 +46,7 @@ log = logging.getLogger(__name__)
 
 MESSAGE_LOG_COPY = "COPY message_log (device_id, seq, ts, received_at) FROM STDIN (FORMAT BINARY)"
 
-PartKind = Literal["message", "readings", "event", "dead_letter"]
 _LOGGED_LETTERS = 10  # a constraint refusing every message must not write a log line per message
-
-
-def is_data_error(exc: BaseException) -> bool:
-    """True when PostgreSQL (or psycopg, before sending) refused a value of the batch, not the batch's delivery."""
-    if isinstance(exc, psycopg.DataError | psycopg.IntegrityError):
-        return True  # also psycopg's own refusals (a NUL byte in text), which carry no SQLSTATE
-    return isinstance(exc, psycopg.Error) and exc.sqlstate == "54000"  # program_limit_exceeded: a value too large
-
-
-def _said(exc: BaseException) -> str:
-    """What PostgreSQL said, on one line, with its SQLSTATE when there is one."""
-    text = one_line(exc)
-    state = exc.sqlstate if isinstance(exc, psycopg.Error) else None
-    return f"{text} (SQLSTATE {state})" if state else text
-
-
-def _text(value: str) -> str:
-    """PostgreSQL text cannot hold NUL: a dead letter's reason, path and source must never be refused for one."""
-    return value.replace("\x00", "\\u0000") if "\x00" in value else value
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,71 +56,6 @@ class Stored:
 
     batch: IngestBatch
     refused: list[DeadLetter] = field(default_factory=list)
-
-
-class _Parts:
-    """A batch cut into the parts the database may refuse one by one: each message (its ``message_log`` row with
-    its readings), readings no message key accounts for (by device and time), each event, each dead letter.
-
-    Part ids: messages ``[0, M)``, loose readings ``[M, M + L)``, then events, then dead letters."""
-
-    def __init__(self, batch: IngestBatch) -> None:
-        self.batch = batch
-        m, r = batch.messages, batch.readings
-        exact: dict[tuple[int, int, int], int] = {}
-        by_time: dict[tuple[int, int], int] = {}
-        for j, (device, ts, seq) in enumerate(zip(m.device_id.tolist(), m.ts_us.tolist(), m.seq.tolist(), strict=True)):
-            exact.setdefault((device, ts, seq), j)
-            by_time.setdefault((device, ts), j)
-        self.kinds: list[tuple[PartKind, int]] = [("message", j) for j in range(len(m))]
-        loose: dict[tuple[int, int], int] = {}
-        owner = np.empty(len(r), np.int64)
-        seqs: list[int] | None = r.seq.tolist() if r.seq is not None else None
-        for i, (device, ts) in enumerate(zip(r.device_id.tolist(), r.ts_us.tolist(), strict=True)):
-            part = exact.get((device, ts, seqs[i])) if seqs is not None else None
-            if part is None:
-                part = by_time.get((device, ts))
-            if part is None:
-                part = loose.get((device, ts))
-                if part is None:
-                    part = loose[(device, ts)] = len(self.kinds)
-                    self.kinds.append(("readings", i))
-            owner[i] = part
-        self.reading_part = owner
-        self.first_event = len(self.kinds)
-        self.kinds += [("event", i) for i in range(len(batch.events))]
-        self.first_letter = len(self.kinds)
-        self.kinds += [("dead_letter", i) for i in range(len(batch.dead_letters))]
-
-    def __len__(self) -> int:
-        return len(self.kinds)
-
-    def select(self, ids: Sequence[int]) -> IngestBatch:
-        """The sub-batch of these parts."""
-        chosen = np.zeros(len(self.kinds), bool)
-        chosen[list(ids)] = True
-        b = self.batch
-        m, r = b.messages, b.readings
-        rows = chosen[self.reading_part]
-        keep = chosen[: len(m)]
-        return IngestBatch(
-            b.received_at_us,
-            ReadingBatch(
-                r.ts_us[rows],
-                r.device_id[rows],
-                r.metric_id[rows],
-                r.value[rows],
-                None if r.seq is None else r.seq[rows],
-            ),
-            MessageKeys(m.device_id[keep], m.seq[keep], m.ts_us[keep]),
-            [e for e, c in zip(b.events, chosen[self.first_event : self.first_letter], strict=True) if c],
-            [d for d, c in zip(b.dead_letters, chosen[self.first_letter :], strict=True) if c],
-        )
-
-    def readings_of(self, part: int) -> ReadingBatch:
-        rows = self.reading_part == part
-        r = self.batch.readings
-        return ReadingBatch(r.ts_us[rows], r.device_id[rows], r.metric_id[rows], r.value[rows])
 
 
 class IngestWriter:
@@ -183,11 +99,11 @@ class IngestWriter:
             except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
                 self._drop_connection()
                 if is_data_error(exc):  # 54000 on a connection that broke meanwhile
-                    raise StoreError(f"writing an ingest batch failed: {_said(exc)}") from exc
+                    raise StoreError(f"writing an ingest batch failed: {postgres_said(exc)}") from exc
                 raise DatabaseUnavailable(one_line(exc)) from exc
             except psycopg.Error as exc:
                 self._drop_connection()
-                raise StoreError(f"writing an ingest batch failed: {_said(exc)}") from exc
+                raise StoreError(f"writing an ingest batch failed: {postgres_said(exc)}") from exc
 
     @staticmethod
     def _mark(conn: psycopg.Connection[Any], spool_mark: tuple[str, int] | None) -> None:
@@ -207,12 +123,12 @@ class IngestWriter:
         origin: OriginOf | None,
         first: psycopg.Error,
     ) -> Stored:
-        parts = _Parts(batch)
+        parts = BatchParts(batch)
         log.warning(
             "the database refused an ingest batch of %d part(s) for a reason of its data (%s): finding the refused "
             "part(s); the rest is stored, they are dead-lettered",
             len(parts),
-            _said(first),
+            postgres_said(first),
         )
         refused: list[tuple[int, psycopg.Error]] = []
         with conn.transaction():
@@ -222,7 +138,7 @@ class IngestWriter:
             else:
                 self._bisect(conn, parts, everything, refused)
             if not refused:
-                log.warning("the refused ingest batch was stored whole on a second attempt (%s)", _said(first))
+                log.warning("the refused ingest batch was stored whole on a second attempt (%s)", postgres_said(first))
                 self._mark(conn, spool_mark)
                 return Stored(batch)
             letters_refused = [p for p, _exc in refused if parts.kinds[p][0] == "dead_letter"]
@@ -255,15 +171,15 @@ class IngestWriter:
             "INGEST BLOCKED: the database refused %s (%s); nothing of the batch is stored and it must not be "
             "acknowledged. Refused: %s",
             what,
-            _said(exc),
+            postgres_said(exc),
             "; ".join(f"{d.source} {d.message}" for d in letters),
         )
-        raise StoreError(f"the database refused {what} of an ingest batch: {_said(exc)}") from exc
+        raise StoreError(f"the database refused {what} of an ingest batch: {postgres_said(exc)}") from exc
 
     def _bisect(
         self,
         conn: psycopg.Connection[Any],
-        parts: _Parts,
+        parts: BatchParts,
         ids: list[int],
         refused: list[tuple[int, psycopg.Error]],
     ) -> None:
@@ -284,7 +200,7 @@ class IngestWriter:
     def _letters(
         self,
         conn: psycopg.Connection[Any],
-        parts: _Parts,
+        parts: BatchParts,
         refused: list[tuple[int, psycopg.Error]],
         origin: OriginOf | None,
     ) -> list[DeadLetter]:
@@ -294,7 +210,7 @@ class IngestWriter:
         letters: list[DeadLetter] = []
         for part, exc in refused:
             kind, index = parts.kinds[part]
-            said = _said(exc)
+            said = postgres_said(exc)
             where = None
             if kind == "event":
                 where = origin("event", index) if origin is not None else None
@@ -346,7 +262,7 @@ class IngestWriter:
 
     @staticmethod
     def _names(
-        conn: psycopg.Connection[Any], parts: _Parts, refused: list[int]
+        conn: psycopg.Connection[Any], parts: BatchParts, refused: list[int]
     ) -> tuple[dict[int, str], dict[int, str]]:
         """Device and metric names of the refused parts, for their dead letters."""
         batch = parts.batch
@@ -409,7 +325,7 @@ class IngestWriter:
                 cur.executemany(
                     "INSERT INTO dead_letters (received_at, source, reason, path, raw) VALUES (%s, %s, %s, %s, %s)",
                     [
-                        (d.received_at, _text(d.source), _text(d.reason), _text(d.path), d.raw)
+                        (d.received_at, nul_safe(d.source), nul_safe(d.reason), nul_safe(d.path), d.raw)
                         for d in batch.dead_letters
                     ],
                 )
