@@ -235,7 +235,10 @@ class EngineStage:
             return 0
         self._consistent = False
         out = self.engine.tick(int(self.clock().timestamp() * 1e6))
-        return self._write(conn, out.records(), self.position_us) if len(out) else 0
+        if not len(out):  # nothing moved: the engine is still exactly what is written
+            self._consistent = True
+            return 0
+        return self._write(conn, out.records(), self.position_us)
 
     def _write(self, conn: psycopg.Connection[Any], records: list[Any], position_us: int) -> int:
         now = self.clock()
