@@ -172,11 +172,12 @@ class LateReadings:
         return out
 
     def _newest(self, dev: I64, ts: I64) -> tuple[I64, I64]:
-        """Devices of the batch and the newest device time of each."""
-        touched, inverse = np.unique(dev, return_inverse=True)
-        max_ts = np.full(len(touched), NEVER, dtype=np.int64)
-        np.maximum.at(max_ts, inverse, ts)
-        return touched.astype(np.int64), max_ts
+        """Devices of the batch and the newest device time of each (a scatter over all devices: unlike
+        ``np.unique`` it needs no sort, which cost a sixth of the batch at 100k series)."""
+        newest = np.full(len(self.table), NEVER, dtype=np.int64)
+        np.maximum.at(newest, dev, ts)
+        touched = np.flatnonzero(newest != NEVER).astype(np.int64)
+        return touched, newest[touched]
 
     def _array(self, field: Field) -> npt.NDArray[np.generic]:
         kind, ri, name = field
