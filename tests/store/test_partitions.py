@@ -61,3 +61,19 @@ def test_a_day_without_partition_is_kept_and_moved_when_its_partition_arrives(mi
         in_part = conn.execute("SELECT count(*) FROM readings_p20190504").fetchone()
         in_default = conn.execute("SELECT count(*) FROM readings_default").fetchone()
     assert (in_part, in_default) == ((1,), (0,))
+
+
+def test_rows_waiting_in_the_default_partition_move_despite_a_check_constraint(migrated_db: str) -> None:
+    """An operator's CHECK constraint on readings must not stop a waiting day from getting its partition
+    (ATTACH PARTITION refuses a table that lacks the parent's constraints)."""
+    day = dt.date(2019, 6, 7)
+    with psycopg.connect(migrated_db) as conn:
+        conn.execute("ALTER TABLE readings ADD CONSTRAINT plausible_value CHECK (value > -1e9)")
+        conn.execute("INSERT INTO readings VALUES ('2019-06-07 10:00:00+00', 1, 1, 42.0)")
+        conn.execute("SELECT sentinel_ensure_partitions(%s, %s)", (day, day))
+        where = conn.execute("SELECT tableoid::regclass::text FROM readings WHERE ts = '2019-06-07 10:00:00+00'")
+        assert where.fetchall() == [("readings_p20190607",)]
+        constraints = conn.execute(
+            "SELECT conname FROM pg_constraint WHERE conrelid = 'readings_p20190607'::regclass AND contype = 'c'"
+        ).fetchall()
+        assert ("plausible_value",) in constraints
