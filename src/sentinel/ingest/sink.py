@@ -15,6 +15,15 @@ the writer stores what it can and dead-letters the refused messages with what Po
 are refused, or the store itself is broken (a missing table or privilege), does the batch fail, unacknowledged,
 with a loud log line. The spool replay writes through the same writer, so a refused record cannot wedge it either;
 should a record be impossible to store even as dead letters, the replayer logs it and keeps retrying with backoff.
+
+The switch back from spooling to direct writes is atomic with respect to new batches. Batches are spooled only on
+the event loop, synchronously (:meth:`IngestSink._write`); the replayer, back on the loop after a replay pass, checks
+that every spooled record is applied, deletes the segments and switches to direct writes in one synchronous step,
+with no await in between. So a batch is either spooled before the check (and replayed, or the check fails and the
+replayer goes round again) or written directly after the switch: none is spooled after the last check, and no segment
+holding an unreplayed record is deleted. Deleting the segments' ``spool_progress`` rows comes after, off that path;
+should it fail, the rows are harmless (segment names are never reused, see :mod:`sentinel.store.spool`) and the next
+replay that finishes deletes them.
 """
 
 from __future__ import annotations
@@ -23,14 +32,14 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
 
 from sentinel.batch import IngestBatch
 from sentinel.collect.mqtt import MqttMessage
-from sentinel.errors import BackpressureError, DatabaseUnavailable
+from sentinel.errors import BackpressureError, DatabaseUnavailable, StoreError
 from sentinel.ingest.admission import Admission, Admitted, Sender
 from sentinel.metrics import IngestMetrics
 from sentinel.store.ingest_writer import IngestWriter, Stored
@@ -104,6 +113,7 @@ class IngestSink:
         self._spooling = bool(spool)
         self._tasks: list[asyncio.Task[None]] = []
         self._replayer: asyncio.Task[None] | None = None
+        self._forgetting: set[asyncio.Task[None]] = set()
         self._backoff = replay_backoff_s
 
     # ------------------------------------------------------------------ lifecycle
@@ -119,6 +129,8 @@ class IngestSink:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        for task in list(self._forgetting):
+            await task  # a finished replay's bookkeeping (it logs its own failure): not under a closing writer
         self._tasks.clear()
         self._replayer = None
         self.writer.close()
@@ -317,15 +329,24 @@ class IngestSink:
                 delay = min(cap, delay * 2)
                 continue
             delay = self._backoff[0]
-            # Back on the loop thread: nothing can append between this check and the flip.
-            if not self._unapplied(progress):
-                for segment in progress:
-                    self.spool.remove(segment)
-                    await asyncio.to_thread(self.writer.forget_segment, segment)
-                self._spooling = False
-                self.metrics.spool_pending.set(0)
-                log.info("spool replayed; writing to the database directly again")
-                return
+            # Back on the loop thread, where batches are spooled: from this check to the switch below nothing
+            # awaits, so no batch can be spooled in between and be left behind (see the module docstring).
+            if self._unapplied(progress):
+                if progress == applied:  # nothing replayed, yet something left: do not spin on it
+                    await asyncio.sleep(delay)
+                continue
+            try:
+                replayed = self.spool.clear()  # every record in them is applied; their names are never reused
+            except StoreError as exc:
+                log.error("spool replayed but not deleted (retrying in %.1f s): %s", delay, exc)
+                await asyncio.sleep(delay)
+                delay = min(cap, delay * 2)
+                continue
+            self._spooling = False
+            self.metrics.spool_pending.set(0)
+            log.info("spool replayed; writing to the database directly again")
+            self._forget_later([*progress, *replayed])
+            return  # in this same step: should the database go away again, _write starts a new replayer
 
     def _replay_available(self, applied: dict[str, int]) -> dict[str, int]:
         """Write every spooled record not yet applied; return segment -> offset applied to."""
@@ -341,3 +362,24 @@ class IngestSink:
 
     def _unapplied(self, progress: dict[str, int]) -> bool:
         return any(path.stat().st_size > progress.get(path.name, 0) for path in self.spool.segments())
+
+    def _forget_later(self, segments: Iterable[str]) -> None:
+        """Delete the progress rows of deleted segments (and of any deleted earlier whose rows outlived them)."""
+        task = asyncio.create_task(self._forget(sorted(set(segments))), name="spool-forget")
+        self._forgetting.add(task)
+        task.add_done_callback(self._forgetting.discard)
+
+    async def _forget(self, segments: list[str]) -> None:
+        try:
+            await asyncio.to_thread(self._forget_rows, segments)
+        except Exception as exc:
+            log.warning(
+                "progress rows of %d replayed spool segment(s) not deleted (harmless: segment names are never "
+                "reused; the next replay that finishes deletes them): %s",
+                len(segments),
+                exc,
+            )
+
+    def _forget_rows(self, segments: list[str]) -> None:
+        for segment in segments:
+            self.writer.forget_segment(segment)
