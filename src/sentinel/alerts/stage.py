@@ -17,7 +17,9 @@ Design (why nothing is raised twice and no transition is lost):
    Without a usable snapshot (first start, registry reordered) it replays the last ``rebuild_window_s`` instead;
    a raise for a subject that already has an open alert then merges into it.
 4. While running, ``on_durable`` (sync, on the ingest loop) only enqueues; a worker task evaluates. When the bounded
-   queue is full the batch is dropped from the queue and the worker catches up from the database, as in 3.
+   queue is full the batch is dropped from the queue and the worker catches up from the database, as in 3. A batch
+   is handed on only once it is in PostgreSQL (a spooled one when the spool replay commits it), and a queued batch
+   the last catch-up already read from the database is skipped, so none is evaluated twice.
 
 Devices whose class no pack defines, or that lack an attribute a rule needs, are refused once (logged) and not
 evaluated until the next start; devices registered while running are added when their first reading arrives.
@@ -101,6 +103,9 @@ class EngineStage:
         self.refused: set[int] = set()
         self._queue: asyncio.Queue[IngestBatch] = asyncio.Queue(maxsize=queue_max_batches)
         self._behind = False
+        # Batches (by received_at) the last catch-up evaluated from the database: one also queued by on_durable
+        # (committed between the drain and the catch-up's query) must not be evaluated twice.
+        self._caught_up: set[int] = set()
         self._saved_at = time.monotonic()
         self._task: asyncio.Task[None] | None = None
 
@@ -264,6 +269,7 @@ class EngineStage:
     def catch_up(self, conn: psycopg.Connection[Any]) -> int:
         """Evaluate every stored reading received after the position, batch by batch (step 3)."""
         rows = conn.execute(REPLAY_SQL, {"pos": self.position_us}).fetchall()
+        self._caught_up = {int(r[0]) for r in rows}
         if not rows:
             return 0
         cols = np.array(rows, dtype=np.float64)
@@ -292,7 +298,7 @@ class EngineStage:
 
     async def start(self) -> None:
         def prepare() -> int:
-            with connect(self.conninfo) as conn:
+            with connect(self.conninfo, autocommit=True) as conn:
                 self.load(conn)
                 return self.catch_up(conn)
 
@@ -320,7 +326,10 @@ class EngineStage:
             log.warning("engine checkpoint not saved at stop: %s", exc)
 
     async def _run(self) -> None:
-        conn = await asyncio.to_thread(connect, self.conninfo)
+        # Autocommit: each _write is its own transaction (conn.transaction()). Without it, the first statement
+        # outside one (loading the registry after a reconnect) opened a transaction that never ended, and every
+        # alert written after it stayed uncommitted: lost at the next disconnect.
+        conn = await asyncio.to_thread(lambda: connect(self.conninfo, autocommit=True))
         try:
             next_tick = time.monotonic() + self.tick_s
             while True:
@@ -333,7 +342,7 @@ class EngineStage:
                         self._drain()
                         self._behind = False
                         await asyncio.to_thread(self.catch_up, conn)
-                    elif batch is not None:
+                    elif batch is not None and batch.received_at_us not in self._caught_up:
                         await asyncio.to_thread(self.evaluate, conn, batch.readings, batch.received_at_us)
                     if time.monotonic() >= next_tick:
                         next_tick = time.monotonic() + self.tick_s
@@ -352,7 +361,7 @@ class EngineStage:
             await asyncio.sleep(1.0)
             self._drain()
             try:
-                conn = await asyncio.to_thread(connect, self.conninfo)
+                conn = await asyncio.to_thread(lambda: connect(self.conninfo, autocommit=True))
             except SentinelError as exc:
                 log.warning("engine stage waiting for the database: %s", exc)
                 continue

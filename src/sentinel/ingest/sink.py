@@ -2,7 +2,9 @@
 
 Callers await until what they handed over is durable: committed to PostgreSQL, or fsynced to the local spool
 while PostgreSQL is away (replayed in order when it returns). Only then does the MQTT collector acknowledge and the
-HTTP route answer 202, so nothing acknowledged is ever lost.
+HTTP route answer 202, so nothing acknowledged is ever lost. ``on_durable`` (the engine stage) is called with a
+batch once it is in PostgreSQL: at once when written directly, when the replayer commits it when it was spooled, so
+everything the engine has seen is in the database its restart catches up from.
 
 Flow: decode (wire) -> admit (registry, duplicates) -> bounded queue -> one writer task that merges whatever is
 queued into one transaction (group commit) -> resolve the callers. The queue is the backpressure point: MQTT
@@ -282,7 +284,7 @@ class IngestSink:
         self.spool.append(batch)
         self.metrics.spooled.inc()
         self.metrics.spool_pending.set(1)
-        return Stored(batch)
+        return Stored(batch, spooled=True)
 
     def _committed(self, batch: IngestBatch, stored: Stored, group: list[_Pending]) -> None:
         # Every key of the batch is settled: stored, or dead-lettered (then a redelivery is a duplicate too).
@@ -303,7 +305,7 @@ class IngestSink:
             self.metrics.batch_latency.observe(now - p.started)
             if not p.done.done():
                 p.done.set_result(None)
-        if self.on_durable is not None:
+        if self.on_durable is not None and not stored.spooled:  # a spooled batch is handed on when replayed
             self.on_durable(batch)
 
     # ------------------------------------------------------------------ spool replay
@@ -316,7 +318,14 @@ class IngestSink:
         while True:
             try:
                 applied = await asyncio.to_thread(self.writer.spool_progress)
-                progress = await asyncio.to_thread(self._replay_available, applied)
+                replayed_batches: list[IngestBatch] = []
+                try:
+                    progress = await asyncio.to_thread(self._replay_available, applied, replayed_batches)
+                finally:
+                    # What reached PostgreSQL goes on to the engine now, in commit order, on this (the loop's) thread.
+                    for stored_batch in replayed_batches:
+                        if self.on_durable is not None:
+                            self.on_durable(stored_batch)
             except DatabaseUnavailable:
                 await asyncio.sleep(delay)
                 delay = min(cap, delay * 2)
@@ -348,11 +357,13 @@ class IngestSink:
             self._forget_later([*progress, *replayed])
             return  # in this same step: should the database go away again, _write starts a new replayer
 
-    def _replay_available(self, applied: dict[str, int]) -> dict[str, int]:
-        """Write every spooled record not yet applied; return segment -> offset applied to."""
+    def _replay_available(self, applied: dict[str, int], committed: list[IngestBatch]) -> dict[str, int]:
+        """Write every spooled record not yet applied, appending each as stored to ``committed``; return segment ->
+        offset applied to."""
         progress = dict(applied)
         for segment, offset, batch in self.spool.records(applied):
             stored = self.writer.write(batch, spool_mark=(segment, offset))
+            committed.append(stored.batch)
             progress[segment] = offset
             if stored.refused:  # the rest of the record was counted when it was spooled
                 self.metrics.store_refused_batches.inc()

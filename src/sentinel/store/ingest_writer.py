@@ -56,6 +56,7 @@ class Stored:
 
     batch: IngestBatch
     refused: list[DeadLetter] = field(default_factory=list)
+    spooled: bool = False  # fsynced to the local spool, not (yet) in PostgreSQL
 
 
 class IngestWriter:
