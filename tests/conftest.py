@@ -8,13 +8,15 @@ private Mosquitto each and skip where the binary is missing.
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Iterator
 
 import pytest
 
 from sentinel.store import migrations
+from sentinel.store.embedded import EmbeddedPostgres
 from sentinel.testing.broker import BrokerUnavailable, PrivateMosquitto
-from sentinel.testing.postgres import PostgresForTests, postgres_for_tests
+from sentinel.testing.postgres import PostgresForTests, postgres_for_tests, scratch_dir
 
 
 @pytest.fixture(scope="session")
@@ -53,3 +55,16 @@ def migrated_db(db_url: str) -> str:
     """A fresh database with every migration applied."""
     migrations.upgrade(db_url)
     return db_url
+
+
+@pytest.fixture
+def own_postgres() -> Iterator[tuple[EmbeddedPostgres, str]]:
+    """A PostgreSQL this test may stop and start: the embedded server in its own short-pathed folder."""
+    folder = scratch_dir("sntl-")
+    server = EmbeddedPostgres(folder / "pg")
+    conninfo = server.start()
+    try:
+        yield server, conninfo
+    finally:
+        server.stop()
+        shutil.rmtree(folder, ignore_errors=True)

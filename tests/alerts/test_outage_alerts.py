@@ -3,33 +3,16 @@ engine evaluates them: their alerts are written, none twice."""
 
 from __future__ import annotations
 
-import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
-import pytest
 
 from sentinel.alerts.stage import EngineStage
 from sentinel.pipeline import IngestPipeline
 from sentinel.store import migrations
 from sentinel.store.embedded import EmbeddedPostgres
-from sentinel.testing.postgres import scratch_dir
 from sentinel.testing.service import ServiceThread
 from tests.alerts.support import db_transitions, expected, make_plant, post_messages, scenario, wait_for
-
-
-@pytest.fixture
-def own_postgres() -> Iterator[tuple[EmbeddedPostgres, str]]:
-    """A PostgreSQL this test may stop and start."""
-    folder = scratch_dir("sntl-")
-    server = EmbeddedPostgres(folder / "pg")
-    conninfo = server.start()
-    try:
-        yield server, conninfo
-    finally:
-        server.stop()
-        shutil.rmtree(folder, ignore_errors=True)
 
 
 def test_readings_spooled_during_an_outage_raise_their_alerts_once_replayed(

@@ -6,12 +6,10 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
@@ -22,7 +20,6 @@ from sentinel.registry.repository import upsert_registry
 from sentinel.store import migrations
 from sentinel.store.embedded import EmbeddedPostgres
 from sentinel.testing.broker import PrivateMosquitto
-from sentinel.testing.postgres import scratch_dir
 from sentinel.testing.publisher import fleet_registry
 from sentinel.testing.service import running_service
 
@@ -149,19 +146,6 @@ def test_kill_9_mid_stream_then_restart_stores_every_acknowledged_message_once(
     assert 0 < killed_at[2] < messages
     assert acked == messages
     assert final == (messages * 8, messages * 8, messages)
-
-
-@pytest.fixture
-def own_postgres() -> Iterator[tuple[EmbeddedPostgres, str]]:
-    """A PostgreSQL this test may stop and start: the embedded server in its own short-pathed folder."""
-    folder = scratch_dir("sntl-")
-    server = EmbeddedPostgres(folder / "pg")
-    conninfo = server.start()
-    try:
-        yield server, conninfo
-    finally:
-        server.stop()
-        shutil.rmtree(folder, ignore_errors=True)
 
 
 def test_database_away_30s_under_load_loses_nothing(
