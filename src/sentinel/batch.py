@@ -100,6 +100,7 @@ class IngestBatch:
     events: list[DeviceEvent] = field(default_factory=list)
     dead_letters: list[DeadLetter] = field(default_factory=list)
     duplicates: int = 0
+    commit_seq: int = 0  # set once committed: its message_log rows' ingest_commit_seq (commit order)
 
     @classmethod
     def of_dead_letters(cls, received_at_us: int, letters: Sequence[DeadLetter]) -> IngestBatch:

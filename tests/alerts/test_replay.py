@@ -5,6 +5,7 @@ In-process service (ServiceThread) with the engine stage; the kill -9 variant is
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import numpy as np
@@ -112,3 +113,53 @@ def test_devices_the_engine_cannot_judge_are_refused_once_not_fatal(migrated_db:
         assert stage.evaluate(conn, batch, 1) == 0
         assert stage.evaluate(conn, batch, 2) == 0
     assert device_id in stage.refused
+
+
+def test_catch_up_follows_commit_order_not_arrival(migrated_db: str) -> None:
+    """A batch committed after the checkpoint but received before the batch the checkpoint covers (an MQTT batch
+    that was still filling while an HTTP batch committed, or a spool replay) is caught up after a crash: the stage's
+    position is the commit stamp, not the arrival time."""
+    from sentinel.batch import IngestBatch, MessageKeys, ReadingBatch
+    from sentinel.pipeline import prepare_catalogue
+    from sentinel.store.ingest_writer import IngestWriter
+
+    plant = make_plant(migrated_db)
+    prepare_catalogue(migrated_db)
+    device = plant.devices[0]
+    with psycopg.connect(migrated_db) as conn:
+        (device_id,) = conn.execute("SELECT device_id FROM devices WHERE device = %s", (device,)).fetchone() or (0,)
+        (metric_id,) = conn.execute("SELECT metric_id FROM metrics WHERE metric = 'ch4_pct_lel'").fetchone() or (0,)
+    t0 = 1_764_300_000_000_000
+
+    def batch(received_at_us: int, ts_us: int, seq: int, value: float) -> IngestBatch:
+        readings = ReadingBatch(
+            np.array([ts_us], dtype=np.int64),
+            np.array([device_id], dtype=np.int32),
+            np.array([metric_id], dtype=np.int16),
+            np.array([value]),
+            np.array([seq], dtype=np.int64),
+        )
+        keys = MessageKeys(np.array([device_id], np.int32), np.array([seq], np.int64), np.array([ts_us], np.int64))
+        return IngestBatch(received_at_us, readings, keys)
+
+    writer = IngestWriter(migrated_db, "native")
+    try:
+        now_us = time.time_ns() // 1000
+        newer = writer.write(batch(now_us + 10_000_000, t0, 1, 2.0))  # received later, committed first
+        stage = EngineStage(migrated_db)
+        with psycopg.connect(migrated_db, autocommit=True) as conn:
+            stage.load(conn)
+            stage.evaluate(conn, newer.batch.readings, newer.batch.received_at_us, newer.commit_seq)
+            stage.save_checkpoint(conn)
+        older = writer.write(batch(now_us + 5_000_000, t0 + 1_000_000, 2, 60.0))  # received earlier, committed after
+        assert older.commit_seq > newer.commit_seq
+    finally:
+        writer.close()
+    # The stage "crashed" before it evaluated the second batch: a new one catches up from the checkpoint.
+    restarted = EngineStage(migrated_db)
+    with psycopg.connect(migrated_db, autocommit=True) as conn:
+        restarted.load(conn)
+        assert (restarted.position_us, restarted.position_seq) == (now_us + 10_000_000, newer.commit_seq)
+        assert restarted.catch_up(conn) >= 1  # 60 %LEL raises gas.ch4_lel
+    events, _ = db_transitions(migrated_db)
+    assert any(key.startswith(f"gas.ch4_lel|{device}|{t0 + 1_000_000}|none|") for key in events), events

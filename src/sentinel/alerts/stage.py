@@ -5,15 +5,17 @@ Design (why nothing is raised twice and no transition is lost):
 1. Ingest commits a batch (readings + ``message_log`` rows stamped with the batch's ``received_at``) *before* the
    engine sees it (``IngestPipeline(on_durable=stage.on_durable)``). So the database always holds every reading the
    engine has seen, and possibly some it has not yet.
-2. The stage keeps a *position*: the ``received_at`` (µs) of the newest batch whose transitions are written. It
-   saves ``(position, engine snapshot, device order)`` in ``engine_checkpoint`` every ``checkpoint_every_s`` and
-   on a clean stop, in the same transaction as that batch's alert writes.
+2. The stage keeps a *position*: the commit stamp (``message_log.commit_seq``, one per ingest transaction, in
+   commit order) and ``received_at`` (µs) of the newest batch whose transitions are written. It saves ``(position,
+   engine snapshot, device order)`` in ``engine_checkpoint`` every ``checkpoint_every_s`` and on a clean stop, in
+   the same transaction as that batch's alert writes.
 3. On start it builds the engine from the registry (devices table: class, site, sector, expected interval, attrs =
    setpoints/baselines; ``sites.attrs`` = site overrides; ``metrics`` names = the engine catalogue's ids), restores
    the snapshot when the device order still matches, then *catches up*: it re-reads from the database every
-   reading of a message received after the position (``message_log ⋈ readings``), batch by batch in arrival
-   order, and feeds it through the engine and the lifecycle. Transitions between the checkpoint and the crash are
-   produced again with the same keys and skipped (:mod:`.lifecycle`); the ones the crash lost are written now.
+   reading of a message committed after the position (``message_log ⋈ readings``; rows older than commit stamps:
+   received after it), batch by batch in commit order, and feeds it through the engine and the lifecycle.
+   Transitions between the checkpoint and the crash are produced again with the same keys and skipped
+   (:mod:`.lifecycle`); the ones the crash lost are written now.
    Without a usable snapshot (first start, registry reordered) it replays the last ``rebuild_window_s`` instead;
    a raise for a subject that already has an open alert then merges into it.
 4. While running, ``on_durable`` (sync, on the ingest loop) only enqueues; a worker task evaluates. When the bounded
@@ -54,16 +56,22 @@ from sentinel.store.database import connect
 log = logging.getLogger(__name__)
 WallClock = Callable[[], datetime]
 
+RECEIVED_AFTER = "(extract(epoch FROM received_at) * 1000000)::bigint > %(pos)s"
 REPLAY_SQL = """
 WITH m AS (
-    SELECT device_id, seq, ts, (extract(epoch FROM received_at) * 1000000)::bigint AS rec
-    FROM message_log WHERE (extract(epoch FROM received_at) * 1000000)::bigint > %(pos)s
+    SELECT device_id, seq, ts, (extract(epoch FROM received_at) * 1000000)::bigint AS rec, commit_seq
+    FROM message_log WHERE {where}
 )
-SELECT m.rec, r.device_id, r.metric_id, (extract(epoch FROM r.ts) * 1000000)::bigint, r.value, m.seq
+SELECT m.rec, r.device_id, r.metric_id, (extract(epoch FROM r.ts) * 1000000)::bigint, r.value, m.seq,
+       coalesce(m.commit_seq, 0)
 FROM m JOIN readings r ON r.device_id = m.device_id AND r.ts = m.ts
 WHERE r.ts >= (SELECT min(ts) FROM m)
-ORDER BY m.rec, m.device_id, m.seq, r.metric_id
+ORDER BY m.commit_seq NULLS FIRST, m.rec, m.device_id, m.seq, r.metric_id
 """
+# After a checkpoint: every row committed after it (rows older than commit stamps: by arrival). Without one: the
+# rows received in the rebuild window.
+REPLAY_AFTER_CHECKPOINT = REPLAY_SQL.format(where=f"commit_seq > %(seq)s OR (commit_seq IS NULL AND {RECEIVED_AFTER})")
+REPLAY_WINDOW = REPLAY_SQL.format(where=RECEIVED_AFTER)
 
 
 def _now() -> datetime:
@@ -96,6 +104,7 @@ class EngineStage:
         self.models_dir = models_dir  # anomaly rules' model files; None keeps them off
         self.engine = self._engine({})
         self.position_us = 0
+        self.position_seq: int | None = None  # commit order (message_log.commit_seq); None: catch up by arrival
         # False while the engine may be ahead of what is written (mid-batch, or a write failed): no checkpoint then.
         self._consistent = False
         self.device_map = np.full(1, -1, dtype=np.int64)  # DB device_id → engine index (ids start at 1)
@@ -103,9 +112,6 @@ class EngineStage:
         self.refused: set[int] = set()
         self._queue: asyncio.Queue[IngestBatch] = asyncio.Queue(maxsize=queue_max_batches)
         self._behind = False
-        # Batches (by received_at) the last catch-up evaluated from the database: one also queued by on_durable
-        # (committed between the drain and the catch-up's query) must not be evaluated twice.
-        self._caught_up: set[int] = set()
         self._saved_at = time.monotonic()
         self._task: asyncio.Task[None] | None = None
 
@@ -178,13 +184,14 @@ class EngineStage:
                 continue
         self.engine = self._engine(overrides)
         self.device_map = np.full(1, -1, dtype=np.int64)
-        row = conn.execute("SELECT position_us, devices, snapshot FROM engine_checkpoint").fetchone()
+        row = conn.execute("SELECT position_us, devices, snapshot, position_seq FROM engine_checkpoint").fetchone()
         order: list[str] = json.loads(row[1]) if row else []
         if row and all(name in specs for name in order):
             self._add([specs[name] for name in order])
             try:
                 self.engine.restore(bytes(row[2]))
                 self.position_us = int(row[0])
+                self.position_seq = None if row[3] is None else int(row[3])
             except Exception as exc:  # a snapshot of other rules: rebuild from recent readings instead
                 log.warning("engine snapshot not usable (%s): rebuilding from recent readings", exc)
                 return self._fresh(specs, overrides)
@@ -198,11 +205,15 @@ class EngineStage:
         self.refused.clear()
         self._add(list(specs.values()))
         self.position_us = int((self.clock().timestamp() - self.rebuild_window_s) * 1e6)
+        self.position_seq = None
 
     # -- evaluation ---------------------------------------------------------------------------------------------
-    def evaluate(self, conn: psycopg.Connection[Any], readings: ReadingBatch, received_at_us: int) -> int:
+    def evaluate(
+        self, conn: psycopg.Connection[Any], readings: ReadingBatch, received_at_us: int, commit_seq: int = 0
+    ) -> int:
         """Feed one durable batch; write its transitions (and maybe a checkpoint) in one transaction."""
         self._consistent = False
+        position = (max(self.position_us, received_at_us), commit_seq)
         dev_ids = readings.device_id.astype(np.int64)
         if self._unseen(dev_ids):  # a device registered since: add it (others stay refused, asked about once)
             specs, _ = self._specs(conn)
@@ -217,7 +228,7 @@ class EngineStage:
         met = np.where(mknown, self.metric_map[np.where(mknown, mids, 0)], -1)
         keep = (dev >= 0) & (met >= 0)
         if not keep.any():  # nothing the engine judges (and an engine without devices refuses to run)
-            return self._write(conn, [], max(self.position_us, received_at_us))
+            return self._write(conn, [], *position)
         seq = readings.seq if readings.seq is not None else np.zeros(len(readings), dtype=np.int64)
         out = self.engine.process(
             dev[keep].astype(np.int32),
@@ -226,7 +237,7 @@ class EngineStage:
             readings.value[keep],
             seq[keep],
         )
-        return self._write(conn, out.records(), max(self.position_us, received_at_us))
+        return self._write(conn, out.records(), *position)
 
     def _unseen(self, dev_ids: npt.NDArray[np.int64]) -> bool:
         if not len(dev_ids):
@@ -245,12 +256,14 @@ class EngineStage:
             return 0
         return self._write(conn, out.records(), self.position_us)
 
-    def _write(self, conn: psycopg.Connection[Any], records: list[Any], position_us: int) -> int:
+    def _write(self, conn: psycopg.Connection[Any], records: list[Any], position_us: int, commit_seq: int = 0) -> int:
         now = self.clock()
         with conn.transaction():
             report = apply_transitions(conn, records, self.rules, now)
             detect_floods_and_chatter(conn, report, now)
             self.position_us = position_us
+            if commit_seq:
+                self.position_seq = max(self.position_seq or 0, commit_seq)
             if time.monotonic() - self._saved_at >= self.checkpoint_every_s:
                 self.save_checkpoint(conn)
         self._consistent = True
@@ -258,23 +271,27 @@ class EngineStage:
 
     def save_checkpoint(self, conn: psycopg.Connection[Any]) -> None:
         conn.execute(
-            """INSERT INTO engine_checkpoint (id, position_us, devices, snapshot, saved_at)
-               VALUES (1, %s, %s, %s, now())
-               ON CONFLICT (id) DO UPDATE SET position_us = excluded.position_us, devices = excluded.devices,
+            """INSERT INTO engine_checkpoint (id, position_us, position_seq, devices, snapshot, saved_at)
+               VALUES (1, %s, %s, %s, %s, now())
+               ON CONFLICT (id) DO UPDATE SET position_us = excluded.position_us,
+                   position_seq = excluded.position_seq, devices = excluded.devices,
                    snapshot = excluded.snapshot, saved_at = excluded.saved_at""",
-            (self.position_us, json.dumps(self.engine.device_ids), self.engine.snapshot()),
+            (self.position_us, self.position_seq, json.dumps(self.engine.device_ids), self.engine.snapshot()),
         )
         self._saved_at = time.monotonic()
 
     def catch_up(self, conn: psycopg.Connection[Any]) -> int:
-        """Evaluate every stored reading received after the position, batch by batch (step 3)."""
-        rows = conn.execute(REPLAY_SQL, {"pos": self.position_us}).fetchall()
-        self._caught_up = {int(r[0]) for r in rows}
+        """Evaluate every stored reading committed after the position, batch by batch in commit order (step 3)."""
+        if self.position_seq is None:
+            rows = conn.execute(REPLAY_WINDOW, {"pos": self.position_us}).fetchall()
+        else:
+            rows = conn.execute(REPLAY_AFTER_CHECKPOINT, {"pos": self.position_us, "seq": self.position_seq}).fetchall()
         if not rows:
             return 0
         cols = np.array(rows, dtype=np.float64)
         rec = np.array([r[0] for r in rows], dtype=np.int64)
-        bounds = np.flatnonzero(np.diff(rec)) + 1
+        commit = np.array([r[6] for r in rows], dtype=np.int64)
+        bounds = np.flatnonzero((np.diff(rec) != 0) | (np.diff(commit) != 0)) + 1
         count = 0
         for part in np.split(np.arange(len(rows)), bounds):
             batch = ReadingBatch(
@@ -284,7 +301,7 @@ class EngineStage:
                 value=cols[part, 4],
                 seq=np.array([rows[i][5] for i in part], dtype=np.int64),
             )
-            count += self.evaluate(conn, batch, int(rec[part[0]]))
+            count += self.evaluate(conn, batch, int(rec[part[0]]), int(commit[part[0]]))
         return count
 
     # -- running ------------------------------------------------------------------------------------------------
@@ -342,8 +359,10 @@ class EngineStage:
                         self._drain()
                         self._behind = False
                         await asyncio.to_thread(self.catch_up, conn)
-                    elif batch is not None and batch.received_at_us not in self._caught_up:
-                        await asyncio.to_thread(self.evaluate, conn, batch.readings, batch.received_at_us)
+                    elif batch is not None and not self._evaluated(batch):
+                        await asyncio.to_thread(
+                            self.evaluate, conn, batch.readings, batch.received_at_us, batch.commit_seq
+                        )
                     if time.monotonic() >= next_tick:
                         next_tick = time.monotonic() + self.tick_s
                         await asyncio.to_thread(self.tick, conn)
@@ -373,6 +392,11 @@ class EngineStage:
                 conn.close()
                 continue
             return conn
+
+    def _evaluated(self, batch: IngestBatch) -> bool:
+        """Already covered: a queued batch the last catch-up read from the database (committed between the drain
+        and its query) must not be evaluated twice."""
+        return bool(batch.commit_seq) and self.position_seq is not None and batch.commit_seq <= self.position_seq
 
     def _drain(self) -> None:
         while not self._queue.empty():

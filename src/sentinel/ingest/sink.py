@@ -293,6 +293,7 @@ class IngestSink:
             zip(m.device_id.tolist(), m.seq.tolist(), m.ts_us.tolist(), strict=True), batch.received_at_us
         )
         batch = stored.batch
+        batch.commit_seq = stored.commit_seq
         self.metrics.stored_messages.inc(len(batch.messages))
         self.metrics.stored_readings.inc(len(batch.readings))
         self.metrics.duplicates.inc(batch.duplicates)
@@ -363,6 +364,7 @@ class IngestSink:
         progress = dict(applied)
         for segment, offset, batch in self.spool.records(applied):
             stored = self.writer.write(batch, spool_mark=(segment, offset))
+            stored.batch.commit_seq = stored.commit_seq
             committed.append(stored.batch)
             progress[segment] = offset
             if stored.refused:  # the rest of the record was counted when it was spooled

@@ -44,7 +44,7 @@ from sentinel.wire.messages import format_ts
 
 log = logging.getLogger(__name__)
 
-MESSAGE_LOG_COPY = "COPY message_log (device_id, seq, ts, received_at) FROM STDIN (FORMAT BINARY)"
+MESSAGE_LOG_COPY = "COPY message_log (device_id, seq, ts, received_at, commit_seq) FROM STDIN (FORMAT BINARY)"
 
 _LOGGED_LETTERS = 10  # a constraint refusing every message must not write a log line per message
 
@@ -57,6 +57,7 @@ class Stored:
     batch: IngestBatch
     refused: list[DeadLetter] = field(default_factory=list)
     spooled: bool = False  # fsynced to the local spool, not (yet) in PostgreSQL
+    commit_seq: int = 0  # ingest_commit_seq of the message_log rows written (0: none written)
 
 
 class IngestWriter:
@@ -65,6 +66,7 @@ class IngestWriter:
         self.readings = ReadingsWriter(dialect)
         self._conn: psycopg.Connection[Any] | None = None
         self._lock = threading.Lock()
+        self._commit_seq = 0  # the newest ingest_commit_seq taken by the write in progress
 
     def _connection(self) -> psycopg.Connection[Any]:
         if self._conn is None or self._conn.closed or self._conn.broken:
@@ -84,6 +86,7 @@ class IngestWriter:
         says where an item came from, for its dead letter); or raise DatabaseUnavailable (connection trouble: retry
         later) or StoreError (nothing written: the store is broken, or even the dead letters were refused)."""
         with self._lock:
+            self._commit_seq = 0
             try:
                 conn = self._connection()
                 try:
@@ -96,6 +99,8 @@ class IngestWriter:
                         raise
                     stored = self._isolate(conn, batch, spool_mark, origin, exc)
                 self.readings.committed()
+                if self._commit_seq:
+                    stored = Stored(stored.batch, stored.refused, stored.spooled, self._commit_seq)
                 return stored
             except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
                 self._drop_connection()
@@ -302,12 +307,17 @@ class IngestWriter:
         self.readings.write(conn, batch.readings)
         m = batch.messages
         if len(m):
+            # One value per transaction attempt; a sequence is not rolled back, so a retried part takes a newer one.
+            row = conn.execute("SELECT nextval('ingest_commit_seq')").fetchone()
+            assert row is not None
+            self._commit_seq = int(row[0])
             stream = binary_copy(
                 [
                     ("int4", m.device_id),
                     ("int8", m.seq),
                     ("timestamptz", m.ts_us),
                     ("timestamptz", np.full(len(m), batch.received_at_us, dtype=np.int64)),
+                    ("int8", np.full(len(m), self._commit_seq, dtype=np.int64)),
                 ]
             )
             with conn.cursor() as cur, cur.copy(MESSAGE_LOG_COPY) as copy:
