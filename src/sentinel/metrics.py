@@ -109,6 +109,19 @@ MQTT_COUNTERS: dict[str, tuple[str, str]] = {
 
 # Engine.stats keys that count readings the engine did not evaluate, exported as the bounded label ``reason``.
 ENGINE_SKIP_REASONS = ("invalid", "unmapped", "too_late")
+# Engine stats key -> (metric name, help): how late readings were put back in order (engine/rewind.py).
+ENGINE_ORDER_COUNTERS = {
+    "reordered": (
+        "sentinel_engine_readings_reordered",
+        "Late readings the rewind log no longer covered: evaluated at their series' latest time",
+    ),
+    "late": (
+        "sentinel_engine_readings_late",
+        "Readings older than what their device had evaluated, put back in device-time order by a rewind",
+    ),
+    "rewinds": ("sentinel_engine_rewinds", "Batches that rewound devices for late readings"),
+    "replayed": ("sentinel_engine_readings_replayed", "Logged readings evaluated again by rewinds"),
+}
 
 
 class MqttStatsCollector(Collector):
@@ -149,23 +162,5 @@ class EngineStatsCollector(Collector):
         for reason in ENGINE_SKIP_REASONS:
             skipped.add_metric([reason], float(stats.get(reason, 0)))
         yield skipped
-        yield CounterMetricFamily(
-            "sentinel_engine_readings_reordered",
-            "Late readings the rewind log no longer covered: evaluated at their series' latest time",
-            value=float(stats.get("reordered", 0)),
-        )
-        yield CounterMetricFamily(
-            "sentinel_engine_readings_late",
-            "Readings older than what their device had evaluated, put back in device-time order by a rewind",
-            value=float(stats.get("late", 0)),
-        )
-        yield CounterMetricFamily(
-            "sentinel_engine_rewinds",
-            "Batches that rewound devices for late readings",
-            value=float(stats.get("rewinds", 0)),
-        )
-        yield CounterMetricFamily(
-            "sentinel_engine_readings_replayed",
-            "Logged readings evaluated again by rewinds",
-            value=float(stats.get("replayed", 0)),
-        )
+        for key, (name, help_text) in ENGINE_ORDER_COUNTERS.items():
+            yield CounterMetricFamily(name, help_text, value=float(stats.get(key, 0)))

@@ -207,14 +207,16 @@ class Engine(LateReadings):
         if rewound is None:
             pieces, _, record = self._pass(batch)
             out = merge(pieces, self.rule_ids, self.site_scope, self.device_ids, self.table.sites, self.alert_kinds)
-            record.sent = self._sent(out)
-            self.rewind.push(record, frontier)
+            if record is not None:
+                record.sent = self._sent(out)
+                self.rewind.push(record, frontier)
             return out
         # Two passes, so that the log's records stay short: first the replayed readings from before the earliest
         # late one (already in order: they re-derive what was sent), then the rest with the batch.
         early = rewound.replay[2] < rewound.split
         last: dict[tuple[int, int], int] = {}
-        records, kept = [], []
+        records: list[tuple[BatchRecord | None, list[Piece]]] = []
+        kept: list[Piece] = []
         b_early: SortedBatch | None = None
         if early.any():
             pieces, b_early, record = self._pass(tuple(c[early] for c in rewound.replay))  # type: ignore[arg-type]
@@ -227,6 +229,7 @@ class Engine(LateReadings):
         records.append((record, second))
         kept += second
         for i, (record, mine) in enumerate(records):
+            assert record is not None  # a rewind implies the log, and so a record per pass
             sent = self._sent(merge(mine, self.rule_ids, self.site_scope, self.device_ids, self.table.sites))
             # Keys sent before stay with the record covering their device time, for the next rewind to find.
             if len(records) == 1:
@@ -237,15 +240,14 @@ class Engine(LateReadings):
             self.rewind.push(record, frontier)
         return merge(kept, self.rule_ids, self.site_scope, self.device_ids, self.table.sites, self.alert_kinds)
 
-    def _pass(self, cols: Columns) -> tuple[list[Piece], SortedBatch, BatchRecord]:
+    def _pass(self, cols: Columns) -> tuple[list[Piece], SortedBatch, BatchRecord | None]:
         """Evaluate readings in order (one vectorised pass over every rule); the record of the pass for the log
-        (its ``sent`` is filled in by the caller)."""
+        (its ``sent`` is filled in by the caller), None when the log is off."""
         dev, met, ts, val, sq = cols
         since = int(ts.min()) if len(ts) else 0
         order = order_by([met, dev, ts - since], sq)
         dev, met, ts, val, sq = dev[order], met[order], ts[order], val[order], sq[order]
         sid = self.table.series_of(dev, met)
-        touched, max_ts = self._newest(dev, ts)
         b = self._sorted(dev, met, ts, val, sq, sid)
         pieces: list[Piece] = []
         for ri, rule in enumerate(self.rules.rules):
@@ -275,6 +277,9 @@ class Engine(LateReadings):
         self.series.last_value[tail_sid] = b.value[tails]
         self.series.last_ts[tail_sid] = b.te[tails]
         self.series.last_seq[tail_sid] = b.seq[tails]
+        if self.journal is None:
+            return pieces, b, None
+        touched, max_ts = self._newest(dev, ts)
         return pieces, b, BatchRecord(touched, max_ts, dev, met, ts, val, sq, undo, Sent.empty())
 
     def _columns(
