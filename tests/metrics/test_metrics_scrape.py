@@ -16,7 +16,7 @@ import psycopg
 import pytest
 from prometheus_client import generate_latest
 
-from sentinel.collect.http import REGISTRY_CODES
+from sentinel.api.ingest import REGISTRY_CODES
 from sentinel.collect.mqtt import CollectorConfig
 from sentinel.engine.catalog import metric_index
 from sentinel.engine.devices import DeviceSpec

@@ -19,8 +19,8 @@ from sentinel import __version__
 from sentinel.api.alerts import router as alerts_router
 from sentinel.api.auth import require
 from sentinel.api.hazards import router as hazards_router
-from sentinel.collect.http import router as ingest_router
-from sentinel.collect.http import wire_components
+from sentinel.api.ingest import router as ingest_router
+from sentinel.api.ingest import wire_components
 from sentinel.errors import RegistryFileError
 from sentinel.pipeline import IngestPipeline
 from sentinel.registry.entries import RegistryFile
