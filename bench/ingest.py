@@ -34,8 +34,8 @@ from pathlib import Path
 import httpx
 import psycopg
 
+from sentinel.app import prepare_catalogue
 from sentinel.collect.mqtt import CollectorConfig
-from sentinel.pipeline import prepare_catalogue
 from sentinel.registry.repository import upsert_registry
 from sentinel.store import migrations
 from sentinel.testing.broker import PrivateMosquitto
@@ -95,8 +95,8 @@ def bench_sentinel_mqtt(pg: PostgresForTests, broker: PrivateMosquitto, n: int) 
     db = fresh_db(pg, prefix)
     config = CollectorConfig(host=broker.host, port=broker.port, client_id="bench-sentinel")
     with running_service(db, Path(tempfile.mkdtemp()), mqtt=config) as svc:
-        assert svc.pipeline.collector is not None
-        svc.call(svc.pipeline.collector.connected.wait)
+        assert svc.sentinel.collector is not None
+        svc.call(svc.sentinel.collector.connected.wait)
         started = time.perf_counter()
         publisher = subprocess.Popen(
             [sys.executable, "-m", "sentinel.testing.publisher", "--port", str(broker.port), "--prefix", prefix,
@@ -123,8 +123,8 @@ def bench_sentinel_mqtt_drain(pg: PostgresForTests, broker: PrivateMosquitto, n:
     db = fresh_db(pg, prefix)
     config = CollectorConfig(host=broker.host, port=broker.port, client_id="bench-drain")
     with running_service(db, Path(tempfile.mkdtemp()), mqtt=config) as svc:  # creates the persistent session
-        assert svc.pipeline.collector is not None
-        svc.call(svc.pipeline.collector.connected.wait)
+        assert svc.sentinel.collector is not None
+        svc.call(svc.sentinel.collector.connected.wait)
     subprocess.run(
         [sys.executable, "-m", "sentinel.testing.publisher", "--port", str(broker.port), "--prefix", prefix,
          "--devices", str(DEVICES), "--messages", str(n), "--metrics", str(METRICS)],

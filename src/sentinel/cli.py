@@ -41,12 +41,9 @@ def serve(ctx: typer.Context) -> None:
     """Run ingest (MQTT and HTTP), the engine and the HTTP API until Ctrl-C or SIGTERM."""
     import asyncio
 
-    from sentinel.service import serve as run
-    from sentinel.store.database import Database
+    from sentinel.serve import serve as run
 
-    settings = cli_settings(ctx)
-    with Database.open(settings) as db:
-        asyncio.run(run(settings, db))
+    asyncio.run(run(cli_settings(ctx)))
 
 
 @functools.cache

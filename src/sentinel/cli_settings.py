@@ -20,4 +20,9 @@ def config_file(ctx: typer.Context) -> Path | None:
 
 
 def cli_settings(ctx: typer.Context) -> Settings:
-    return load_settings(config_file(ctx))
+    """The command's settings; logging is configured from them here, once for every command."""
+    from sentinel.logs import configure_logging
+
+    settings = load_settings(config_file(ctx))
+    configure_logging(settings)
+    return settings

@@ -5,6 +5,7 @@ family or one branch of it::
 
     SentinelError
     ├── ConfigError              a setting is missing, malformed or contradicts another (names the setting)
+    │   └── PortInUse            the HTTP port is taken by another process (names the port and the setting)
     ├── StoreError               the database layer
     │   ├── DatabaseUnavailable  cannot connect, or the connection dropped (retryable)
     │   ├── MigrationError       a schema migration failed or the schema is newer than this code
@@ -42,6 +43,17 @@ class ConfigError(SentinelError):
         self.setting = setting
         self.problem = problem
         super().__init__(f"{setting}: {problem}")
+
+
+class PortInUse(ConfigError):
+    """The HTTP API cannot listen: another process holds the address."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.host = host
+        self.port = port
+        super().__init__(
+            "SENTINEL_HTTP_PORT", f"port {port} on {host} is already in use; stop the other process or choose another"
+        )
 
 
 class StoreError(SentinelError):

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import platformdirs
@@ -66,6 +66,10 @@ class Settings(BaseSettings):
     partitions_ahead_days: int = Field(default=7, ge=1)
     display_tz: str = "Asia/Shanghai"
     log_level: str = "INFO"
+    # "text" (one line per record, for people) or "json" (one JSON object per line, for log shippers).
+    log_format: Literal["text", "json"] = "text"
+    # Connections the running service keeps open to PostgreSQL (each of its async and its thread-side pools).
+    db_pool_size: int = Field(default=4, ge=1, le=100)
 
     @field_validator("database_url")
     @classmethod

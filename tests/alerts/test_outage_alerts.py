@@ -7,11 +7,11 @@ from pathlib import Path
 
 import psycopg
 
-from sentinel.alerts.stage import EngineStage
-from sentinel.pipeline import IngestPipeline
+from sentinel.alerts.watch import write_transitions
+from sentinel.engine.runner import EngineRunner
 from sentinel.store import migrations
 from sentinel.store.embedded import EmbeddedPostgres
-from sentinel.testing.service import ServiceThread
+from sentinel.testing.service import start_service
 from tests.alerts.support import db_transitions, expected, make_plant, post_messages, scenario, wait_for
 
 
@@ -27,17 +27,17 @@ def test_readings_spooled_during_an_outage_raise_their_alerts_once_replayed(
     before_outage, _ = expected(plant, messages[:half])
     assert want - before_outage, "the second half must raise transitions of its own"
 
-    stage = EngineStage(conninfo, tick_s=0.2, checkpoint_every_s=0.0)
-    svc = ServiceThread(IngestPipeline(conninfo, "native", tmp_path / "spool", stage=stage)).start()
+    stage = EngineRunner(conninfo, write_transitions=write_transitions, tick_s=0.2, checkpoint_every_s=0.0)
+    svc = start_service(conninfo, tmp_path / "spool", runner=stage)
     try:
         post_messages(svc.url, plant.gateway_token, messages[:half])
         wait_for(lambda: set(db_transitions(conninfo)[0]) >= before_outage, "the first half's transitions")
         server.stop()
         post_messages(svc.url, plant.gateway_token, messages[half:])  # 202: spooled while the database is away
-        assert svc.pipeline.sink.spooling
+        assert svc.sentinel.sink.spooling
         server.start()
         wait_for(lambda: set(db_transitions(conninfo)[0]) >= want, "every transition, the spooled half's too")
-        wait_for(lambda: not svc.pipeline.sink.spooling, "the spool replayed")
+        wait_for(lambda: not svc.sentinel.sink.spooling, "the spool replayed")
     finally:
         svc.stop()
     events, alerts = db_transitions(conninfo)

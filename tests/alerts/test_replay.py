@@ -11,15 +11,15 @@ from pathlib import Path
 import numpy as np
 import psycopg
 
-from sentinel.alerts.stage import EngineStage
-from sentinel.pipeline import IngestPipeline
-from sentinel.testing.service import ServiceThread
+from sentinel.alerts.watch import write_transitions
+from sentinel.engine.runner import EngineRunner
+from sentinel.testing.service import ServiceThread, start_service
 from tests.alerts.support import db_transitions, expected, make_plant, post_messages, scenario, wait_for
 
 
 def _service(db: str, spool: Path, checkpoint_every_s: float = 0.0) -> ServiceThread:
-    stage = EngineStage(db, tick_s=3600.0, checkpoint_every_s=checkpoint_every_s)
-    return ServiceThread(IngestPipeline(db, "native", spool, stage=stage)).start()
+    stage = EngineRunner(db, write_transitions=write_transitions, tick_s=3600.0, checkpoint_every_s=checkpoint_every_s)
+    return start_service(db, spool, runner=stage)
 
 
 def test_scenario_then_replays_raise_each_alert_once(migrated_db: str, tmp_path: Path) -> None:
@@ -69,7 +69,7 @@ def test_readings_the_engine_never_saw_are_evaluated_on_start(migrated_db: str, 
     finally:
         svc.stop()  # saves the checkpoint
     # Ingest alone: these readings become durable, the engine never sees them.
-    bare = ServiceThread(IngestPipeline(migrated_db, "native", tmp_path / "spool")).start()
+    bare = start_service(migrated_db, tmp_path / "spool")
     try:
         post_messages(bare.url, plant.gateway_token, messages[quarter : 2 * quarter])
     finally:
@@ -100,7 +100,7 @@ def test_devices_the_engine_cannot_judge_are_refused_once_not_fatal(migrated_db:
         (metric_id,) = conn.execute("SELECT metric_id FROM metrics WHERE metric = 'pipe_pressure_mpa'").fetchone() or (
             0,
         )
-    stage = EngineStage(migrated_db)
+    stage = EngineRunner(migrated_db, write_transitions=write_transitions)
     with psycopg.connect(migrated_db) as conn:
         stage.load(conn)
         batch = ReadingBatch(
@@ -119,8 +119,8 @@ def test_catch_up_follows_commit_order_not_arrival(migrated_db: str) -> None:
     """A batch committed after the checkpoint but received before the batch the checkpoint covers (an MQTT batch
     that was still filling while an HTTP batch committed, or a spool replay) is caught up after a crash: the stage's
     position is the commit stamp, not the arrival time."""
+    from sentinel.app import prepare_catalogue
     from sentinel.batch import IngestBatch, MessageKeys, ReadingBatch
-    from sentinel.pipeline import prepare_catalogue
     from sentinel.store.ingest_writer import IngestWriter
 
     plant = make_plant(migrated_db)
@@ -146,7 +146,7 @@ def test_catch_up_follows_commit_order_not_arrival(migrated_db: str) -> None:
     try:
         now_us = time.time_ns() // 1000
         newer = writer.write(batch(now_us + 10_000_000, t0, 1, 2.0))  # received later, committed first
-        stage = EngineStage(migrated_db)
+        stage = EngineRunner(migrated_db, write_transitions=write_transitions)
         with psycopg.connect(migrated_db, autocommit=True) as conn:
             stage.load(conn)
             stage.evaluate(conn, newer.batch.readings, newer.batch.received_at_us, newer.commit_seq)
@@ -156,7 +156,7 @@ def test_catch_up_follows_commit_order_not_arrival(migrated_db: str) -> None:
     finally:
         writer.close()
     # The stage "crashed" before it evaluated the second batch: a new one catches up from the checkpoint.
-    restarted = EngineStage(migrated_db)
+    restarted = EngineRunner(migrated_db, write_transitions=write_transitions)
     with psycopg.connect(migrated_db, autocommit=True) as conn:
         restarted.load(conn)
         assert (restarted.position_us, restarted.position_seq) == (now_us + 10_000_000, newer.commit_seq)

@@ -152,7 +152,7 @@ def test_keys_and_roles(service: ServiceThread, ingest_db: str, registry: Regist
 
 
 async def _reload(service: ServiceThread) -> None:
-    service.pipeline.reload_registry()
+    await service.sentinel.reload_registry()
 
 
 def test_full_queue_answers_503_with_retry_after(

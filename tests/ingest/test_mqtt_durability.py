@@ -90,8 +90,8 @@ def test_100k_messages_become_exactly_800k_rows(
 ) -> None:
     config = CollectorConfig(host=mosquitto.host, port=mosquitto.port, client_id=f"{prefix}-ingest")
     with running_service(fleet_db, tmp_path / "spool", mqtt=config) as svc:
-        assert svc.pipeline.collector is not None
-        svc.call(svc.pipeline.collector.connected.wait)
+        assert svc.sentinel.collector is not None
+        svc.call(svc.sentinel.collector.connected.wait)
         acked = publisher_acked(start_publisher(mosquitto, prefix, 100_000))
         final = wait_for(fleet_db, 800_000)
     assert acked == 100_000
@@ -158,20 +158,20 @@ def test_database_away_30s_under_load_loses_nothing(
     messages, rate, outage_s = 100_000, 2000.0, 30.0
     config = CollectorConfig(host=mosquitto.host, port=mosquitto.port, client_id=f"{prefix}-ingest")
     with running_service(conninfo, tmp_path / "spool", mqtt=config) as svc:
-        assert svc.pipeline.collector is not None
-        svc.call(svc.pipeline.collector.connected.wait)
+        assert svc.sentinel.collector is not None
+        svc.call(svc.sentinel.collector.connected.wait)
         publisher = start_publisher(mosquitto, prefix, messages, rate=rate)
         time.sleep(5)
         server.stop()  # pg_ctl stop -m fast: sessions terminated, then connections refused
         time.sleep(outage_s)
-        spooled_during_outage = svc.pipeline.metrics.spooled._value.get()
+        spooled_during_outage = svc.sentinel.metrics.spooled._value.get()
         server.start()
         acked = publisher_acked(publisher)
         final = wait_for(conninfo, acked * 8, timeout=300)
         deadline = time.monotonic() + 60
-        while svc.pipeline.sink.spooling and time.monotonic() < deadline:
+        while svc.sentinel.sink.spooling and time.monotonic() < deadline:
             time.sleep(0.2)
-        still_spooling = svc.pipeline.sink.spooling
+        still_spooling = svc.sentinel.sink.spooling
     assert spooled_during_outage > 0
     assert acked == messages
     assert final == (messages * 8, messages * 8, messages)

@@ -10,9 +10,9 @@ from pathlib import Path
 import psycopg
 
 from sentinel.collect.mqtt import CollectorConfig
-from sentinel.pipeline import IngestPipeline
 from sentinel.registry.entries import RegistryFile
 from sentinel.testing.broker import PrivateMosquitto, publish
+from sentinel.testing.service import sentinel_for_tests
 from sentinel.wire import Telemetry, WireLimits, device_topic, encode_batch, encode_telemetry, gateway_topic
 
 NOW_US = time.time_ns() // 1000
@@ -24,7 +24,7 @@ def _msg(device: str, seq: int, **metrics: float) -> Telemetry:
 
 async def _run(db: str, broker: PrivateMosquitto, spool: Path, messages: list[tuple[str, bytes]], expect: int) -> None:
     config = CollectorConfig(host=broker.host, port=broker.port, client_id="sentinel-test", batch_max_wait_s=0.05)
-    async with IngestPipeline(db, "native", spool, mqtt=config) as pipeline:
+    async with sentinel_for_tests(db, spool, mqtt=config, http=False) as pipeline:
         assert pipeline.collector is not None
         await asyncio.wait_for(pipeline.collector.connected.wait(), 10)
         await publish(broker.host, broker.port, messages)

@@ -25,20 +25,20 @@ import numpy as np
 import psycopg
 import pytest
 
+from sentinel.app import prepare_catalogue
 from sentinel.batch import DeviceEvent, IngestBatch, MessageKeys, ReadingBatch
 from sentinel.collect.mqtt import CollectorConfig, MqttMessage
 from sentinel.errors import StoreError
 from sentinel.ingest.admission import Admission
 from sentinel.ingest.dedup import DuplicateFilter
 from sentinel.ingest.sink import IngestSink
-from sentinel.metrics import IngestMetrics
-from sentinel.pipeline import IngestPipeline, prepare_catalogue
+from sentinel.observability import IngestMetrics
 from sentinel.registry.entries import RegistryFile
 from sentinel.registry.repository import RegistryView
 from sentinel.store.ingest_writer import IngestWriter
 from sentinel.store.spool import Spool
 from sentinel.testing.broker import PrivateMosquitto, publish
-from sentinel.testing.service import running_service
+from sentinel.testing.service import running_service, sentinel_for_tests
 from sentinel.wire import Telemetry, device_topic, encode_batch, encode_telemetry, gateway_topic
 from sentinel.wire.deadletter import STORE_REFUSED, DeadLetter
 from sentinel.wire.messages import Event, encode_event
@@ -175,7 +175,7 @@ async def _run_mqtt(
     db: str, broker: PrivateMosquitto, spool: Path, messages: list[tuple[str, bytes]], later: list[tuple[str, bytes]]
 ) -> IngestMetrics:
     config = CollectorConfig(host=broker.host, port=broker.port, client_id="sentinel-poison", batch_max_wait_s=0.2)
-    async with IngestPipeline(db, "native", spool, mqtt=config) as pipeline:
+    async with sentinel_for_tests(db, spool, mqtt=config, http=False) as pipeline:
         collector = pipeline.collector
         assert collector is not None
         await asyncio.wait_for(collector.connected.wait(), 10)
@@ -332,7 +332,7 @@ def test_spool_written_before_the_admission_fix_replays_around_a_nul_note(
     spool.append(_batch([d0], metrics["ch4_pct_lel"], [3.0], []))
 
     async def run() -> bool:
-        async with IngestPipeline(ingest_db, "native", tmp_path / "spool") as pipeline:
+        async with sentinel_for_tests(ingest_db, tmp_path / "spool", http=False) as pipeline:
             deadline = time.monotonic() + 30
             while pipeline.sink.spooling and time.monotonic() < deadline:
                 await asyncio.sleep(0.05)
@@ -397,7 +397,7 @@ def test_when_even_the_dead_letters_are_refused_nothing_is_stored_and_the_batch_
     payloads = [encode_telemetry(_msg(d0, i, value=5000.0 if i == 1 else 0.3)) for i in range(3)]
 
     async def run() -> None:
-        async with IngestPipeline(ingest_db, "native", tmp_path / "spool") as pipeline:
+        async with sentinel_for_tests(ingest_db, tmp_path / "spool", http=False) as pipeline:
             batch = [MqttMessage(topic, p, time.time()) for p in payloads]
             with pytest.raises(StoreError, match="dead letters"):
                 await pipeline.sink.mqtt(batch)
@@ -423,7 +423,7 @@ def test_a_broken_store_is_not_mistaken_for_bad_data(ingest_db: str, registry: R
     ]
 
     async def run() -> None:
-        async with IngestPipeline(ingest_db, "native", tmp_path / "spool") as pipeline:
+        async with sentinel_for_tests(ingest_db, tmp_path / "spool", http=False) as pipeline:
             batch = [MqttMessage(t, p, time.time()) for t, p in batch_of]
             _sql(ingest_db, "ALTER TABLE device_events RENAME TO device_events_moved")
             with pytest.raises(StoreError, match="device_events"):

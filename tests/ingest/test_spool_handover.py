@@ -21,12 +21,12 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from sentinel.app import prepare_catalogue
 from sentinel.collect.mqtt import MqttMessage
 from sentinel.ingest.admission import Admission
 from sentinel.ingest.dedup import DuplicateFilter
 from sentinel.ingest.sink import IngestSink
-from sentinel.metrics import IngestMetrics
-from sentinel.pipeline import prepare_catalogue
+from sentinel.observability import IngestMetrics
 from sentinel.registry.entries import RegistryFile
 from sentinel.registry.repository import RegistryView
 from sentinel.store.ingest_writer import IngestWriter

@@ -22,7 +22,7 @@ from sentinel.engine.catalog import metric_index
 from sentinel.engine.devices import DeviceSpec
 from sentinel.engine.engine import Engine
 from sentinel.engine.loader import load_rules
-from sentinel.metrics import ENGINE_SKIP_REASONS, MQTT_COUNTERS, IngestMetrics
+from sentinel.observability import ENGINE_SKIP_REASONS, MQTT_COUNTERS, IngestMetrics
 from sentinel.registry.entries import RegistryFile
 from sentinel.registry.repository import create_api_key, upsert_registry
 from sentinel.testing.broker import PrivateMosquitto, publish
@@ -169,11 +169,11 @@ def test_mqtt_collector_counters_and_every_health_board_metric_are_scraped(
     )
     messages.append((device_topic(registry.devices[0].site, registry.devices[0].id, "telemetry"), bad))
     with running_service(migrated_db, tmp_path / "spool", mqtt=config) as svc:
-        collector = svc.pipeline.collector
+        collector = svc.sentinel.collector
         assert collector is not None
         # The pipeline exports its collector's counters itself; the engine stage is not part of running_service.
         engine = Engine(load_rules())
-        svc.pipeline.metrics.watch_engine(lambda: engine.stats)
+        svc.sentinel.metrics.watch_engine(lambda: engine.stats)
 
         async def replay() -> None:
             await asyncio.wait_for(collector.connected.wait(), 10)

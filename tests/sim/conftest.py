@@ -1,5 +1,5 @@
-"""Fixtures for the simulator tests: a private Mosquitto, and a Sentinel (pipeline + engine stage + API) that a
-simulation is sent through, judged on device time."""
+"""Fixtures for the simulator tests: a Sentinel (the one root, with the engine runner on a device-time clock) that
+a simulation is sent through over a private Mosquitto, judged on device time."""
 
 from __future__ import annotations
 
@@ -11,17 +11,14 @@ from pathlib import Path
 
 import psycopg
 
-from sentinel.alerts.stage import EngineStage
-from sentinel.collect.mqtt import CollectorConfig
 from sentinel.engine import Transition
-from sentinel.pipeline import IngestPipeline
 from sentinel.registry.entries import RegistryFile
 from sentinel.registry.repository import upsert_registry
 from sentinel.sim.publish import send_mqtt
 from sentinel.sim.simulation import Outgoing
 from sentinel.sim.tap import SimClock, stored_transitions
 from sentinel.testing.broker import PrivateMosquitto
-from sentinel.testing.service import ServiceThread
+from sentinel.testing.service import start_service
 
 
 @dataclass
@@ -40,18 +37,20 @@ def run_through_sentinel(
     *,
     expect_messages: int,
 ) -> E2ERun:
-    """Register the devices, start the pipeline with the engine stage on a device-time clock, publish every step
-    through the broker, wait until the stage has evaluated everything stored, and read the alerts back."""
+    """Register the devices, start Sentinel with the engine runner on a device-time clock, publish every step
+    through the broker, wait until the runner has evaluated everything stored, and read the alerts back."""
     with psycopg.connect(conninfo) as conn:
         upsert_registry(conn, registry)
     clock = SimClock()
-    stage = EngineStage(conninfo, clock=clock, tick_s=0.02)
-    clock.stage = stage
-    mqtt = CollectorConfig.from_url(broker.url, client_id=f"sim-test-{uuid.uuid4().hex[:8]}")
-    pipeline = IngestPipeline(
-        conninfo, "native", spool_dir, mqtt=mqtt, stage=stage, on_durable=clock.wrap(stage.on_durable)
+    service = start_service(
+        conninfo,
+        spool_dir,
+        settings={"engine_tick_s": 0.02, "mqtt_url": broker.url, "mqtt_client_id": f"sim-test-{uuid.uuid4().hex[:8]}"},
+        engine=True,
+        engine_clock=clock,
+        on_durable=clock.wrap,
     )
-    service = ServiceThread(pipeline).start()
+    clock.stage = service.sentinel.runner
     try:
         acknowledged = send_mqtt(broker.host, broker.port, steps)
         give_up = time.monotonic() + 180
@@ -59,7 +58,7 @@ def run_through_sentinel(
             if time.monotonic() > give_up:
                 raise AssertionError(
                     f"Sentinel stored {clock.messages} of {expect_messages} messages "
-                    f"(stage caught up: {clock.caught_up}) before giving up"
+                    f"(runner caught up: {clock.caught_up}) before giving up"
                 )
             time.sleep(0.1)
         time.sleep(0.1)  # one more staleness tick on the final clock

@@ -28,7 +28,7 @@ def test_a_simulation_sent_over_http_is_stored_whole_duplicates_dropped(migrated
     with psycopg.connect(migrated_db) as conn:
         upsert_registry(conn, sim.registry)
     with running_service(migrated_db, tmp_path / "spool") as service:
-        service.pipeline.reload_registry()
+        service.call(service.sentinel.reload_registry)
         sender = HttpSender(service.url, sim.registry, {g.id: g.secret or "" for g in sim.registry.gateways})
         sent = 0
         for step in paced_steps(sim, 0):

@@ -18,8 +18,9 @@ from typing import Any
 
 import psycopg
 
-from sentinel.alerts.lifecycle import ApplyReport
+from sentinel.alerts.lifecycle import ApplyReport, apply_transitions
 from sentinel.alerts.notify import enqueue
+from sentinel.engine import RuleSet, Transition
 
 FLOOD_LIMIT = 10
 FLOOD_WINDOW_S = 600
@@ -107,3 +108,9 @@ def list_reports(conn: psycopg.Connection[Any], kind: str | None = None, limit: 
     ).fetchall()
     names = ("report_id", "kind", "desk", "alert_id", "window_start", "window_end", "count")
     return [dict(zip(names, r, strict=True)) for r in rows]
+
+
+def write_transitions(conn: psycopg.Connection[Any], records: list[Transition], rules: RuleSet, now: datetime) -> None:
+    """What the engine runner calls for each batch's transitions (inside its transaction): the alert lifecycle,
+    then the flood and chatter reports those changes caused."""
+    detect_floods_and_chatter(conn, apply_transitions(conn, records, rules, now), now)

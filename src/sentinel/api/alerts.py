@@ -6,9 +6,9 @@ alert, 409 for a transition the state machine forbids (with ``from`` and ``to``)
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any
 
 import psycopg
@@ -19,24 +19,20 @@ from sentinel.alerts import service
 from sentinel.alerts.notify import add_webhook
 from sentinel.alerts.watch import list_reports
 from sentinel.api.auth import require
+from sentinel.api.context import context
 from sentinel.errors import TransitionError
 from sentinel.registry.repository import ApiKey
-from sentinel.store.database import connect
 
 router = APIRouter(tags=["alerts"])
 Officer = Annotated[ApiKey, Depends(require("officer", "supervisor"))]
 Admin = Annotated[ApiKey, Depends(require("admin"))]
 
 
-def now_utc() -> datetime:
-    return datetime.now(UTC)
-
-
 @contextmanager
 def database(request: Request) -> Iterator[psycopg.Connection[Any]]:
     """A connection for one request, with Sentinel's errors turned into JSON answers."""
     try:
-        with connect(request.app.state.pipeline.conninfo) as conn:
+        with context(request).sync_pool.connection() as conn:
             yield conn
     except TransitionError as exc:
         raise HTTPException(
@@ -49,8 +45,7 @@ def database(request: Request) -> Iterator[psycopg.Connection[Any]]:
 
 
 def clock(request: Request) -> datetime:
-    fn: Callable[[], datetime] = getattr(request.app.state, "clock", now_utc)
-    return fn()
+    return context(request).clock()
 
 
 class ActionBody(BaseModel):

@@ -1,38 +1,54 @@
 """The HTTP API: ingest, registry, health and metrics, with the OpenAPI document at /openapi.json.
 
-``create_app(pipeline)`` builds the app around a started :class:`~sentinel.pipeline.IngestPipeline`; errors are
-JSON bodies ``{"error", "reason", "path", ...}`` rather than FastAPI's ``{"detail": ...}``.
+``create_app(ctx, routers)`` builds the app around a started Sentinel's :class:`~sentinel.api.context.ApiContext`
+(the composition root, :mod:`sentinel.app`, calls it); extra routers (the console's) are included after the core
+ones. Errors are JSON bodies ``{"error", "reason", "path", ...}`` rather than FastAPI's ``{"detail": ...}``. While
+the database is away every route that needs it answers 503 ``{"error": "database_unavailable", ...}`` (one handler
+below); ingest keeps accepting into the local spool.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
+from collections.abc import Sequence
 from typing import Annotated, Any
 
 import msgspec
 import psycopg
-from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from psycopg_pool import PoolTimeout
 
 from sentinel import __version__
 from sentinel.api.alerts import router as alerts_router
 from sentinel.api.auth import require
+from sentinel.api.context import ApiContext
 from sentinel.api.hazards import router as hazards_router
 from sentinel.api.ingest import router as ingest_router
 from sentinel.api.ingest import wire_components
-from sentinel.errors import RegistryFileError
-from sentinel.pipeline import IngestPipeline
+from sentinel.errors import DatabaseUnavailable, RegistryFileError
 from sentinel.registry.entries import RegistryFile
 from sentinel.registry.repository import ApiKey, upsert_registry
 
+log = logging.getLogger(__name__)
+DATABASE_AWAY = {
+    "error": "database_unavailable",
+    "reason": "数据库暂不可用，稍后重试 (the database is unavailable; retry shortly)",
+}
 
-def create_app(pipeline: IngestPipeline) -> FastAPI:
+
+def create_app(ctx: ApiContext, routers: Sequence[APIRouter] = ()) -> FastAPI:
     app = FastAPI(title="Sentinel", version=__version__, description="Work-safety risk monitoring and early warning")
-    app.state.pipeline = pipeline
+    app.state.context = ctx
+    app.state.pipeline = ctx  # api/ingest.py still reads this name; it has the same sink and admission
     app.include_router(ingest_router)
     app.include_router(alerts_router)
     app.include_router(hazards_router)
+    for router in routers:
+        app.include_router(router)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
@@ -50,6 +66,13 @@ def create_app(pipeline: IngestPipeline) -> FastAPI:
         detail = exc.detail if isinstance(exc.detail, dict) else {"error": "http_error", "reason": str(exc.detail)}
         return JSONResponse(detail, status_code=exc.status_code, headers=exc.headers)
 
+    @app.exception_handler(psycopg.OperationalError)
+    @app.exception_handler(PoolTimeout)
+    @app.exception_handler(DatabaseUnavailable)
+    async def _database_away(request: Request, exc: Exception) -> JSONResponse:
+        log.warning("%s %s: database unavailable (%s)", request.method, request.url.path, type(exc).__name__)
+        return JSONResponse(DATABASE_AWAY, status_code=503, headers={"Retry-After": "5"})
+
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
         first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid request"}
@@ -64,12 +87,12 @@ def create_app(pipeline: IngestPipeline) -> FastAPI:
     @app.get("/readyz", tags=["ops"], responses={503: {"description": "not ready"}})
     async def readyz() -> JSONResponse:
         """Ready when the database answers; while it is away ingest still accepts into the local spool."""
-        spooling = pipeline.sink.spooling
+        spooling = ctx.sink.spooling
         try:
-            with psycopg.connect(pipeline.conninfo, connect_timeout=2) as conn:
-                conn.execute("SELECT 1")
+            async with ctx.pool.connection(timeout=2) as conn:
+                await conn.execute("SELECT 1")
             database = "ok"
-        except psycopg.Error:
+        except (psycopg.Error, PoolTimeout):
             database = "unavailable"
         ready = database == "ok"
         body = {"status": "ready" if ready else "degraded", "database": database, "spooling": spooling}
@@ -78,7 +101,7 @@ def create_app(pipeline: IngestPipeline) -> FastAPI:
     @app.get("/metrics", tags=["ops"], response_class=Response)
     async def metrics() -> Response:
         """Prometheus exposition."""
-        return Response(generate_latest(pipeline.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+        return Response(generate_latest(ctx.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     @app.put("/v1/registry", tags=["registry"], responses={400: {"description": "invalid registry"}})
     async def put_registry(request: Request, _key: Annotated[ApiKey, Depends(require("admin"))]) -> dict[str, Any]:
@@ -88,12 +111,16 @@ def create_app(pipeline: IngestPipeline) -> FastAPI:
             registry = msgspec.json.decode(body, type=RegistryFile, strict=False)
         except msgspec.DecodeError as exc:
             raise HTTPException(400, detail={"error": "invalid_registry", "reason": str(exc)}) from exc
+
+        def upsert() -> Any:
+            with ctx.sync_pool.connection() as conn:
+                return upsert_registry(conn, registry)
+
         try:
-            with psycopg.connect(pipeline.conninfo) as conn:
-                report = upsert_registry(conn, registry)
+            report = await asyncio.to_thread(upsert)
         except RegistryFileError as exc:
             raise HTTPException(400, detail={"error": "invalid_registry", "reason": str(exc)}) from exc
-        pipeline.reload_registry()
+        await ctx.reload_registry()
         return {"sites": report.sites, "gateways": report.gateways, "devices": report.devices}
 
     return app

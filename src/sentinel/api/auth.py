@@ -13,6 +13,7 @@ from typing import Any
 
 from fastapi import HTTPException, Request
 
+from sentinel.api.context import context
 from sentinel.registry.repository import ApiKey
 
 log = logging.getLogger("sentinel.api.auth")
@@ -28,7 +29,7 @@ def bearer_key(request: Request) -> ApiKey:
             detail={"error": "unauthorized", "reason": "send Authorization: Bearer <token>"},
             headers={"WWW-Authenticate": "Bearer"},
         )
-    key: ApiKey | None = request.app.state.pipeline.admission.registry.key_for(token.strip())
+    key: ApiKey | None = context(request).admission.registry.key_for(token.strip())
     if key is None:
         raise HTTPException(
             401,

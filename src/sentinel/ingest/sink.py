@@ -43,7 +43,7 @@ from sentinel.batch import IngestBatch
 from sentinel.collect.mqtt import MqttMessage
 from sentinel.errors import BackpressureError, DatabaseUnavailable, StoreError
 from sentinel.ingest.admission import Admission, Admitted, Sender
-from sentinel.metrics import IngestMetrics
+from sentinel.observability import IngestMetrics
 from sentinel.store.ingest_writer import IngestWriter, Stored
 from sentinel.store.spool import Spool
 from sentinel.wire import WireLimits, dead_letters, decode_mqtt, encode_telemetry, mqtt_source

@@ -86,7 +86,7 @@ def send_mqtt(
     host: str, port: int, steps: Iterable[list[Outgoing]], *, username: str | None = None, password: str | None = None
 ) -> int:
     """Publish every message at QoS 1 over one connection; returns how many the broker acknowledged."""
-    from sentinel.testing.broker import publish
+    from sentinel.collect.broker_process import publish
 
     messages = ((m.topic, m.payload) for step in steps for m in step)
     return asyncio.run(

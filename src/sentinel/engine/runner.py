@@ -1,17 +1,21 @@
-"""The engine stage: durable batches → :class:`~sentinel.engine.Engine` → alert lifecycle, surviving restarts.
+"""The engine runner: durable batches → :class:`~sentinel.engine.Engine` → the alert lifecycle, surviving restarts.
+
+The runner knows nothing of alerts: the composition root (:mod:`sentinel.app`) hands it ``write_transitions``, a
+callback that writes one batch's transitions inside the runner's transaction (the alert lifecycle plus flood and
+chatter detection). Its SQL lives in :mod:`sentinel.store.checkpoints`.
 
 Design (why nothing is raised twice and no transition is lost):
 
 1. Ingest commits a batch (readings + ``message_log`` rows stamped with the batch's ``received_at``) *before* the
-   engine sees it (``IngestPipeline(on_durable=stage.on_durable)``). So the database always holds every reading the
+   engine sees it (``IngestSink(on_durable=runner.on_durable)``). So the database always holds every reading the
    engine has seen, and possibly some it has not yet.
-2. The stage keeps a *position*: the commit stamp (``message_log.commit_seq``, one per ingest transaction, in
+2. The runner keeps a *position*: the commit stamp (``message_log.commit_seq``, one per ingest transaction, in
    commit order) and ``received_at`` (µs) of the newest batch whose transitions are written. It saves ``(position,
    engine snapshot, device order)`` in ``engine_checkpoint`` every ``checkpoint_every_s`` and on a clean stop, in
    the same transaction as that batch's alert writes.
-3. On start it builds the engine from the registry (devices table: class, site, sector, expected interval, attrs =
-   setpoints/baselines; ``sites.attrs`` = site overrides; ``metrics`` names = the engine catalogue's ids), restores
-   the snapshot when the device order still matches, then *catches up*: it re-reads from the database every
+3. On start the runner builds the engine from the registry (devices table: class, site, sector, expected interval,
+   attrs = setpoints/baselines; ``sites.attrs`` = site overrides; ``metrics`` names = the engine catalogue's ids),
+   restores the snapshot when the device order still matches, then *catches up*: it re-reads from the database every
    reading of a message committed after the position (``message_log ⋈ readings``; rows older than commit stamps:
    received after it), batch by batch in commit order, and feeds it through the engine and the lifecycle.
    Transitions between the checkpoint and the crash are produced again with the same keys and skipped
@@ -34,7 +38,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import time
 from collections.abc import Callable
@@ -46,39 +49,33 @@ import numpy as np
 import numpy.typing as npt
 import psycopg
 
-from sentinel.alerts.lifecycle import apply_transitions
-from sentinel.alerts.watch import detect_floods_and_chatter
 from sentinel.batch import IngestBatch, ReadingBatch
-from sentinel.engine import DeviceSpec, Engine, RuleSet, load_rules
+from sentinel.engine.devices import DeviceSpec
+from sentinel.engine.engine import Engine
+from sentinel.engine.loader import load_rules
+from sentinel.engine.model import RuleSet
+from sentinel.engine.transitions import Transition
 from sentinel.errors import SentinelError
+from sentinel.store import checkpoints
 from sentinel.store.database import connect
 
 log = logging.getLogger(__name__)
 WallClock = Callable[[], datetime]
 
-RECEIVED_AFTER = "(extract(epoch FROM received_at) * 1000000)::bigint > %(pos)s"
-REPLAY_SQL = """
-WITH m AS (
-    SELECT device_id, seq, ts, (extract(epoch FROM received_at) * 1000000)::bigint AS rec, commit_seq
-    FROM message_log WHERE {where}
-)
-SELECT m.rec, r.device_id, r.metric_id, (extract(epoch FROM r.ts) * 1000000)::bigint, r.value, m.seq,
-       coalesce(m.commit_seq, 0)
-FROM m JOIN readings r ON r.device_id = m.device_id AND r.ts = m.ts
-WHERE r.ts >= (SELECT min(ts) FROM m)
-ORDER BY m.commit_seq NULLS FIRST, m.rec, m.device_id, m.seq, r.metric_id
-"""
-# After a checkpoint: every row committed after it (rows older than commit stamps: by arrival). Without one: the
-# rows received in the rebuild window.
-REPLAY_AFTER_CHECKPOINT = REPLAY_SQL.format(where=f"commit_seq > %(seq)s OR (commit_seq IS NULL AND {RECEIVED_AFTER})")
-REPLAY_WINDOW = REPLAY_SQL.format(where=RECEIVED_AFTER)
+# Writes one batch's transitions (the caller, the runner, owns the transaction): connection, transitions, the rules
+# they came from, the wall-clock time of the write.
+WriteTransitions = Callable[[psycopg.Connection[Any], list[Transition], RuleSet, datetime], None]
 
 
-def _now() -> datetime:
+def _ignore(conn: psycopg.Connection[Any], records: list[Transition], rules: RuleSet, now: datetime) -> None:
+    return None
+
+
+def wall_now() -> datetime:
     return datetime.now(UTC)
 
 
-class EngineStage:
+class EngineRunner:
     def __init__(
         self,
         conninfo: str,
@@ -89,12 +86,14 @@ class EngineStage:
         checkpoint_every_s: float = 30.0,
         rebuild_window_s: float = 3600.0,
         queue_max_batches: int = 64,
-        clock: WallClock = _now,
+        clock: WallClock = wall_now,
         models_dir: Path | None = None,
         rewind_max_readings: int = 2_000_000,
+        write_transitions: WriteTransitions = _ignore,
     ) -> None:
         self.conninfo = conninfo
         self.rewind_max_readings = rewind_max_readings
+        self.write_transitions = write_transitions
         self.rules = rules or load_rules()
         self.lateness_s = lateness_s
         self.tick_s = tick_s
@@ -126,16 +125,13 @@ class EngineStage:
 
     # -- registry → engine ------------------------------------------------------------------------------------
     def _specs(self, conn: psycopg.Connection[Any]) -> tuple[dict[str, tuple[int, DeviceSpec]], dict[str, Any]]:
-        rows = conn.execute(
-            """SELECT d.device_id, d.device, d.device_class, d.site_id, s.sector, d.expected_interval_s, d.attrs
-               FROM devices d JOIN sites s USING (site_id) WHERE d.in_service ORDER BY d.device_id"""
-        ).fetchall()
+        rows = checkpoints.device_rows(conn)
         specs = {
             r[1]: (int(r[0]), DeviceSpec(r[1], r[2], r[3], r[4], float(r[5]), _numbers(r[6])))
             for r in rows
             if r[2] in self.rules.classes
         }
-        overrides = {sid: _numbers(attrs) for sid, attrs in conn.execute("SELECT site_id, attrs FROM sites")}
+        overrides = {sid: _numbers(attrs) for sid, attrs in checkpoints.site_attrs(conn)}
         return specs, overrides
 
     def _map(self, db_id: int, name: str) -> None:
@@ -175,7 +171,7 @@ class EngineStage:
 
     def _load(self, conn: psycopg.Connection[Any]) -> None:
         specs, overrides = self._specs(conn)
-        metric_rows = conn.execute("SELECT metric_id, metric FROM metrics").fetchall()
+        metric_rows = checkpoints.metric_rows(conn)
         self.metric_map = np.full(max((int(m) for m, _ in metric_rows), default=0) + 1, -1, dtype=np.int64)
         for mid, name in metric_rows:
             try:
@@ -184,14 +180,14 @@ class EngineStage:
                 continue
         self.engine = self._engine(overrides)
         self.device_map = np.full(1, -1, dtype=np.int64)
-        row = conn.execute("SELECT position_us, devices, snapshot, position_seq FROM engine_checkpoint").fetchone()
-        order: list[str] = json.loads(row[1]) if row else []
-        if row and all(name in specs for name in order):
+        saved = checkpoints.load_checkpoint(conn)
+        order = saved.devices if saved else []
+        if saved and all(name in specs for name in order):
             self._add([specs[name] for name in order])
             try:
-                self.engine.restore(bytes(row[2]))
-                self.position_us = int(row[0])
-                self.position_seq = None if row[3] is None else int(row[3])
+                self.engine.restore(saved.snapshot)
+                self.position_us = saved.position_us
+                self.position_seq = saved.position_seq
             except Exception as exc:  # a snapshot of other rules: rebuild from recent readings instead
                 log.warning("engine snapshot not usable (%s): rebuilding from recent readings", exc)
                 return self._fresh(specs, overrides)
@@ -259,8 +255,7 @@ class EngineStage:
     def _write(self, conn: psycopg.Connection[Any], records: list[Any], position_us: int, commit_seq: int = 0) -> int:
         now = self.clock()
         with conn.transaction():
-            report = apply_transitions(conn, records, self.rules, now)
-            detect_floods_and_chatter(conn, report, now)
+            self.write_transitions(conn, records, self.rules, now)
             self.position_us = position_us
             if commit_seq:
                 self.position_seq = max(self.position_seq or 0, commit_seq)
@@ -270,22 +265,14 @@ class EngineStage:
         return len(records)
 
     def save_checkpoint(self, conn: psycopg.Connection[Any]) -> None:
-        conn.execute(
-            """INSERT INTO engine_checkpoint (id, position_us, position_seq, devices, snapshot, saved_at)
-               VALUES (1, %s, %s, %s, %s, now())
-               ON CONFLICT (id) DO UPDATE SET position_us = excluded.position_us,
-                   position_seq = excluded.position_seq, devices = excluded.devices,
-                   snapshot = excluded.snapshot, saved_at = excluded.saved_at""",
-            (self.position_us, self.position_seq, json.dumps(self.engine.device_ids), self.engine.snapshot()),
+        checkpoints.save_checkpoint(
+            conn, self.position_us, self.position_seq, list(self.engine.device_ids), self.engine.snapshot()
         )
         self._saved_at = time.monotonic()
 
     def catch_up(self, conn: psycopg.Connection[Any]) -> int:
         """Evaluate every stored reading committed after the position, batch by batch in commit order (step 3)."""
-        if self.position_seq is None:
-            rows = conn.execute(REPLAY_WINDOW, {"pos": self.position_us}).fetchall()
-        else:
-            rows = conn.execute(REPLAY_AFTER_CHECKPOINT, {"pos": self.position_us, "seq": self.position_seq}).fetchall()
+        rows = checkpoints.replay_rows(conn, self.position_us, self.position_seq)
         if not rows:
             return 0
         cols = np.array(rows, dtype=np.float64)
@@ -320,8 +307,8 @@ class EngineStage:
                 return self.catch_up(conn)
 
         replayed = await asyncio.to_thread(prepare)
-        log.info("engine stage ready: %r, %d transitions replayed from the database", self.engine, replayed)
-        self._task = asyncio.create_task(self._run(), name="engine-stage")
+        log.info("engine runner ready: %r, %d transitions replayed from the database", self.engine, replayed)
+        self._task = asyncio.create_task(self._run(), name="engine-runner")
 
     async def stop(self) -> None:
         if self._task is not None:
@@ -369,7 +356,7 @@ class EngineStage:
                 except (psycopg.Error, SentinelError) as exc:
                     # The engine may have moved past what was written, and the readings are durable: reload the
                     # engine from the checkpoint and replay from its position, once the database answers again.
-                    log.warning("engine stage: %s; reloading from the checkpoint and catching up", exc)
+                    log.warning("engine runner: %s; reloading from the checkpoint and catching up", exc)
                     conn.close()
                     conn = await self._recover()
         finally:
@@ -382,13 +369,13 @@ class EngineStage:
             try:
                 conn = await asyncio.to_thread(lambda: connect(self.conninfo, autocommit=True))
             except SentinelError as exc:
-                log.warning("engine stage waiting for the database: %s", exc)
+                log.warning("engine runner waiting for the database: %s", exc)
                 continue
             try:
                 await asyncio.to_thread(self.load, conn)
                 await asyncio.to_thread(self.catch_up, conn)
             except (psycopg.Error, SentinelError) as exc:
-                log.warning("engine stage recovery failed (%s); retrying", exc)
+                log.warning("engine runner recovery failed (%s); retrying", exc)
                 conn.close()
                 continue
             return conn
