@@ -46,6 +46,22 @@ def serve(ctx: typer.Context) -> None:
     asyncio.run(run(cli_settings(ctx)))
 
 
+@app.command()
+def demo(
+    ctx: typer.Context,
+    duration: Annotated[float | None, typer.Option(help="stop after this many seconds")] = None,
+    headless: Annotated[bool, typer.Option(help="no live view (tests, CI)")] = False,
+    via: Annotated[str, typer.Option(help="auto (MQTT when mosquitto is installed, else HTTP) or http")] = "auto",
+) -> None:
+    """Everything on one machine: database, broker, the service as serve runs it, and a county simulation."""
+    from sentinel.demo import run_demo
+    from sentinel.errors import ScenarioError
+
+    if via not in ("auto", "http"):
+        raise ScenarioError(f"--via {via!r}: expected auto or http")
+    run_demo(cli_settings(ctx), duration_s=duration, headless=headless, via=via)
+
+
 @functools.cache
 def _register() -> None:
     # Imported here so that `sentinel --help` stays fast.
@@ -67,7 +83,7 @@ def _register() -> None:
     app.add_typer(hazards_app, name="hazards", help="The major-hazard register: entries, closed loop, statistics.")
     from sentinel.sim.commands import register as register_sim
 
-    register_sim(app)  # simulate, replay, demo
+    register_sim(app)  # simulate, replay
 
 
 def main(argv: list[str] | None = None) -> None:

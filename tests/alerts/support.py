@@ -15,6 +15,7 @@ from sentinel.alerts.states import is_latching
 from sentinel.engine import DeviceSpec, Engine, load_rules
 from sentinel.registry.entries import DeviceEntry, GatewayEntry, RegistryFile, SiteEntry
 from sentinel.registry.repository import create_api_key, upsert_registry
+from sentinel.testing.waiting import wait_until
 from sentinel.wire import Telemetry, encode_batch
 
 DEVICE_CLASS = "gas_well_monitor"
@@ -115,8 +116,4 @@ def db_transitions(db: str) -> tuple[list[str], list[str]]:
     return events, alerts
 
 
-def wait_for(predicate: object, what: str, timeout_s: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not predicate():  # type: ignore[operator]
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.1)
+wait_for = wait_until

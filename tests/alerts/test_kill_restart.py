@@ -5,20 +5,14 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import httpx
 
+from sentinel.testing.broker import free_port
 from tests.alerts.support import db_transitions, expected, make_plant, post_messages, scenario, wait_for
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _serve(db: str, data_dir: Path, port: int) -> subprocess.Popen[bytes]:
@@ -41,7 +35,7 @@ def test_sigkill_mid_scenario_raises_none_twice_and_loses_nothing(migrated_db: s
     plant = make_plant(migrated_db)
     messages = scenario(plant.devices)
     want_keys, want_alerts = expected(plant, messages)
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     half = len(messages) // 2
     serve = _serve(migrated_db, tmp_path, port)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -12,12 +11,7 @@ import pytest
 
 from sentinel.errors import ConfigError
 from sentinel.settings import load_settings
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from sentinel.testing.broker import free_port
 
 
 def _run(env_extra: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
@@ -31,7 +25,7 @@ def _run(env_extra: dict[str, str], *args: str) -> subprocess.CompletedProcess[s
 @pytest.mark.parametrize(
     ("url", "cause"),
     [
-        (f"postgresql://postgres@127.0.0.1:{_free_port()}/sentinel", "Connection refused"),
+        (f"postgresql://postgres@127.0.0.1:{free_port()}/sentinel", "Connection refused"),
         ("mysql://root@localhost/sentinel", "expected a postgresql:// URL"),
         ("postgresql://postgres@127.0.0.1:notaport/x", 'invalid integer value "notaport"'),
     ],

@@ -12,6 +12,7 @@ import pytest
 
 from sentinel.collect.mqtt import CollectorConfig, MqttCollector, MqttMessage
 from sentinel.testing.broker import BrokerUnavailable, PrivateMosquitto, publish
+from sentinel.testing.waiting import until
 
 DEADLINE_S = 20.0  # generous: the machine is shared; a test fails only if something never happens
 
@@ -21,11 +22,7 @@ def run(coro: Coroutine[Any, Any, None]) -> None:
 
 
 async def wait_until(condition: Callable[[], bool], what: str) -> None:
-    deadline = time.monotonic() + DEADLINE_S
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"gave up waiting for: {what}")
-        await asyncio.sleep(0.01)
+    await until(condition, what, DEADLINE_S)
 
 
 class Recorder:

@@ -29,8 +29,6 @@ from sentinel.app import prepare_catalogue
 from sentinel.batch import DeviceEvent, IngestBatch, MessageKeys, ReadingBatch
 from sentinel.collect.mqtt import CollectorConfig, MqttMessage
 from sentinel.errors import StoreError
-from sentinel.ingest.admission import Admission
-from sentinel.ingest.dedup import DuplicateFilter
 from sentinel.ingest.sink import IngestSink
 from sentinel.observability import IngestMetrics
 from sentinel.registry.entries import RegistryFile
@@ -38,7 +36,7 @@ from sentinel.registry.repository import RegistryView
 from sentinel.store.ingest_writer import IngestWriter
 from sentinel.store.spool import Spool
 from sentinel.testing.broker import PrivateMosquitto, publish
-from sentinel.testing.service import running_service, sentinel_for_tests
+from sentinel.testing.service import running_service, sentinel_for_tests, sink_for_tests
 from sentinel.wire import Telemetry, device_topic, encode_batch, encode_telemetry, gateway_topic
 from sentinel.wire.deadletter import STORE_REFUSED, DeadLetter
 from sentinel.wire.messages import Event, encode_event
@@ -268,15 +266,6 @@ def test_http_body_with_a_refused_item_is_accepted_with_that_item_dead_lettered(
 
 
 # ---------------------------------------------------------------------------------------------------- spool
-def _sink(db: str, spool: Path, writer: IngestWriter) -> IngestSink:
-    prepare_catalogue(db)
-    with psycopg.connect(db) as conn:
-        view = RegistryView.load(conn)
-    return IngestSink(
-        writer, Spool(spool), Admission(view, DuplicateFilter()), IngestMetrics(), replay_backoff_s=(0.05, 0.2)
-    )
-
-
 def test_outage_still_spools_and_the_replay_stores_around_a_refused_record(
     ingest_db: str, registry: RegistryFile, tmp_path: Path
 ) -> None:
@@ -286,7 +275,7 @@ def test_outage_still_spools_and_the_replay_stores_around_a_refused_record(
     away = IngestWriter("postgresql://postgres@127.0.0.1:1/nothing?connect_timeout=2", "native")
 
     async def run() -> tuple[IngestSink, bool, int, int]:
-        sink = _sink(ingest_db, tmp_path / "spool", away)
+        sink = sink_for_tests(ingest_db, tmp_path / "spool", away)
         await sink.start()
         received = time.time()
         first = [
@@ -361,7 +350,7 @@ def test_a_replay_that_cannot_store_even_the_dead_letters_waits_loudly_then_resu
     writer = IngestWriter(ingest_db, "native")
 
     async def run() -> tuple[bool, bool]:
-        sink = _sink(ingest_db, tmp_path / "spool", writer)
+        sink = sink_for_tests(ingest_db, tmp_path / "spool", writer)
         await sink.start()
         deadline = time.monotonic() + 30
         while "spool replay stalled" not in caplog.text and time.monotonic() < deadline:

@@ -21,16 +21,11 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from sentinel.app import prepare_catalogue
 from sentinel.collect.mqtt import MqttMessage
-from sentinel.ingest.admission import Admission
-from sentinel.ingest.dedup import DuplicateFilter
-from sentinel.ingest.sink import IngestSink
-from sentinel.observability import IngestMetrics
 from sentinel.registry.entries import RegistryFile
-from sentinel.registry.repository import RegistryView
 from sentinel.store.ingest_writer import IngestWriter
 from sentinel.store.spool import Spool
+from sentinel.testing.service import sink_for_tests
 from sentinel.wire import Telemetry, device_topic, encode_telemetry
 
 AWAY = "postgresql://postgres@127.0.0.1:1/nothing?connect_timeout=2"
@@ -58,13 +53,6 @@ class _Hooked(IngestWriter):
             if self.replace:
                 return
         super().forget_segment(segment)
-
-
-def _sink(db: str, spool: Spool, writer: IngestWriter) -> IngestSink:
-    prepare_catalogue(db)
-    with psycopg.connect(db) as conn:
-        view = RegistryView.load(conn)
-    return IngestSink(writer, spool, Admission(view, DuplicateFilter()), IngestMetrics(), replay_backoff_s=(0.05, 0.2))
 
 
 def _messages(topic: str, device: str, seqs: Iterable[int]) -> list[MqttMessage]:
@@ -106,7 +94,7 @@ async def _until(condition: Callable[[], bool]) -> None:
 
 async def _restart_and_replay(db: str, directory: Path) -> None:
     """A fresh sink over the same spool folder (a restart) replays whatever the spool still holds."""
-    sink = _sink(db, Spool(directory), IngestWriter(db, "native"))
+    sink = sink_for_tests(db, Spool(directory), IngestWriter(db, "native"))
     await sink.start()
     await _until(lambda: not sink.spooling)
     await sink.stop()
@@ -124,7 +112,7 @@ def test_a_batch_acknowledged_while_the_replay_hands_over_is_stored_once(
     async def run() -> tuple[list[str], list[int], list[str], list[int]]:
         loop = asyncio.get_running_loop()
         spool = Spool(directory)
-        sink = _sink(ingest_db, spool, away)
+        sink = sink_for_tests(ingest_db, spool, away)
         await sink.start()
         await sink.mqtt(_messages(topic, device, range(20)))  # the database is away: spooled, then acknowledged
         if segments == 2:
@@ -173,7 +161,7 @@ def test_a_segment_name_is_not_reused_when_its_progress_row_outlives_it(
             gone.close()
 
     async def run() -> tuple[bool, int, str | None, list[int]]:
-        sink = _sink(ingest_db, Spool(directory), away)
+        sink = sink_for_tests(ingest_db, Spool(directory), away)
         await sink.start()
         await sink.mqtt(_messages(topic, device, range(10)))  # spooled: a large first record
         back = _Hooked(ingest_db, database_away_again, replace=True)
@@ -212,7 +200,7 @@ def test_a_spool_ending_in_a_torn_record_is_replayed_and_handed_over_without_new
     away = IngestWriter(AWAY, "native")
 
     async def spool_some() -> None:
-        sink = _sink(ingest_db, Spool(directory), away)
+        sink = sink_for_tests(ingest_db, Spool(directory), away)
         await sink.start()
         await sink.mqtt(_messages(topic, device, range(5)))
         await sink.stop()
@@ -223,7 +211,7 @@ def test_a_spool_ending_in_a_torn_record_is_replayed_and_handed_over_without_new
         f.write(b"\x40\x00\x00\x00\x01\x02")  # the crash: half a frame header
 
     async def restart() -> tuple[bool, bool]:
-        sink = _sink(ingest_db, Spool(directory), IngestWriter(ingest_db, "native"))
+        sink = sink_for_tests(ingest_db, Spool(directory), IngestWriter(ingest_db, "native"))
         spooling_at_start = sink.spooling
         await sink.start()
         await _until(lambda: not sink.spooling)

@@ -1,4 +1,5 @@
-"""CLI: ``sentinel simulate``, ``sentinel replay`` and ``sentinel demo`` (top-level commands)."""
+"""CLI: ``sentinel simulate`` and ``sentinel replay`` (top-level commands; ``sentinel demo`` is in cli.py, since the
+demo sits above the simulator)."""
 
 from __future__ import annotations
 
@@ -162,17 +163,3 @@ def register(app: typer.Typer) -> None:
                     sender.send(step)
                 sender.close()
         console.print(f"replayed {len(rec.messages):,} messages")
-
-    @app.command()
-    def demo(
-        ctx: typer.Context,
-        duration: Annotated[float | None, typer.Option(help="stop after this many seconds")] = None,
-        headless: Annotated[bool, typer.Option(help="no live view (tests, CI)")] = False,
-        via: Annotated[str, typer.Option(help="auto (MQTT when mosquitto is installed, else HTTP) or http")] = "auto",
-    ) -> None:
-        """Everything on one machine: database, broker, pipeline, engine, API and a county simulation."""
-        from sentinel.demo import run_demo
-
-        if via not in ("auto", "http"):
-            raise ScenarioError(f"--via {via!r}: expected auto or http")
-        run_demo(cli_settings(ctx), duration_s=duration, headless=headless, via=via)

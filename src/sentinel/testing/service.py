@@ -13,9 +13,17 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sentinel.app import Sentinel
+from sentinel.app import Sentinel, prepare_catalogue
 from sentinel.collect.mqtt import CollectorConfig
+from sentinel.ingest.admission import Admission
+from sentinel.ingest.dedup import DuplicateFilter
+from sentinel.ingest.sink import IngestSink
+from sentinel.observability import IngestMetrics
+from sentinel.registry.repository import RegistryView
 from sentinel.settings import Settings
+from sentinel.store.database import connect
+from sentinel.store.ingest_writer import IngestWriter
+from sentinel.store.spool import Spool
 from sentinel.threaded import SentinelThread
 
 ServiceThread = SentinelThread
@@ -60,3 +68,18 @@ def running_service(
         yield service
     finally:
         service.stop()
+
+
+def sink_for_tests(conninfo: str, spool: Spool | Path, writer: IngestWriter) -> IngestSink:
+    """A bare ingest sink on the registry in ``conninfo`` (no collectors, no API), for tests of the sink itself;
+    spool replays retry fast."""
+    prepare_catalogue(conninfo)
+    with connect(conninfo) as conn:
+        view = RegistryView.load(conn)
+    return IngestSink(
+        writer,
+        spool if isinstance(spool, Spool) else Spool(spool),
+        Admission(view, DuplicateFilter()),
+        IngestMetrics(),
+        replay_backoff_s=(0.05, 0.2),
+    )
