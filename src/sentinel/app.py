@@ -75,6 +75,10 @@ from sentinel.store.spool import Spool
 log = logging.getLogger(__name__)
 RunLoop = Callable[[], Coroutine[Any, Any, None]]
 PG_OPTIONS = {"options": "-c timezone=UTC", "connect_timeout": 5}
+# How long a request waits for a pooled connection; while the database is away it then answers 503.
+POOL_WAIT_S = 5.0
+# How long a request waits for a pooled connection; while the database is away it then answers 503.
+POOL_WAIT_S = 5.0
 
 
 @runtime_checkable
@@ -179,6 +183,18 @@ class Sentinel:
     def dialect(self) -> str:
         return self._dialect or "unknown"
 
+    def running(self) -> list[str]:
+        """The parts running now, in start order (for tests and the start lines)."""
+        started = getattr(self, "sink", None) is not None
+        names = (["engine-runner"] if started and self.runner is not None else []) + (
+            ["ingest-sink"] if started else []
+        )
+        names += [task.get_name() for task in self._tasks if not task.done()]
+        names += [type(part).__name__ for part in self._started_parts]
+        if self.api is not None:
+            names.append("http-api")
+        return names
+
     async def reload_registry(self) -> None:
         def load() -> RegistryView:
             with self.sync_pool.connection() as conn:
@@ -213,10 +229,17 @@ class Sentinel:
             max_size=size,
             kwargs=PG_OPTIONS,
             open=False,
+            timeout=POOL_WAIT_S,
             check=AsyncConnectionPool.check_connection,
         )
         self.sync_pool = ConnectionPool(
-            conninfo, min_size=1, max_size=size, kwargs=PG_OPTIONS, open=False, check=ConnectionPool.check_connection
+            conninfo,
+            min_size=1,
+            max_size=size,
+            kwargs=PG_OPTIONS,
+            open=False,
+            timeout=POOL_WAIT_S,
+            check=ConnectionPool.check_connection,
         )
         await self.pool.open(wait=True, timeout=30)
         await asyncio.to_thread(self.sync_pool.open, True, 30)
