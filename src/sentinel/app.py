@@ -211,6 +211,9 @@ class Sentinel:
             raise
 
     async def _start(self) -> None:
+        if self._http:  # first: a port in use fails before anything is started
+            self.api = ApiServer(self.settings.http_host, self.settings.http_port)
+            self.api.bind()
         if self.database is None:
             self._db_exit = contextlib.ExitStack()
             self.database = await asyncio.to_thread(self._db_exit.enter_context, Database.open(self.settings))
@@ -296,7 +299,7 @@ class Sentinel:
                 self._started_parts.append(part)
             else:
                 self._spawn(part(), getattr(part, "__name__", "part"))
-        if self._http:
+        if self.api is not None:
             ctx = ApiContext(
                 conninfo=conninfo,
                 pool=self.pool,
@@ -311,8 +314,7 @@ class Sentinel:
             app = create_app(ctx, self._routers)
             for path, sub in self._mounts:
                 app.mount(path, sub)
-            self.api = ApiServer(app, self.settings.http_host, self.settings.http_port)
-            await self.api.start()
+            await self.api.start(app)
 
     async def stop(self) -> None:
         if self.api is not None:

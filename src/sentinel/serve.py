@@ -16,18 +16,7 @@ from sentinel.app import Sentinel
 from sentinel.settings import Settings
 from sentinel.store.database import describe
 
-
-async def wait_for_stop_signal() -> None:
-    """Return on SIGINT, SIGTERM or SIGHUP (its terminal closed): the embedded database must not outlive us."""
-    loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        loop.add_signal_handler(sig, stop.set)
-    try:
-        await stop.wait()
-    finally:
-        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-            loop.remove_signal_handler(sig)
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 def start_lines(sentinel: Sentinel) -> list[str]:
@@ -47,8 +36,18 @@ def start_lines(sentinel: Sentinel) -> list[str]:
 
 
 async def serve(settings: Settings, say: Callable[[str], None] = print) -> None:
-    async with Sentinel.from_settings(settings) as sentinel:
-        for line in start_lines(sentinel):
-            say(line)
-        await wait_for_stop_signal()
-        say("Sentinel 正在停止 (stopping)")
+    """Run until SIGINT, SIGTERM or SIGHUP (its terminal closed: the embedded database must not outlive us). The
+    handlers are in place before anything starts, so a signal during start-up stops it cleanly too."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in STOP_SIGNALS:
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        async with Sentinel.from_settings(settings) as sentinel:
+            for line in start_lines(sentinel):
+                say(line)
+            await stop.wait()
+            say("Sentinel 正在停止 (stopping)")
+    finally:
+        for sig in STOP_SIGNALS:
+            loop.remove_signal_handler(sig)

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import httpx
 import psycopg
+import pytest
 from rich.console import Console
 
 from sentinel.app import Sentinel
@@ -37,6 +38,7 @@ def _status(url: str, headers: dict[str, str] | None = None) -> tuple[int, str]:
     return answer.status_code, str(body.get("error") or body.get("database") or body.get("status"))
 
 
+@pytest.mark.slow
 def test_serve_configuration_rides_out_a_database_outage(
     own_postgres: tuple[EmbeddedPostgres, str], mosquitto: PrivateMosquitto, prefix: str, tmp_path: Path
 ) -> None:
@@ -89,6 +91,7 @@ def test_serve_configuration_rides_out_a_database_outage(
     assert not any((tmp_path / "spool").glob("*.spool")), "the spool was replayed"
 
 
+@pytest.mark.slow
 def test_headless_demo_rides_out_a_database_outage(own_postgres: tuple[EmbeddedPostgres, str], tmp_path: Path) -> None:
     server, conninfo = own_postgres
     out = io.StringIO()

@@ -44,17 +44,26 @@ def bind(host: str, port: int) -> socket.socket:
 
 
 class ApiServer:
-    def __init__(self, app: FastAPI, host: str, port: int) -> None:
+    """``bind()`` first (the composition root does it before anything else, so a taken port fails fast), then
+    ``start(app)``."""
+
+    def __init__(self, host: str, port: int) -> None:
         self.host = host
         self.requested_port = port
-        self.server = _OwnSignalsServer(
-            uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off", log_config=None)
-        )
+        self.server: _OwnSignalsServer | None = None
         self._socket: socket.socket | None = None
         self._task: asyncio.Task[None] | None = None
 
-    async def start(self) -> None:
-        self._socket = bind(self.host, self.requested_port)
+    def bind(self) -> None:
+        if self._socket is None:
+            self._socket = bind(self.host, self.requested_port)
+
+    async def start(self, app: FastAPI) -> None:
+        self.bind()
+        assert self._socket is not None
+        self.server = _OwnSignalsServer(
+            uvicorn.Config(app, host=self.host, port=self.port, log_level="warning", lifespan="off", log_config=None)
+        )
         self._task = asyncio.create_task(self.server.serve(sockets=[self._socket]), name="http-api")
         while not self.server.started:
             if self._task.done():
@@ -74,7 +83,8 @@ class ApiServer:
         return f"http://{host}:{self.port}"
 
     async def stop(self) -> None:
-        self.server.should_exit = True
+        if self.server is not None:
+            self.server.should_exit = True
         if self._task is not None:
             await self._task
             self._task = None
