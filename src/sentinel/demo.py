@@ -197,7 +197,7 @@ def _run_demo(
             service = SentinelThread(demo_sentinel(settings, db, broker.url if broker else None)).start()
             run.api_url = service.url
             for line in sign_in_lines(service.url, run.officer_token):
-                say(line)
+                say(line, soft_wrap=True)  # commands stay on one line, ready to copy
             run.transport = f"MQTT {broker.url}" if broker else f"HTTP {service.url}/v1/telemetry"
             if broker is None and via != "http":
                 say(
@@ -221,9 +221,11 @@ def _run_demo(
                 stop.set()
                 publisher.join(30)
                 run.sent = progress.sent
-                if before_stop is not None:
-                    before_stop(run)
-                service.stop()
+                try:
+                    if before_stop is not None:
+                        before_stop(run)
+                finally:
+                    service.stop()
                 with contextlib.suppress(DatabaseUnavailable, psycopg.Error):
                     run.board = board(db.conninfo, run.since)
     say(
