@@ -180,8 +180,8 @@ def run(n_series: int, readings: int, batch: int, ref_readings: int, repeat: int
         replayed = engine.stats["replayed"]
     late_n = sum(len(c[0]) for c in delayed)
     off_s = float("inf")
-    for _ in range(repeat):  # the same in-order stream without the rewind log (rewind_limit=0)
-        engine = Engine(rules, specs, rewind_limit=0)
+    for _ in range(repeat):  # the same in-order stream without the rewind log (rewind_max_readings=0)
+        engine = Engine(rules, specs, rewind_max_readings=0)
         began = time.perf_counter()
         for i, cols in enumerate(batches):
             engine.process(*cols)
@@ -330,7 +330,8 @@ def main() -> None:
     print(
         "engine r/s: vectorised on the full stream, best of --repeat runs; same-N r/s: vectorised on exactly"
         " the reference's batches; ratio = engine r/s / reference r/s. no-log r/s: the same stream with the"
-        " rewind log off (rewind_limit=0), the baseline for its cost; late r/s: the stream with --late-rate of each"
+        " rewind log off (rewind_max_readings=0), the baseline for its cost; late r/s: the stream with --late-rate"
+        " of each"
         " batch's readings delivered with the next batch (put back in device-time order by rewinding their"
         " devices); replayed: readings re-evaluated for that; log MB: the rewind log's arrays at the end of the"
         " in-order run (readings, old values, transitions sent; bounded by SENTINEL_REWIND_MAX_READINGS)."

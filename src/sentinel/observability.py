@@ -111,9 +111,9 @@ MQTT_COUNTERS: dict[str, tuple[str, str]] = {
 ENGINE_SKIP_REASONS = ("invalid", "unmapped", "too_late")
 # Engine stats key -> (metric name, help): how late readings were put back in order (engine/rewind.py).
 ENGINE_ORDER_COUNTERS = {
-    "reordered": (
-        "sentinel_engine_readings_reordered",
-        "Late readings the rewind log no longer covered: evaluated at their series' latest time",
+    "out_of_order": (
+        "sentinel_engine_readings_out_of_order",
+        "Late readings the rewind log no longer covered: not put back in order, evaluated at their series' latest time",
     ),
     "late": (
         "sentinel_engine_readings_late",
@@ -121,6 +121,13 @@ ENGINE_ORDER_COUNTERS = {
     ),
     "rewinds": ("sentinel_engine_rewinds", "Batches that rewound devices for late readings"),
     "replayed": ("sentinel_engine_readings_replayed", "Logged readings evaluated again by rewinds"),
+}
+# Old metric name -> (Engine.stats key, help), exported beside the new name for one release (0.2 drops them).
+DEPRECATED_ENGINE_COUNTERS = {
+    "sentinel_engine_readings_reordered": (
+        "out_of_order",
+        "Deprecated: use sentinel_engine_readings_out_of_order_total (the same count; these were *not* reordered)",
+    ),
 }
 
 
@@ -164,3 +171,5 @@ class EngineStatsCollector(Collector):
         yield skipped
         for key, (name, help_text) in ENGINE_ORDER_COUNTERS.items():
             yield CounterMetricFamily(name, help_text, value=float(stats.get(key, 0)))
+        for old, (key, help_text) in DEPRECATED_ENGINE_COUNTERS.items():
+            yield CounterMetricFamily(old, help_text, value=float(stats.get(key, 0)))

@@ -34,7 +34,7 @@ def test_a_late_reading_in_a_later_batch_is_evaluated_in_order(migrated_db: str,
     finally:
         svc.stop()
     assert stage.engine.stats["late"] == 1
-    assert stage.engine.stats["reordered"] == 0
+    assert stage.engine.stats["out_of_order"] == 0
     with psycopg.connect(migrated_db) as conn:
         grades = [
             r[0]

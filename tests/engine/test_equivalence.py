@@ -81,8 +81,8 @@ def run_both(stream: Stream, only: tuple[str, ...], restore_at: int | None = Non
     with tempfile.TemporaryDirectory() as tmp:
         rules = kind_rules(Path(tmp), only)
     devices = probes(stream.n_devices)
-    fast = Engine(rules, devices, lateness_s=LATENESS_S, rewind_limit=limit)
-    slow = ReferenceEngine(rules, devices, lateness_s=LATENESS_S, rewind_limit=limit)
+    fast = Engine(rules, devices, lateness_s=LATENESS_S, rewind_max_readings=limit)
+    slow = ReferenceEngine(rules, devices, lateness_s=LATENESS_S, rewind_max_readings=limit)
     bounds = [0, *stream.cuts, len(stream.device)]
     for i, (a, b) in enumerate(itertools.pairwise(bounds)):
         cols = (stream.device[a:b], stream.metric[a:b], stream.ts[a:b], stream.value[a:b], stream.seq[a:b])
@@ -94,7 +94,7 @@ def run_both(stream: Stream, only: tuple[str, ...], restore_at: int | None = Non
             assert fast.tick(now).records() == slow.tick(now)
         if restore_at == i:  # a restarted engine rebuilt from the snapshot carries on identically
             blob = fast.snapshot()
-            fast = Engine(rules, devices, lateness_s=LATENESS_S, rewind_limit=limit)
+            fast = Engine(rules, devices, lateness_s=LATENESS_S, rewind_max_readings=limit)
             fast.restore(blob)
             slow.forget()  # the rewind log is not in the snapshot: both stop rewinding past here
 

@@ -84,7 +84,7 @@ def test_late_reading_in_a_later_batch_is_evaluated_in_order() -> None:
     # Taken at 30, delivered after the batch that held the reading from 40: the device is rewound and re-run.
     p.feed([("tunnel-1", "tunnel_gas_pct_lel", 30, 25.0)])
     assert p.of("gas.tunnel_gas") == [("raise", "orange", "tunnel-1", 30.0), ("clear", "none", "tunnel-1", 40.0)]
-    assert (p.engine.stats["late"], p.engine.stats["reordered"]) == (1, 0)
+    assert (p.engine.stats["late"], p.engine.stats["out_of_order"]) == (1, 0)
 
 
 def test_ventilation_that_does_not_start_escalates_to_red() -> None:

@@ -144,6 +144,9 @@ def test_engine_counters_are_exported_with_a_fixed_reason_set() -> None:
     assert scrape.value("sentinel_engine_readings_skipped_total", reason="unmapped") == 1
     assert scrape.value("sentinel_engine_readings_skipped_total", reason="too_late") == 0
     assert scrape.label_values("reason") == set(ENGINE_SKIP_REASONS)
+    # Renamed: readings *not* put back in order; the old name stays for one release, with the same count.
+    assert scrape.value("sentinel_engine_readings_out_of_order_total") == 0
+    assert scrape.value("sentinel_engine_readings_reordered_total") == 0
     scrape.check_conventions()
 
 

@@ -28,10 +28,9 @@ import psycopg
 
 from sentinel.alerts.notify import enqueue_alert_notification
 from sentinel.alerts.states import AlertFacts, derive_state, is_latching
+from sentinel.engine.catalog import GRADE_INDEX
 from sentinel.engine.model import RuleSet
 from sentinel.engine.transitions import Transition
-
-GRADE_RANK = {"none": 0, "blue": 1, "yellow": 2, "orange": 3, "red": 4}
 
 ALERT_COLUMNS = (
     "alert_id, alert_key, rule_id, subject, device_id, site_id, kind, grade, state, condition_active, acked, "
@@ -171,7 +170,7 @@ def _apply_one(
     facts = facts_of(alert)
     active = t.to_grade != "none"
     grade = t.to_grade if active else alert["grade"]
-    escalated = GRADE_RANK[t.to_grade] > GRADE_RANK[alert["grade"]] or not facts.condition_active
+    escalated = GRADE_INDEX[t.to_grade] > GRADE_INDEX[alert["grade"]] or not facts.condition_active
     acked = facts.acked and not (active and escalated)
     new = AlertFacts(active, acked, facts.latching, facts.shelved_until, facts.suppressed_reason, facts.out_of_service)
     state = derive_state(new, now)

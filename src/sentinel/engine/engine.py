@@ -3,7 +3,7 @@
 Contract (others build against it)::
 
     engine = Engine(load_rules(), devices, site_overrides={"site-1": {"gas.ch4_lel.yellow": 20.0}},
-                    lateness_s=300.0, models_dir=Path("/var/lib/sentinel/models"), rewind_limit=2_000_000)
+                    lateness_s=300.0, models_dir=Path("/var/lib/sentinel/models"), rewind_max_readings=2_000_000)
     out = engine.process(device, metric, ts_us, value, seq)   # numpy columns of equal length N
     out = engine.tick(now_us)                                    # staleness, driven by the clock
     engine.add_devices([DeviceSpec(...)])                        # keeps all existing state
@@ -29,9 +29,10 @@ and is counted in ``stats["too_late"]``. Every other reading is evaluated in ord
   batch the state, and the last grade emitted per rule and subject, equal those of in-order evaluation.
 * Ties in device time are ordered by seq within a series and by arrival across batches. Readings of different
   devices of a site that arrive in different batches are combined by site-scope rules in arrival order.
-* The log is bounded (``rewind_limit`` readings) and not in the snapshot: a late reading older than what the log
-  still covers for its device (after :meth:`restore`, a model reload, or a log full) is evaluated next, at the
-  series' effective time ``te = max(ts, previous te)``, so durations never run backwards (``stats["reordered"]``).
+* The log is bounded (``rewind_max_readings`` readings) and not in the snapshot: a late reading older than what the
+  log still covers for its device (after :meth:`restore`, a model reload, or a log full) is evaluated next, at the
+  series' effective time ``te = max(ts, previous te)``, so durations never run backwards; such readings are *not*
+  put back in order (``stats["out_of_order"]``).
 
 Non-finite values and metrics a device's class does not report are not evaluated
 (``stats["invalid"]``, ``stats["unmapped"]``). Duplicates by (device, seq) are dropped upstream, not here.
@@ -83,7 +84,7 @@ class Engine(LateReadings):
         site_overrides: dict[str, dict[str, float]] | None = None,
         lateness_s: float = 300.0,
         models_dir: Path | None = None,
-        rewind_limit: int = 2_000_000,
+        rewind_max_readings: int = 2_000_000,
     ) -> None:
         self.rules = rules
         self.site_overrides = dict(site_overrides or {})
@@ -100,10 +101,10 @@ class Engine(LateReadings):
         self.site_hold_us: list[npt.NDArray[np.int64]] = [np.zeros(0, dtype=np.int64) for _ in rules.rules]
         self.stats: Counter[str] = Counter()
         self.anomaly = AnomalyRules(rules, Path(models_dir) if models_dir is not None else None)
-        self.rewind = RewindLog(self.lateness_us, rewind_limit)
+        self.rewind = RewindLog(self.lateness_us, rewind_max_readings)
         self._members: dict[tuple[str, ...], I64] = {}
         # Old values of every state write, for the rewind log; one list shared by all rule states and windows.
-        self.journal: Journal | None = [] if rewind_limit > 0 else None
+        self.journal: Journal | None = [] if rewind_max_readings > 0 else None
         for ri, rule in enumerate(rules.rules):
             self.states[rule.id].rule_index = ri
             self.states[rule.id].journal = self.journal
@@ -319,7 +320,7 @@ class Engine(LateReadings):
         last_ts = self.series.last_ts[first_sid]
         # Effective time: never before what the series evaluated in an earlier batch.
         te = np.maximum(ts, last_ts[sg.seg])
-        self.stats["reordered"] += int((ts < te).sum())
+        self.stats["out_of_order"] += int((ts < te).sum())
         pv = shift(value, sg.heads, self.series.last_value[first_sid])
         pt = shift(te, sg.heads, last_ts)
         bounds = np.searchsorted(metric, np.arange(len(METRICS) + 1)).astype(np.int64)

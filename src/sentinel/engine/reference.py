@@ -36,10 +36,10 @@ class ReferenceEngine(ReferenceLog):
         site_overrides: dict[str, dict[str, float]] | None = None,
         lateness_s: float = 300.0,
         models_dir: Path | None = None,
-        rewind_limit: int = 2_000_000,
+        rewind_max_readings: int = 2_000_000,
     ) -> None:
         self.rules = rules
-        self.rewind_limit = rewind_limit
+        self.rewind_max_readings = rewind_max_readings
         self.records: deque[Record] = deque()
         self.pending: dict[tuple[str, int, int], object] = {}  # state before the ticks since the last batch
         self.held = 0

@@ -57,7 +57,7 @@ class ReferenceLog:
     rules: RuleSet
     table: DeviceTable
     lateness_us: int
-    rewind_limit: int
+    rewind_max_readings: int
     records: deque[Record]
     pending: dict[tuple[str, int, int], object]
     held: int
@@ -263,7 +263,7 @@ class ReferenceLog:
         while self.records:
             rec = self.records[0]
             done = all(t <= self.frontier[d] - self.lateness_us for d, t in rec.newest.items())
-            if done or self.held > self.rewind_limit:
+            if done or self.held > self.rewind_max_readings:
                 if not done:
                     for d, t in rec.newest.items():
                         self.floor[d] = max(self.floor.get(d, t), t)

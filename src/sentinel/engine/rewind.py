@@ -29,7 +29,7 @@ identical transition by its key.
 Bounds: a record is dropped once every device in it has moved on past the lateness bound (its newest reading there
 is older than frontier − lateness). ``limit`` caps the readings held; a record dropped for room raises the
 devices' *floor*, and a late reading older than its device's floor is evaluated at the series' effective time
-instead (counted as ``reordered``), as after a restart, where the log starts empty.
+instead, not put back in order (counted as ``out_of_order``), as after a restart, where the log starts empty.
 """
 
 from __future__ import annotations

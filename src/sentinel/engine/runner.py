@@ -120,7 +120,7 @@ class EngineRunner:
             site_overrides=overrides,
             lateness_s=self.lateness_s,
             models_dir=self.models_dir,
-            rewind_limit=self.rewind_max_readings,
+            rewind_max_readings=self.rewind_max_readings,
         )
 
     # -- registry → engine ------------------------------------------------------------------------------------

@@ -18,8 +18,8 @@ from rich.console import Console
 from rich.table import Table
 
 from sentinel.engine import Transition
+from sentinel.engine.catalog import GRADE_INDEX
 from sentinel.sim.faults import ActiveFault
-from sentinel.sim.tap import GRADE_RANK
 
 SETTLE_S = 900.0
 
@@ -143,15 +143,15 @@ def score(
                 t
                 for s in f.subjects
                 for t in by_subject.get((f.rule, s), [])
-                if t0 - 1_000_000 <= t.ts_us <= window_end and GRADE_RANK[t.to_grade] > GRADE_RANK[t.from_grade]
+                if t0 - 1_000_000 <= t.ts_us <= window_end and GRADE_INDEX[t.to_grade] > GRADE_INDEX[t.from_grade]
             ),
             key=lambda t: t.ts_us,
         )
-        want = GRADE_RANK[f.grade]
-        reaching = [t for t in moves if GRADE_RANK[t.to_grade] >= want]
+        want = GRADE_INDEX[f.grade]
+        reaching = [t for t in moves if GRADE_INDEX[t.to_grade] >= want]
         by_deadline = [t for t in moves if t.ts_us <= deadline_us]
-        reached = max((GRADE_RANK[t.to_grade] for t in by_deadline), default=0)
-        reached_name = next(k for k, v in GRADE_RANK.items() if v == reached)
+        reached = max((GRADE_INDEX[t.to_grade] for t in by_deadline), default=0)
+        reached_name = next(k for k, v in GRADE_INDEX.items() if v == reached)
         ttd = (reaching[0].ts_us - t0) / 1e6 if reaching else None
         outcomes.append(
             FaultOutcome(

@@ -1,11 +1,9 @@
-"""The rule engine over a simulated stream: live (on the pipeline's durable batches) or offline (over messages).
+"""The rule engine over a simulated stream, for detection reports.
 
-Until the alert lifecycle writes the ``alerts`` table from the pipeline, a detection report scores the engine's
-transitions. :class:`EngineTap` is handed to :class:`~sentinel.pipeline.IngestPipeline` as ``on_durable``: every
-batch that reached the database goes through an :class:`~sentinel.engine.Engine` built from the same registry,
-exactly as the live path will, and staleness is ticked on the simulation's clock (the newest device time seen),
-so accelerated runs judge silence in device time. :func:`run_offline` does the same over wire messages without a
-broker or database (``sentinel simulate --report``).
+:func:`run_offline` runs an :class:`~sentinel.engine.Engine` built from the simulation's registry over wire messages
+without a broker or database (``sentinel simulate --report``), with staleness ticked on device time.
+:func:`stored_transitions` reads back what a live run (the composition root with its engine runner) wrote, and
+:class:`SimClock` is that runner's clock in accelerated runs: the newest device time it has evaluated.
 """
 
 from __future__ import annotations
@@ -21,13 +19,11 @@ import numpy as np
 
 from sentinel.batch import IngestBatch
 from sentinel.engine import DeviceSpec, Engine, Transition, Transitions, load_rules
-from sentinel.engine.catalog import METRIC_INDEX, transition_kind
+from sentinel.engine.catalog import GRADE_INDEX, METRIC_INDEX, transition_kind
 from sentinel.engine.model import RuleSet
 from sentinel.registry.entries import RegistryFile
 from sentinel.store.database import connect
 from sentinel.wire import decode_telemetry
-
-GRADE_RANK = {"none": 0, "blue": 1, "yellow": 2, "orange": 3, "red": 4}
 
 
 def engine_for(registry: RegistryFile, rules: RuleSet | None = None, lateness_s: float = 300.0) -> Engine:
@@ -61,51 +57,12 @@ class TransitionLog:
         with self.lock:
             self.records.extend(records)
             for r in records:
-                if GRADE_RANK[r.to_grade] > GRADE_RANK[r.from_grade]:
+                if GRADE_INDEX[r.to_grade] > GRADE_INDEX[r.from_grade]:
                     self.raised[(self.sector_of.get(r.subject, "?"), r.to_grade)] += 1
 
     def snapshot(self) -> list[Transition]:
         with self.lock:
             return list(self.records)
-
-
-class EngineTap:
-    """``on_durable`` hook: durable batches (database ids) → engine (dense indices) → :class:`TransitionLog`."""
-
-    def __init__(self, conninfo: str, registry: RegistryFile, rules: RuleSet | None = None) -> None:
-        self.engine = engine_for(registry, rules)
-        self.log = TransitionLog(registry)
-        self.clock_us = 0
-        with connect(conninfo) as conn:
-            devices = conn.execute("SELECT device_id, device FROM devices").fetchall()
-            metrics = conn.execute("SELECT metric_id, metric FROM metrics").fetchall()
-        known = set(self.engine.device_ids)
-        self.device_map = np.full(max((i for i, _ in devices), default=0) + 1, -1, dtype=np.int64)
-        for db_id, name in devices:
-            if name in known:
-                self.device_map[db_id] = self.engine.device_index(name)
-        self.metric_map = np.full(max((i for i, _ in metrics), default=0) + 1, -1, dtype=np.int64)
-        for db_id, name in metrics:
-            if name in METRIC_INDEX:
-                self.metric_map[db_id] = METRIC_INDEX[name]
-
-    def __call__(self, batch: IngestBatch) -> None:
-        r = batch.readings
-        if not len(r):
-            return
-        inside = (r.device_id < len(self.device_map)) & (r.metric_id < len(self.metric_map))
-        dev = np.where(inside, self.device_map[np.where(inside, r.device_id, 0)], -1)
-        met = np.where(inside, self.metric_map[np.where(inside, r.metric_id, 0)], -1)
-        keep = (dev >= 0) & (met >= 0)
-        seq = r.seq if r.seq is not None else np.zeros(len(r), dtype=np.int64)
-        self.log.add(
-            self.engine.process(
-                dev[keep].astype(np.int32), met[keep].astype(np.int16), r.ts_us[keep], r.value[keep], seq[keep]
-            )
-        )
-        if keep.any():
-            self.clock_us = max(self.clock_us, int(r.ts_us[keep].max()))
-            self.log.add(self.engine.tick(self.clock_us))
 
 
 def run_offline(
@@ -165,8 +122,8 @@ def run_offline(
 
 
 def grade_max(records: Sequence[Transition]) -> str:
-    best = max((GRADE_RANK[r.to_grade] for r in records), default=0)
-    return next(k for k, v in GRADE_RANK.items() if v == best)
+    best = max((GRADE_INDEX[r.to_grade] for r in records), default=0)
+    return next(k for k, v in GRADE_INDEX.items() if v == best)
 
 
 def stored_transitions(conninfo: str) -> list[Transition]:
@@ -182,19 +139,19 @@ def stored_transitions(conninfo: str) -> list[Transition]:
         ).fetchall()
     out = []
     for rule, subject, device, from_grade, to_grade, ts_us, value in rows:
-        kind = transition_kind(GRADE_RANK[from_grade], GRADE_RANK[to_grade])
+        kind = transition_kind(GRADE_INDEX[from_grade], GRADE_INDEX[to_grade])
         out.append(Transition(rule, subject, device, from_grade, to_grade, kind, int(ts_us), float(value), -1))
     return out
 
 
 class SimClock:
-    """The engine stage's clock in an accelerated run: the newest device time among the batches the stage has
+    """The engine runner's clock in an accelerated run: the newest device time among the batches the runner has
     evaluated (so staleness is judged in device time, never ahead of what the engine saw), plus counters to know
-    when the stage has caught up. Use ``EngineStage(clock=clock)``, then ``clock.stage = stage`` and
-    ``IngestPipeline(on_durable=clock.wrap(stage.on_durable))``."""
+    when the runner has caught up. Give it to the root as ``engine_clock=clock, on_durable=clock.wrap``, then set
+    ``clock.stage = sentinel.runner`` once started (tests/sim/conftest.py)."""
 
     def __init__(self) -> None:
-        self.stage: Any = None  # an EngineStage: its position_us says which batches it has evaluated
+        self.stage: Any = None  # the EngineRunner: its position_us says which batches it has evaluated
         self.newest_us = 0
         self.last_received_us = 0
         self.messages = 0
