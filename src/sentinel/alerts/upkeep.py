@@ -29,9 +29,16 @@ def upkeep_once(conninfo: str, now: datetime) -> tuple[int, int]:
 
 
 async def upkeep_loop(conninfo: str, interval_s: float = 30.0, clock: Callable[[], datetime] = _now) -> None:
+    failing = False
     while True:
         try:
             await asyncio.to_thread(upkeep_once, conninfo, clock())
-        except Exception as exc:  # keep going: the next pass retries
-            log.warning("alert/hazard upkeep failed: %s", exc)
+        except Exception as exc:  # keep going: the next pass retries; said once per outage
+            if not failing:
+                log.warning("alert/hazard upkeep failed (retrying every %.0f s): %s", interval_s, exc)
+            failing = True
+        else:
+            if failing:
+                log.warning("alert/hazard upkeep works again")
+            failing = False
         await asyncio.sleep(interval_s)

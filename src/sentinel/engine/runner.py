@@ -363,13 +363,16 @@ class EngineRunner:
             conn.close()
 
     async def _recover(self) -> psycopg.Connection[Any]:
+        attempts = 0
         while True:
             await asyncio.sleep(1.0)
             self._drain()
             try:
                 conn = await asyncio.to_thread(lambda: connect(self.conninfo, autocommit=True))
             except SentinelError as exc:
-                log.warning("engine runner waiting for the database: %s", exc)
+                attempts += 1  # said once, then every minute: an outage is not a flood of warnings
+                if attempts % 60 == 1:
+                    log.warning("engine runner waiting for the database: %s", exc)
                 continue
             try:
                 await asyncio.to_thread(self.load, conn)
@@ -378,6 +381,8 @@ class EngineRunner:
                 log.warning("engine runner recovery failed (%s); retrying", exc)
                 conn.close()
                 continue
+            if attempts:
+                log.warning("engine runner: the database is back; caught up from the checkpoint")
             return conn
 
     def _evaluated(self, batch: IngestBatch) -> bool:
