@@ -8,8 +8,6 @@ from pathlib import Path
 
 import psycopg
 
-from sentinel.alerts.watch import write_transitions
-from sentinel.engine.runner import EngineRunner
 from sentinel.testing.service import start_service
 from tests.alerts.support import db_transitions, expected, make_plant, post_messages, scenario, wait_for
 
@@ -24,8 +22,9 @@ def test_a_late_reading_in_a_later_batch_is_evaluated_in_order(migrated_db: str,
     without_peak, _ = expected(plant, first)
     assert in_order - without_peak, "the peak must change the in-order history, or the test proves nothing"
 
-    stage = EngineRunner(migrated_db, write_transitions=write_transitions, tick_s=3600.0)
-    svc = start_service(migrated_db, tmp_path / "spool", runner=stage)
+    svc = start_service(migrated_db, tmp_path / "spool", engine=True, settings={"engine_tick_s": 3600.0})
+    stage = svc.sentinel.runner
+    assert stage is not None
     try:
         post_messages(svc.url, plant.gateway_token, first, per_request=len(first))
         wait_for(lambda: set(db_transitions(migrated_db)[0]) >= without_peak, "the stream without the peak")

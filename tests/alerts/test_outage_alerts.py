@@ -7,8 +7,6 @@ from pathlib import Path
 
 import psycopg
 
-from sentinel.alerts.watch import write_transitions
-from sentinel.engine.runner import EngineRunner
 from sentinel.store import migrations
 from sentinel.store.embedded import EmbeddedPostgres
 from sentinel.testing.service import start_service
@@ -27,8 +25,9 @@ def test_readings_spooled_during_an_outage_raise_their_alerts_once_replayed(
     before_outage, _ = expected(plant, messages[:half])
     assert want - before_outage, "the second half must raise transitions of its own"
 
-    stage = EngineRunner(conninfo, write_transitions=write_transitions, tick_s=0.2, checkpoint_every_s=0.0)
-    svc = start_service(conninfo, tmp_path / "spool", runner=stage)
+    svc = start_service(
+        conninfo, tmp_path / "spool", engine=True, settings={"engine_tick_s": 0.2, "engine_checkpoint_s": 0.0}
+    )
     try:
         post_messages(svc.url, plant.gateway_token, messages[:half])
         wait_for(lambda: set(db_transitions(conninfo)[0]) >= before_outage, "the first half's transitions")

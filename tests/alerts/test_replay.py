@@ -18,8 +18,8 @@ from tests.alerts.support import db_transitions, expected, make_plant, post_mess
 
 
 def _service(db: str, spool: Path, checkpoint_every_s: float = 0.0) -> ServiceThread:
-    stage = EngineRunner(db, write_transitions=write_transitions, tick_s=3600.0, checkpoint_every_s=checkpoint_every_s)
-    return start_service(db, spool, runner=stage)
+    settings = {"engine_tick_s": 3600.0, "engine_checkpoint_s": checkpoint_every_s}
+    return start_service(db, spool, engine=True, settings=settings)
 
 
 def test_scenario_then_replays_raise_each_alert_once(migrated_db: str, tmp_path: Path) -> None:
