@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import httpx
+import pytest
 
 from sentinel.testing.broker import free_port
 from tests.alerts.support import db_transitions, expected, make_plant, post_messages, scenario, wait_for
@@ -31,6 +32,7 @@ def _serve(db: str, data_dir: Path, port: int) -> subprocess.Popen[bytes]:
     return proc
 
 
+@pytest.mark.slow
 def test_sigkill_mid_scenario_raises_none_twice_and_loses_nothing(migrated_db: str, tmp_path: Path) -> None:
     plant = make_plant(migrated_db)
     messages = scenario(plant.devices)

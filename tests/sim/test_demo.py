@@ -11,6 +11,7 @@ import time
 from zoneinfo import ZoneInfo
 
 import httpx
+import pytest
 from rich.console import Console
 
 from sentinel.demo import OPEN_NOW, Board, DemoRun, _view, board, run_demo
@@ -21,6 +22,7 @@ from sentinel.store.database import connect
 from sentinel.testing.postgres import scratch_dir
 
 
+@pytest.mark.slow
 def test_demo_on_embedded_defaults_raises_alerts_in_all_four_sectors_within_60_s() -> None:
     data = scratch_dir("sentinel-demo-test-")  # the embedded server's user must reach it when run as root
     out = io.StringIO()

@@ -86,6 +86,7 @@ def quiet_report(pg: PostgresForTests, tmp_path_factory: pytest.TempPathFactory)
     return _report(sim, run.transitions)
 
 
+@pytest.mark.slow
 def test_fault_free_county_raises_at_most_one_false_alert_per_100_device_days(quiet_report: DetectionReport) -> None:
     assert quiet_report.fault_free_device_days >= 100
     assert quiet_report.false_per_device_day <= 0.01, quiet_report.false_alert_examples
