@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
-from sentinel.alerts import service
+from sentinel.alerts import actions
 from sentinel.alerts.lifecycle import apply_transitions, facts_of
 from sentinel.alerts.states import STATES, derive_state
 from sentinel.engine import Transition, load_rules
@@ -83,7 +83,7 @@ def test_alert_lifecycle_state_machine(migrated_db: str) -> None:
         @rule(minutes=st.integers(1, 120))
         def time_passes(self, minutes: int) -> None:
             self.now += timedelta(minutes=minutes)
-            service.expire_shelves(self.conn, self.now)
+            actions.expire_shelves(self.conn, self.now)
 
         def _alerts(self) -> list[int]:
             # Open alerts first: most actions are about them.
@@ -101,17 +101,17 @@ def test_alert_lifecycle_state_machine(migrated_db: str) -> None:
         def operator(self, pick: int, action: str, reason: str, shelve_minutes: int, role: str) -> None:
             ids = self._alerts()
             alert_id = ids[pick % len(ids)]
-            before = service.get_alert(self.conn, alert_id)
+            before = actions.get_alert(self.conn, alert_id)
             seen.add((before["state"], action))
             until = self.now + timedelta(minutes=shelve_minutes)
             ok = before["state"] in ALLOWED_FROM[action] and (bool(reason) or action not in NEEDS_REASON)
             if action == "shelve":
                 ok = ok and 0 < shelve_minutes <= 7 * 24 * 60
             try:
-                after = service.act(self.conn, alert_id, action, role, reason, self.now, until=until)
+                after = actions.act(self.conn, alert_id, action, role, reason, self.now, until=until)
             except TransitionError:
                 assert not ok, f"{action} from {before['state']} was refused"
-                assert service.get_alert(self.conn, alert_id) == before  # nothing changed, no event
+                assert actions.get_alert(self.conn, alert_id) == before  # nothing changed, no event
                 return
             assert ok, f"{action} from {before['state']} was allowed"
             assert len(after["events"]) == len(before["events"]) + 1
@@ -128,12 +128,12 @@ def test_alert_lifecycle_state_machine(migrated_db: str) -> None:
         def every_refused_action_changes_nothing(self, pick: int) -> None:
             ids = self._alerts()
             alert_id = ids[pick % len(ids)]
-            before = service.get_alert(self.conn, alert_id)
+            before = actions.get_alert(self.conn, alert_id)
             for action, allowed in ALLOWED_FROM.items():
                 if before["state"] in allowed:
                     continue
                 try:
-                    service.act(
+                    actions.act(
                         self.conn,
                         alert_id,
                         action,
@@ -143,7 +143,7 @@ def test_alert_lifecycle_state_machine(migrated_db: str) -> None:
                         until=self.now + timedelta(minutes=30),
                     )
                 except TransitionError:
-                    assert service.get_alert(self.conn, alert_id) == before
+                    assert actions.get_alert(self.conn, alert_id) == before
                     continue
                 raise AssertionError(f"{action} from {before['state']} was allowed")
 
@@ -170,7 +170,7 @@ def test_alert_lifecycle_state_machine(migrated_db: str) -> None:
                 alert: dict[str, Any] = dict(zip(names, row, strict=True))
                 assert alert["state"] in STATES
                 assert alert["state"] == derive_state(facts_of(alert), self.now), alert
-                events = service.get_alert(self.conn, alert["alert_id"])["events"]
+                events = actions.get_alert(self.conn, alert["alert_id"])["events"]
                 previous = None
                 for e in events:
                     assert e["actor"]

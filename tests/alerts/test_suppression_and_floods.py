@@ -7,9 +7,9 @@ from datetime import UTC, datetime
 
 import psycopg
 
+from sentinel.alerts.actions import get_alert
 from sentinel.alerts.lifecycle import ApplyReport, apply_transitions
 from sentinel.alerts.notify import add_webhook
-from sentinel.alerts.service import get_alert
 from sentinel.alerts.watch import FLOOD_LIMIT, detect_floods_and_chatter, list_reports
 from sentinel.engine import Transition, load_rules
 from tests.alerts.support import make_plant

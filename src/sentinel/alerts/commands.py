@@ -1,6 +1,6 @@
 """``sentinel alerts …``: list, show, ack, shelve, unshelve, comment, escalate, reports, webhooks, deliver.
 
-The same service functions as the HTTP API (:mod:`sentinel.alerts.service`); ``--as`` names who acts (the event
+The same service functions as the HTTP API (:mod:`sentinel.alerts.actions`); ``--as`` names who acts (the event
 row's actor). Refused actions print the reason and exit 2 like every Sentinel error.
 """
 
@@ -16,7 +16,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from sentinel.alerts import service
+from sentinel.alerts import actions as service
 from sentinel.alerts.notify import WebhookDelivery, add_webhook
 from sentinel.alerts.watch import list_reports
 from sentinel.cli_settings import cli_settings

@@ -11,7 +11,7 @@ import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from sentinel.alerts.service import expire_shelves
+from sentinel.alerts.actions import expire_shelves
 from sentinel.hazards.register import review_overdue
 from sentinel.store.database import connect
 

@@ -15,7 +15,7 @@ import psycopg
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from pydantic import BaseModel, Field
 
-from sentinel.alerts import service
+from sentinel.alerts import actions
 from sentinel.alerts.notify import add_webhook
 from sentinel.alerts.watch import list_reports
 from sentinel.api.auth import require
@@ -81,7 +81,7 @@ def list_alerts(
 ) -> list[dict[str, Any]]:
     """Alerts, newest first, filtered by state, grade, township, sector, site."""
     with database(request) as conn:
-        return service.list_alerts(
+        return actions.list_alerts(
             conn,
             state=state,
             grade=grade,
@@ -104,12 +104,12 @@ def reports(request: Request, _key: Officer, kind: str | None = None) -> list[di
 def show(request: Request, alert_id: int, _key: Officer) -> dict[str, Any]:
     """One alert with its event history."""
     with database(request) as conn:
-        return service.get_alert(conn, alert_id)
+        return actions.get_alert(conn, alert_id)
 
 
 def _act(request: Request, alert_id: int, action: str, key: ApiKey, reason: str, until: datetime | None = None) -> Any:
     with database(request) as conn:
-        return service.act(conn, alert_id, action, key.name, reason, clock(request), until=until)
+        return actions.act(conn, alert_id, action, key.name, reason, clock(request), until=until)
 
 
 @router.post("/v1/alerts/{alert_id}/ack", responses={409: {"description": "not in an acknowledgeable state"}})
@@ -140,7 +140,7 @@ def comment(request: Request, alert_id: int, key: Officer, body: ActionBody) -> 
 def escalate(request: Request, alert_id: int, key: Officer, body: ActionBody) -> dict[str, Any]:
     """Enter the alert in the hazard register (once); returns the hazard id."""
     with database(request) as conn:
-        return {"hazard_id": service.escalate(conn, alert_id, key.name, body.reason, clock(request))}
+        return {"hazard_id": actions.escalate(conn, alert_id, key.name, body.reason, clock(request))}
 
 
 @router.post("/v1/alerts/{alert_id}/out-of-service", responses={403: {"description": "admin only"}})
