@@ -32,7 +32,7 @@ Reason = Annotated[str, typer.Option(help="why (recorded in the event history)")
 
 @contextmanager
 def database(ctx: typer.Context) -> Iterator[psycopg.Connection[Any]]:
-    with Database.open(cli_settings(ctx)) as db, db.connect() as conn:
+    with Database.open(cli_settings(ctx), share=True) as db, db.connect() as conn:
         try:
             yield conn
         except LookupError as exc:
@@ -157,6 +157,6 @@ def webhook(
 @alerts_app.command("deliver")
 def deliver(ctx: typer.Context) -> None:
     """Send the notifications that are due now (serve does this continuously)."""
-    with Database.open(cli_settings(ctx)) as db:
+    with Database.open(cli_settings(ctx), share=True) as db:
         delivered, failed = WebhookDelivery(db.conninfo).deliver_due()
     console.print(f"{delivered} delivered, {failed} failed (retried later)")
