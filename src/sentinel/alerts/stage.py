@@ -47,6 +47,7 @@ import numpy.typing as npt
 import psycopg
 
 from sentinel.alerts.lifecycle import apply_transitions
+from sentinel.alerts.silence import SilenceGroups
 from sentinel.alerts.watch import detect_floods_and_chatter
 from sentinel.batch import IngestBatch, ReadingBatch
 from sentinel.engine import DeviceSpec, Engine, RuleSet, load_rules
@@ -114,6 +115,7 @@ class EngineStage:
         self._behind = False
         self._saved_at = time.monotonic()
         self._task: asyncio.Task[None] | None = None
+        self.silence = SilenceGroups()
 
     def _engine(self, overrides: dict[str, Any]) -> Engine:
         return Engine(
@@ -258,6 +260,7 @@ class EngineStage:
 
     def _write(self, conn: psycopg.Connection[Any], records: list[Any], position_us: int, commit_seq: int = 0) -> int:
         now = self.clock()
+        records = self.silence.regroup(conn, records, self.engine)  # a silent site: one alert (alerts/silence.py)
         with conn.transaction():
             report = apply_transitions(conn, records, self.rules, now)
             detect_floods_and_chatter(conn, report, now)
@@ -320,6 +323,7 @@ class EngineStage:
                 return self.catch_up(conn)
 
         replayed = await asyncio.to_thread(prepare)
+        self.engine.listening_since(int(self.clock().timestamp() * 1e6))  # no silence from before this start
         log.info("engine stage ready: %r, %d transitions replayed from the database", self.engine, replayed)
         self._task = asyncio.create_task(self._run(), name="engine-stage")
 
