@@ -173,6 +173,8 @@ class EngineStage:
         """Build the engine from the registry and the checkpoint (see the module docstring, step 3)."""
         self._consistent = False
         self._load(conn)
+        # (Re)start and recovery from a database outage: silence from before now is not the devices' fault.
+        self.engine.listening_since(int(self.clock().timestamp() * 1e6))
         self._consistent = True
 
     def _load(self, conn: psycopg.Connection[Any]) -> None:
@@ -323,7 +325,6 @@ class EngineStage:
                 return self.catch_up(conn)
 
         replayed = await asyncio.to_thread(prepare)
-        self.engine.listening_since(int(self.clock().timestamp() * 1e6))  # no silence from before this start
         log.info("engine stage ready: %r, %d transitions replayed from the database", self.engine, replayed)
         self._task = asyncio.create_task(self._run(), name="engine-stage")
 
