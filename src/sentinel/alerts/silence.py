@@ -1,4 +1,4 @@
-"""Communication loss without a flood: many devices of one site silent together are one alert for the site.
+"""Communication loss without a flood: many devices of one site (or gateway) silent together are one alert.
 
 ISA-18.2 treats one cause raising many alarms as a flood to prevent. When a site's link (its gateway, its uplink,
 its power) fails, every device behind it goes silent in the same staleness tick; officers need one alert saying
@@ -11,7 +11,10 @@ written (:meth:`SilenceGroups.regroup`):
   silence as value);
 * while that site alert is open, its devices' own communication transitions are folded into it: escalations
   escalate the site alert once per tick, and the first device heard again clears it (the link is back);
-* a site alert left open by an earlier run is found again in the database (subject = a site id, kind comm).
+* when every site a gateway serves (two or more) falls silent in the same tick, the one alert is the gateway's
+  (subject = the gateway id), standing for all its sites;
+* an alert of this kind left open by an earlier run is found again in the database (kind comm, subject not a
+  device).
 
 Silence that began while Sentinel itself was down is not counted at all: see ``Engine.listening_since``.
 """
@@ -29,27 +32,30 @@ from sentinel.engine.catalog import GRADE_NAMES, transition_kind
 
 MIN_DEVICES = 3
 MIN_SHARE = 0.5
+Sites = frozenset[str]
 GRADE_RANK = {name: rank for rank, name in enumerate(GRADE_NAMES)}
 
 
 @dataclass
 class _Group:
     rule_id: str
-    device_id: str  # the device the site alert is stored against (the first one silent)
+    device_id: str  # the device the unit's alert is stored against (the first one silent)
     grade: str
+    sites: frozenset[str]  # the sites the alert stands for: its own, or every site of the gateway
 
 
 @dataclass
 class SilenceGroups:
-    """Per-site grouping of communication faults; one per engine stage."""
+    """Per-site (and per-gateway) grouping of communication faults; one per engine stage."""
 
     min_devices: int = MIN_DEVICES
     min_share: float = MIN_SHARE
-    open: dict[str, _Group] = field(default_factory=dict)
+    open: dict[str, _Group] = field(default_factory=dict)  # by unit: a site id or a gateway id
+    gateways: dict[str, frozenset[str]] = field(default_factory=dict)  # gateway id -> its sites
     _loaded: bool = False
 
     def regroup(self, conn: psycopg.Connection[Any], records: list[Transition], engine: Engine) -> list[Transition]:
-        """The transitions to write: site raises in place of many device raises, device moves folded in."""
+        """The transitions to write: unit raises in place of many device raises, device moves folded in."""
         comm = {id(t) for t in records if t.alert_kind == "comm" and t.subject == t.device_id}
         if not comm:
             return records
@@ -58,63 +64,93 @@ class SilenceGroups:
             self._load(conn, set(size))
         raises: dict[str, list[Transition]] = {}
         for t in records:
-            if id(t) in comm and t.kind == "raise" and site_of.get(t.device_id) not in self.open:
-                raises.setdefault(site_of.get(t.device_id, ""), []).append(t)
-        grouped = {
-            site: ts
-            for site, ts in raises.items()
-            if site and len(ts) >= self.min_devices and len(ts) >= self.min_share * size.get(site, len(ts))
-        }
+            site = site_of.get(t.device_id, "")
+            if id(t) in comm and t.kind == "raise" and self._unit_of(site) is None:
+                raises.setdefault(site, []).append(t)
+        unit_of = self._units(raises, size)
         out: list[Transition] = []
-        done: set[str] = set()
         for t in records:
             site = site_of.get(t.device_id, "") if id(t) in comm else ""
-            if site in grouped:
-                if site not in done:
-                    out.append(self._raise(site, grouped[site]))
-                    done.add(site)
-            elif site in self.open:
-                moved = self._fold(site, t)
+            if site in unit_of:
+                unit, sites = unit_of[site]
+                if unit not in self.open:
+                    out.append(self._raise(unit, sites, [x for s in sorted(sites) for x in raises[s]]))
+            elif (held := self._unit_of(site)) is not None:
+                moved = self._fold(held, t)
                 if moved is not None:
                     out.append(moved)
             else:
                 out.append(t)
         return out
 
-    def _raise(self, site: str, silent: list[Transition]) -> Transition:
+    def _units(
+        self, raises: dict[str, list[Transition]], size: dict[str, int]
+    ) -> dict[str, tuple[str, frozenset[str]]]:
+        """Silent site -> (unit, its sites). A site is silent when at least ``min_devices`` and ``min_share`` of its
+        devices fell silent in this tick; a gateway when every known site it serves (two or more) lost
+        ``min_share`` of its devices, ``min_devices`` in all; the gateway's alert then stands for its sites."""
+
+        def share(site: str) -> bool:
+            return len(raises.get(site, ())) >= self.min_share * size.get(site, 1)
+
+        out: dict[str, tuple[str, Sites]] = {}
+        for gateway, sites in sorted(self.gateways.items()):
+            served = frozenset(sites & set(size))
+            total = sum(len(raises.get(site, ())) for site in served)
+            if (
+                len(served) >= 2
+                and all(share(s) for s in served)
+                and total >= self.min_devices
+                and not served & set(out)
+            ):
+                out.update(dict.fromkeys(served, (gateway, served)))
+        for site, silent in raises.items():
+            if site and site not in out and len(silent) >= self.min_devices and share(site):
+                out[site] = (site, frozenset({site}))
+        return out
+
+    def _unit_of(self, site: str) -> str | None:
+        return next((unit for unit, group in self.open.items() if site in group.sites), None)
+
+    def _raise(self, unit: str, sites: frozenset[str], silent: list[Transition]) -> Transition:
         worst = max((t.to_grade for t in silent), key=GRADE_RANK.__getitem__)
         first = silent[0]
-        self.open[site] = _Group(first.rule_id, first.device_id, worst)
-        return replace(first, subject=site, to_grade=worst, value=max(t.value for t in silent))
+        self.open[unit] = _Group(first.rule_id, first.device_id, worst, sites)
+        return replace(first, subject=unit, to_grade=worst, value=max(t.value for t in silent))
 
-    def _fold(self, site: str, t: Transition) -> Transition | None:
-        group = self.open[site]
-        if t.to_grade == "none":  # a device of the site is heard again: the site's link is back
-            del self.open[site]
+    def _fold(self, unit: str, t: Transition) -> Transition | None:
+        group = self.open[unit]
+        if t.to_grade == "none":  # a device behind it is heard again: the link is back
+            del self.open[unit]
             return replace(
-                t, rule_id=group.rule_id, subject=site, device_id=group.device_id, from_grade=group.grade, kind="clear"
+                t, rule_id=group.rule_id, subject=unit, device_id=group.device_id, from_grade=group.grade, kind="clear"
             )
         if GRADE_RANK[t.to_grade] <= GRADE_RANK[group.grade]:
-            return None  # another device of a site already reported silent
+            return None  # another device behind an alert already raised
         before, group.grade = group.grade, t.to_grade
         return replace(
             t,
             rule_id=group.rule_id,
-            subject=site,
+            subject=unit,
             device_id=group.device_id,
             from_grade=before,
             kind=transition_kind(GRADE_RANK[before], GRADE_RANK[t.to_grade]),
         )
 
     def _load(self, conn: psycopg.Connection[Any], sites: set[str]) -> None:
-        """Site alerts an earlier run left open."""
+        """The gateways' sites, and the unit alerts an earlier run left open."""
+        served: dict[str, set[str]] = {}
+        for gateway, site in conn.execute("SELECT gateway_id, site_id FROM gateway_sites").fetchall():
+            served.setdefault(gateway, set()).add(site)
+        self.gateways = {g: frozenset(s) for g, s in served.items()}
         rows = conn.execute(
             """SELECT a.subject, a.rule_id, d.device, a.grade FROM alerts a JOIN devices d USING (device_id)
-               WHERE a.kind = 'comm' AND a.state <> 'normal' AND a.condition_active AND a.subject = a.site_id"""
+               WHERE a.kind = 'comm' AND a.state <> 'normal' AND a.condition_active AND a.subject <> d.device"""
         ).fetchall()
         for subject, rule_id, device, grade in rows:
-            if subject in sites:
-                self.open.setdefault(subject, _Group(rule_id, device, grade))
+            unit_sites = self.gateways.get(subject, frozenset({subject})) & sites
+            if unit_sites:
+                self.open.setdefault(subject, _Group(rule_id, device, grade, frozenset(unit_sites)))
         self._loaded = True
 
 
