@@ -129,3 +129,26 @@ def test_the_lock_is_released_when_its_holder_dies(data_dir: Path) -> None:
     lock.acquire_owner()  # the kernel dropped the dead process's lock: no stale lock file to clean by hand
     assert lock.holder()["pid"] == os.getpid()
     lock.release()
+
+
+def test_a_server_orphaned_by_a_killed_owner_is_adopted_and_stopped(data_dir: Path) -> None:
+    first = subprocess.Popen(
+        [sys.executable, "-c", OWNER, str(data_dir)],
+        env=_env(data_dir),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert first.stdout is not None
+    line = first.stdout.readline()
+    assert line.startswith("ready"), line
+    server_pid = int(line.split()[1])
+    first.kill()  # SIGKILL: no chance to stop its server
+    first.wait(30)
+    assert Path(f"/proc/{server_pid}").exists()  # the orphan runs on
+    status = _sentinel(data_dir, "db", "status")  # nobody holds the folder: this command adopts the orphan
+    assert status.returncode == 0, status.stderr
+    pid_file = data_dir / "postgres" / "data" / "postmaster.pid"
+    assert not pid_file.exists()
+    ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True, check=True).stdout
+    assert str(data_dir) not in ps

@@ -66,21 +66,22 @@ class Database:
         """
         lock = DataLock(settings.data_dir)
         if share:
-            lock.acquire_shared()  # False: an owner runs; its server is used and (not started here) never stopped
+            alone = lock.acquire_shared()  # False: an owner runs; its server is used and never stopped here
         else:
             lock.acquire_owner()
+            alone = True
         try:
-            with cls._resolve(settings) as db:
+            with cls._resolve(settings, adopt=alone) as db:
                 yield db
         finally:
             lock.release()
 
     @classmethod
     @contextmanager
-    def _resolve(cls, settings: Settings) -> Iterator[Database]:
+    def _resolve(cls, settings: Settings, *, adopt: bool) -> Iterator[Database]:
         if settings.database_url is None:
             server = EmbeddedPostgres(settings.embedded_pg_dir)
-            conninfo = server.start()
+            conninfo = server.start(adopt=adopt)  # holding the folder: a server left running is an orphan
             try:
                 yield cls(conninfo, server)
             finally:
