@@ -53,13 +53,18 @@ class SilenceGroups:
     open: dict[str, _Group] = field(default_factory=dict)  # by unit: a site id or a gateway id
     gateways: dict[str, frozenset[str]] = field(default_factory=dict)  # gateway id -> its sites
     _loaded: bool = False
+    _sites: tuple[dict[str, str], dict[str, int]] = field(default_factory=lambda: ({}, {}))
+    _sites_key: tuple[int, int] = (0, -1)
 
     def regroup(self, conn: psycopg.Connection[Any], records: list[Transition], engine: Engine) -> list[Transition]:
         """The transitions to write: unit raises in place of many device raises, device moves folded in."""
         comm = {id(t) for t in records if t.alert_kind == "comm" and t.subject == t.device_id}
         if not comm:
             return records
-        site_of, size = _sites(engine)
+        key = (id(engine), len(engine.device_ids))
+        if self._sites_key != key:  # the engine was rebuilt or grew: map its devices to sites again
+            self._sites, self._sites_key = _sites(engine), key
+        site_of, size = self._sites
         if not self._loaded:
             self._load(conn, set(size))
         raises: dict[str, list[Transition]] = {}
