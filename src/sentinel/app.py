@@ -52,7 +52,7 @@ from starlette.types import ASGIApp
 
 from sentinel.alerts.notify import WebhookDelivery
 from sentinel.alerts.upkeep import upkeep_loop
-from sentinel.alerts.watch import write_transitions
+from sentinel.alerts.watch import AlertWriter
 from sentinel.api.app import create_app
 from sentinel.api.context import ApiContext, now_utc
 from sentinel.api.server import ApiServer
@@ -262,7 +262,7 @@ class Sentinel:
                 rewind_max_readings=s.rewind_max_readings,
                 tick_s=s.engine_tick_s,
                 checkpoint_every_s=s.engine_checkpoint_s,
-                write_transitions=write_transitions,
+                write_transitions=AlertWriter(),
                 clock=self._engine_clock,
             )
         on_durable: Callable[[IngestBatch], None] | None = None

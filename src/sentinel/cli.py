@@ -6,7 +6,6 @@ turns Sentinel's errors into one readable line and exit code 2.
 
 from __future__ import annotations
 
-import functools
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -62,32 +61,64 @@ def demo(
     run_demo(cli_settings(ctx), duration_s=duration, headless=headless, via=via)
 
 
-@functools.cache
-def _register() -> None:
-    # Imported here so that `sentinel --help` stays fast.
-    from sentinel.alerts.commands import alerts_app
-    from sentinel.collect.commands import broker_app
-    from sentinel.engine.anomaly.commands import anomaly_app
-    from sentinel.engine.commands import rules_app
-    from sentinel.hazards.commands import hazards_app
-    from sentinel.registry.commands import keys_app, registry_app
-    from sentinel.store.commands import db_app
+# Sub-apps by name: (module, attribute, help). Only the one a command line names is imported, so that
+# `sentinel --help` and `sentinel rules list` do not pay for numpy, polars, scikit-learn or FastAPI.
+SUBAPPS: dict[str, tuple[str, str, str]] = {
+    "db": ("sentinel.store.commands", "db_app", "Database schema, maintenance and the embedded server."),
+    "registry": ("sentinel.registry.commands", "registry_app", "Sites, gateways and devices."),
+    "keys": ("sentinel.registry.commands", "keys_app", "API keys and roles."),
+    "broker": ("sentinel.collect.commands", "broker_app", "Mosquitto configuration, passwords and ACL."),
+    "anomaly": ("sentinel.engine.anomaly.commands", "anomaly_app", "Anomaly models: fit and score."),
+    "rules": ("sentinel.engine.commands", "rules_app", "Rule packs: check, list, parameters."),
+    "alerts": ("sentinel.alerts.commands", "alerts_app", "Alerts: list, acknowledge, shelve, escalate; webhooks."),
+    "hazards": (
+        "sentinel.hazards.commands",
+        "hazards_app",
+        "The major-hazard register: entries, closed loop, statistics.",
+    ),
+}
+SIM_COMMANDS = ("simulate", "replay")  # top-level commands of sentinel.sim.commands
 
-    app.add_typer(db_app, name="db", help="Database schema, maintenance and the embedded server.")
-    app.add_typer(registry_app, name="registry", help="Sites, gateways and devices.")
-    app.add_typer(keys_app, name="keys", help="API keys and roles.")
-    app.add_typer(broker_app, name="broker", help="Mosquitto configuration, passwords and ACL.")
-    app.add_typer(anomaly_app, name="anomaly", help="Anomaly models: fit and score.")
-    app.add_typer(rules_app, name="rules", help="Rule packs: check, list, parameters.")
-    app.add_typer(alerts_app, name="alerts", help="Alerts: list, acknowledge, shelve, escalate; webhooks.")
-    app.add_typer(hazards_app, name="hazards", help="The major-hazard register: entries, closed loop, statistics.")
-    from sentinel.sim.commands import register as register_sim
 
-    register_sim(app)  # simulate, replay
+def _named_command(argv: list[str]) -> str | None:
+    """The command a command line names (its first word that is not an option or an option's value)."""
+    words = iter(argv)
+    for word in words:
+        if word in ("--config", "-c"):
+            next(words, None)
+        elif not word.startswith("-"):
+            return word
+    return None
+
+
+def _register(command: str | None) -> None:
+    """Attach the sub-apps: only the named one; for the root's own help, stand-ins that carry their help only."""
+    import importlib
+
+    known = (None, "serve", "demo", *SUBAPPS, *SIM_COMMANDS)
+    for name, (module, attribute, help_text) in SUBAPPS.items():
+        real = command == name or command not in known  # an unknown word: attach all, click names the choices
+        attached = next((g for g in app.registered_groups if g.name == name), None)
+        if real and (attached is None or attached.typer_instance is _STAND_INS.get(name)):
+            if attached is not None:
+                app.registered_groups.remove(attached)
+            app.add_typer(getattr(importlib.import_module(module), attribute), name=name, help=help_text)
+        elif command is None and attached is None:
+            _STAND_INS[name] = typer.Typer()  # listed in the root's help, never run
+            app.add_typer(_STAND_INS[name], name=name, help=help_text)
+    if command not in (*SUBAPPS, "serve", "demo") and not any(
+        (c.name or getattr(c.callback, "__name__", "")) == "simulate" for c in app.registered_commands
+    ):
+        from sentinel.sim.commands import register as register_sim
+
+        register_sim(app)  # simulate, replay (their bodies import what they need)
+
+
+_STAND_INS: dict[str, typer.Typer] = {}
 
 
 def main(argv: list[str] | None = None) -> None:
-    _register()
+    _register(_named_command(sys.argv[1:] if argv is None else argv))
     try:
         # standalone_mode=False: click returns a command's exit code instead of exiting, and lets our errors out.
         code = app(args=argv, standalone_mode=False)

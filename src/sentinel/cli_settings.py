@@ -6,10 +6,12 @@ Every ``sentinel …`` command module calls :func:`cli_settings` rather than rea
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
-from sentinel.settings import Settings, load_settings
+if TYPE_CHECKING:
+    from sentinel.settings import Settings
 
 
 def config_file(ctx: typer.Context) -> Path | None:
@@ -22,6 +24,7 @@ def config_file(ctx: typer.Context) -> Path | None:
 def cli_settings(ctx: typer.Context) -> Settings:
     """The command's settings; logging is configured from them here, once for every command."""
     from sentinel.logs import configure_logging
+    from sentinel.settings import load_settings  # here: pydantic-settings is not needed for `--help`
 
     settings = load_settings(config_file(ctx))
     configure_logging(settings)

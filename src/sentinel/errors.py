@@ -9,7 +9,8 @@ family or one branch of it::
     ├── StoreError               the database layer
     │   ├── DatabaseUnavailable  cannot connect, or the connection dropped (retryable)
     │   ├── MigrationError       a schema migration failed or the schema is newer than this code
-    │   └── EmbeddedServerError  the embedded PostgreSQL could not be set up, started or stopped
+    │   ├── EmbeddedServerError  the embedded PostgreSQL could not be set up, started or stopped
+    │   └── DataDirInUse         another Sentinel process holds the data folder (names it and its pid)
     ├── WireError                a message does not honour the wire contract (carries field path and reason)
     │   └── DecodeError          malformed bytes, wrong types, missing or unexpected fields
     ├── RegistryError            who may send what
@@ -30,6 +31,8 @@ Errors that reach the command line are printed as one line (``sentinel: <message
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 
 class SentinelError(Exception):
@@ -70,6 +73,21 @@ class MigrationError(StoreError):
 
 class EmbeddedServerError(StoreError):
     """The embedded PostgreSQL server could not be prepared, started or stopped."""
+
+
+class DataDirInUse(StoreError):
+    """Another Sentinel process holds the data folder (store/datalock.py); nothing in it was touched."""
+
+    def __init__(self, data_dir: Path, holder: dict[str, Any]) -> None:
+        self.data_dir = data_dir
+        self.pid = holder.get("pid")
+        who = f"pid {self.pid}" if self.pid else "another process"
+        if holder.get("command"):
+            who += f" ({holder['command']}, since {holder.get('since', '?')})"
+        super().__init__(
+            f"data folder {data_dir} is in use by {who}; stop it, or give this one its own folder "
+            "with SENTINEL_DATA_DIR"
+        )
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,9 @@ def default_data_dir() -> Path:
     """Where Sentinel keeps its own state (embedded database, spool, models).
 
     As root the user data directory would be under ``/root``; the embedded PostgreSQL runs as an unprivileged
-    system user that must not be given a way into root's home, so root gets ``/var/lib/sentinel`` instead.
+    system user that must not be given a way into root's home, so root gets ``/var/lib/sentinel`` instead. Every
+    root shell (whatever its HOME) shares that folder, so it is locked (store/datalock.py): a second ``serve`` or
+    ``demo`` on it is refused with one line naming the first, never silently run on the first one's server.
     """
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         return Path("/var/lib/sentinel")

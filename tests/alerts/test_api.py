@@ -111,3 +111,22 @@ def test_ack_shelve_escalate_and_refusals(served: tuple[Plant, httpx.Client]) ->
 def plant_key_name(plant: Plant, role: str) -> str:
     site = plant.registry.sites[0].id
     return f"{site.rsplit('-', 1)[0]}-{role}"
+
+
+def test_unknown_body_fields_are_refused_with_422_naming_the_field(served: tuple[Plant, httpx.Client]) -> None:
+    plant, http = served
+    alert = raise_alert(plant, plant.devices[2])
+    officer = auth(plant, "officer")
+    ack = http.post(f"/v1/alerts/{alert}/ack", json={"note": "on my way"}, headers=officer)
+    assert ack.status_code == 422, ack.text
+    assert ack.json()["path"] == "body.note"
+    assert "'note'" in ack.json()["reason"]
+    assert http.get(f"/v1/alerts/{alert}", headers=officer).json()["state"] == "active_unack"
+    shelve = http.post(
+        f"/v1/alerts/{alert}/shelve", json={"reason": "crew", "minutes": 5, "minutes_typo": 3}, headers=officer
+    )
+    assert (shelve.status_code, shelve.json()["path"]) == (422, "body.minutes_typo")
+    entry = {"title": "阀门锈蚀", "sector": "gas", "township": "town-0", "source": "self_inspection", "owner": "x"}
+    created = http.post("/v1/hazards", json=entry, headers=officer)
+    assert (created.status_code, created.json()["path"]) == (422, "body.owner")
+    assert http.post(f"/v1/alerts/{alert}/ack", json={"reason": "on my way"}, headers=officer).status_code == 200

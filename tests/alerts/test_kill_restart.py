@@ -16,9 +16,10 @@ from sentinel.testing.broker import free_port
 from tests.alerts.support import db_transitions, expected, make_plant, post_messages, scenario, wait_for
 
 
-def _serve(db: str, data_dir: Path, port: int) -> subprocess.Popen[bytes]:
+def _serve(db: str, data_dir: Path, port: int, tick_s: float = 5.0) -> subprocess.Popen[bytes]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SENTINEL_")}
     env |= {"SENTINEL_DATABASE_URL": db, "SENTINEL_DATA_DIR": str(data_dir), "SENTINEL_HTTP_PORT": str(port)}
+    env["SENTINEL_ENGINE_TICK_S"] = str(tick_s)
     proc = subprocess.Popen([sys.executable, "-m", "sentinel", "serve"], env=env)
 
     def up() -> bool:

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import psycopg
 
-from sentinel.alerts.watch import write_transitions
+from sentinel.alerts.watch import AlertWriter
 from sentinel.engine.runner import EngineRunner
 from sentinel.testing.service import ServiceThread, start_service
 from tests.alerts.support import db_transitions, expected, make_plant, post_messages, scenario, wait_for
@@ -100,7 +100,7 @@ def test_devices_the_engine_cannot_judge_are_refused_once_not_fatal(migrated_db:
         (metric_id,) = conn.execute("SELECT metric_id FROM metrics WHERE metric = 'pipe_pressure_mpa'").fetchone() or (
             0,
         )
-    stage = EngineRunner(migrated_db, write_transitions=write_transitions)
+    stage = EngineRunner(migrated_db, write_transitions=AlertWriter())
     with psycopg.connect(migrated_db) as conn:
         stage.load(conn)
         batch = ReadingBatch(
@@ -146,7 +146,7 @@ def test_catch_up_follows_commit_order_not_arrival(migrated_db: str) -> None:
     try:
         now_us = time.time_ns() // 1000
         newer = writer.write(batch(now_us + 10_000_000, t0, 1, 2.0))  # received later, committed first
-        stage = EngineRunner(migrated_db, write_transitions=write_transitions)
+        stage = EngineRunner(migrated_db, write_transitions=AlertWriter())
         with psycopg.connect(migrated_db, autocommit=True) as conn:
             stage.load(conn)
             stage.evaluate(conn, newer.batch.readings, newer.batch.received_at_us, newer.commit_seq)
@@ -156,7 +156,7 @@ def test_catch_up_follows_commit_order_not_arrival(migrated_db: str) -> None:
     finally:
         writer.close()
     # The stage "crashed" before it evaluated the second batch: a new one catches up from the checkpoint.
-    restarted = EngineRunner(migrated_db, write_transitions=write_transitions)
+    restarted = EngineRunner(migrated_db, write_transitions=AlertWriter())
     with psycopg.connect(migrated_db, autocommit=True) as conn:
         restarted.load(conn)
         assert (restarted.position_us, restarted.position_seq) == (now_us + 10_000_000, newer.commit_seq)

@@ -7,7 +7,7 @@ from typing import Any
 
 import psycopg
 
-from sentinel.alerts.watch import write_transitions
+from sentinel.alerts.watch import AlertWriter
 from sentinel.engine.runner import EngineRunner
 from sentinel.testing.service import start_service
 from tests.alerts.support import db_transitions, expected, make_plant, post_messages, scenario, wait_for
@@ -27,7 +27,7 @@ def test_checkpoint_is_saved_at_stop_after_quiet_ticks(migrated_db: str, tmp_pat
     messages = scenario(plant.devices)
     want, _ = expected(plant, messages)
     # Checkpoints only at stop; ticks often (the devices report hourly, so no tick moves anything).
-    stage = CountingStage(migrated_db, tick_s=0.05, checkpoint_every_s=3600.0, write_transitions=write_transitions)
+    stage = CountingStage(migrated_db, tick_s=0.05, checkpoint_every_s=3600.0, write_transitions=AlertWriter())
     svc = start_service(migrated_db, tmp_path / "spool", runner=stage)
     try:
         post_messages(svc.url, plant.gateway_token, messages)

@@ -182,7 +182,7 @@ def test_alert_lifecycle_state_machine(migrated_db: str) -> None:
                 assert previous == alert["state"]
 
     Alerts.TestCase.settings = settings(
-        max_examples=25,
+        max_examples=60,  # 25 reached every corner below only by luck of the seed (a renamed import moved it)
         stateful_step_count=40,
         deadline=None,
         derandomize=True,  # the coverage check below must not depend on luck

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from zoneinfo import ZoneInfo
 
 import psycopg
 import pytest
@@ -100,3 +101,48 @@ def test_hazard_loop_and_alert_ack_from_the_command_line(migrated_db: str, senti
     twice = sentinel(migrated_db, "alerts", "ack", str(alert_id))
     assert twice.returncode == 2
     assert "only from" in twice.stderr
+
+
+def test_people_read_times_in_the_display_zone(
+    migrated_db: str, sentinel: Callable[..., Ran], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    plant = make_plant(migrated_db)
+    d = plant.devices[1]
+    with psycopg.connect(migrated_db) as conn, conn.transaction():
+        t = Transition("gas.ch4_lel", d, d, "none", "yellow", "raise", 1_764_300_000_000_000, 30.0, 1)
+        alert_id = apply_transitions(conn, [t], load_rules(), datetime.now(UTC)).new_alerts[0]
+        row = conn.execute("SELECT raised_at FROM alerts WHERE alert_id = %s", (alert_id,)).fetchone()
+    assert row is not None
+    raised: datetime = row[0]
+    shanghai = raised.astimezone(ZoneInfo("Asia/Shanghai")).strftime("%Y-%m-%d %H:%M:%S")
+    utc = raised.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
+    assert shanghai != utc
+    monkeypatch.setenv("SENTINEL_DISPLAY_TZ", "Asia/Shanghai")
+    for args in (("alerts", "list"), ("alerts", "show", str(alert_id))):
+        shown = sentinel(migrated_db, *args)
+        assert shown.returncode == 0, shown.stderr
+        assert shanghai in shown.stdout, args
+        assert utc not in shown.stdout, args
+        assert "Asia/Shanghai" in shown.stdout
+    monkeypatch.setenv("SENTINEL_DISPLAY_TZ", "UTC")
+    assert utc in sentinel(migrated_db, "alerts", "list").stdout
+
+
+def test_hazard_stats_default_to_this_month_in_the_display_zone(
+    migrated_db: str, sentinel: Callable[..., Ran], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SENTINEL_DISPLAY_TZ", "Asia/Shanghai")
+    made = sentinel(migrated_db, "hazards", "create", "dust on ducts", "--sector", "dust", "--township", "town-3",
+                    "--source", "self_inspection")  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    now = datetime.now(ZoneInfo("Asia/Shanghai"))
+    stats = sentinel(migrated_db, "hazards", "stats")
+    assert stats.returncode == 0, stats.stderr
+    first = f"{now.year}-{now.month:02d}-01 00:00:00"
+    assert f"period: {first} – " in stats.stdout
+    assert "(Asia/Shanghai)" in stats.stdout
+    dust = next(line for line in stats.stdout.splitlines() if "dust" in line)
+    assert [c.strip() for c in dust.split("│")[1:-1]][:3] == ["dust", "0", "1"]  # stock_start 0, increment 1
+    nothing = sentinel(migrated_db, "hazards", "stats", "--start", "1999-01-01")
+    assert "period: 1999-01-01 00:00:00 – 1999-02-01 00:00:00" in nothing.stdout
+    assert "dust" not in nothing.stdout.split("period")[1].split("\n", 1)[1]

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
+from zoneinfo import ZoneInfo
 
 import psycopg
 import typer
@@ -20,6 +21,7 @@ from sentinel.alerts import actions as service
 from sentinel.alerts.notify import WebhookDelivery, add_webhook
 from sentinel.alerts.watch import list_reports
 from sentinel.cli_settings import cli_settings
+from sentinel.display import cell, record, zone_note
 from sentinel.store.database import Database
 
 alerts_app = typer.Typer(no_args_is_help=True)
@@ -30,19 +32,25 @@ Reason = Annotated[str, typer.Option(help="why (recorded in the event history)")
 
 @contextmanager
 def database(ctx: typer.Context) -> Iterator[psycopg.Connection[Any]]:
-    with Database.open(cli_settings(ctx)) as db, db.connect() as conn:
+    with Database.open(cli_settings(ctx), share=True) as db, db.connect() as conn:
         try:
             yield conn
         except LookupError as exc:
             raise typer.BadParameter(str(exc).strip("'\"")) from exc
 
 
-def table(rows: list[dict[str, Any]], columns: tuple[str, ...], title: str) -> None:
-    out = Table(title=title)
+def display_zone(ctx: typer.Context) -> ZoneInfo:
+    """SENTINEL_DISPLAY_TZ: the zone every time a person reads is shown in."""
+    return ZoneInfo(cli_settings(ctx).display_tz)
+
+
+def table(rows: list[dict[str, Any]], columns: tuple[str, ...], title: str, tz: ZoneInfo) -> None:
+    """Rows as a table for a person: times in the display zone (named in the caption)."""
+    out = Table(title=title, caption=zone_note(tz))
     for c in columns:
         out.add_column(c)
     for row in rows:
-        out.add_row(*("" if row.get(c) is None else str(row[c]) for c in columns))
+        out.add_row(*(cell(row.get(c), tz) for c in columns))
     console.print(out)
 
 
@@ -62,7 +70,7 @@ def list_cmd(
             conn, state=state, grade=grade, township=township, sector=sector, open_only=open_only, limit=limit
         )
     cols = ("alert_id", "rule_id", "subject", "township", "grade", "state", "raised_at")
-    table(rows, cols, f"{len(rows)} alerts")
+    table(rows, cols, f"{len(rows)} alerts", display_zone(ctx))
 
 
 @alerts_app.command("show")
@@ -70,8 +78,9 @@ def show(ctx: typer.Context, alert_id: int) -> None:
     """One alert and its event history."""
     with database(ctx) as conn:
         alert = service.get_alert(conn, alert_id)
-    console.print({k: v for k, v in alert.items() if k != "events"})
-    table(alert["events"], ("at", "actor", "from_state", "to_state", "from_grade", "to_grade", "reason"), "events")
+    tz = display_zone(ctx)
+    console.print(record({k: v for k, v in alert.items() if k != "events"}, tz))
+    table(alert["events"], ("at", "actor", "from_state", "to_state", "from_grade", "to_grade", "reason"), "events", tz)
 
 
 def _act(
@@ -125,7 +134,8 @@ def reports(ctx: typer.Context, kind: Annotated[str | None, typer.Option(help="c
     """Chattering and flood reports."""
     with database(ctx) as conn:
         rows = list_reports(conn, kind)
-    table(rows, ("report_id", "kind", "desk", "alert_id", "window_start", "window_end", "count"), "reports")
+    cols = ("report_id", "kind", "desk", "alert_id", "window_start", "window_end", "count")
+    table(rows, cols, "reports", display_zone(ctx))
 
 
 @alerts_app.command("webhook")
@@ -147,6 +157,6 @@ def webhook(
 @alerts_app.command("deliver")
 def deliver(ctx: typer.Context) -> None:
     """Send the notifications that are due now (serve does this continuously)."""
-    with Database.open(cli_settings(ctx)) as db:
+    with Database.open(cli_settings(ctx), share=True) as db:
         delivered, failed = WebhookDelivery(db.conninfo).deliver_due()
     console.print(f"{delivered} delivered, {failed} failed (retried later)")

@@ -215,7 +215,11 @@ def _open(
 ) -> None:
     device_id, site, township, sector, maintenance, operating = _device(cur, t.device_id)
     if t.subject != t.device_id:
-        site = t.subject  # a site-scope rule: the subject is the site
+        cur.execute("SELECT 1 FROM sites WHERE site_id = %s", (t.subject,))
+        if (
+            cur.fetchone()
+        ):  # a site-scope rule (or a silent site): the subject is the site; a gateway keeps the device's
+            site = t.subject
     suppressed = _suppression(cur, kind, device_id, maintenance, operating)
     state = derive_state(AlertFacts(True, False, latching, None, suppressed), now)
     cur.execute(

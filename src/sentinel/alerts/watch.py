@@ -20,7 +20,8 @@ import psycopg
 
 from sentinel.alerts.lifecycle import ApplyReport, apply_transitions
 from sentinel.alerts.notify import enqueue
-from sentinel.engine import RuleSet, Transition
+from sentinel.alerts.silence import SilenceGroups
+from sentinel.engine import Engine, RuleSet, Transition
 
 FLOOD_LIMIT = 10
 FLOOD_WINDOW_S = 600
@@ -110,7 +111,16 @@ def list_reports(conn: psycopg.Connection[Any], kind: str | None = None, limit: 
     return [dict(zip(names, r, strict=True)) for r in rows]
 
 
-def write_transitions(conn: psycopg.Connection[Any], records: list[Transition], rules: RuleSet, now: datetime) -> None:
-    """What the engine runner calls for each batch's transitions (inside its transaction): the alert lifecycle,
-    then the flood and chatter reports those changes caused."""
-    detect_floods_and_chatter(conn, apply_transitions(conn, records, rules, now), now)
+class AlertWriter:
+    """What the engine runner calls for each batch's transitions (inside its transaction): communication faults of a
+    silent site or gateway folded into one alert (:mod:`.silence`), the alert lifecycle, then the flood and chatter
+    reports those changes caused. One per runner: the silence groups it holds follow the open unit alerts."""
+
+    def __init__(self) -> None:
+        self.silence = SilenceGroups()
+
+    def __call__(
+        self, conn: psycopg.Connection[Any], records: list[Transition], rules: RuleSet, now: datetime, engine: Engine
+    ) -> None:
+        records = self.silence.regroup(conn, records, engine)
+        detect_floods_and_chatter(conn, apply_transitions(conn, records, rules, now), now)

@@ -13,7 +13,7 @@ from typing import Annotated, Any
 
 import psycopg
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from sentinel.alerts import actions
 from sentinel.alerts.notify import add_webhook
@@ -49,16 +49,22 @@ def clock(request: Request) -> datetime:
 
 
 class ActionBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # an unknown field is a 422 naming it, never dropped
+
     reason: str = ""
 
 
 class ShelveBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # an unknown field is a 422 naming it, never dropped
+
     reason: str = Field(min_length=1)
     until: datetime | None = None
     minutes: float | None = Field(default=None, gt=0)
 
 
 class WebhookBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # an unknown field is a 422 naming it, never dropped
+
     name: str = Field(min_length=1)
     url: str = Field(pattern=r"^https?://")
     secret: str = Field(min_length=8)

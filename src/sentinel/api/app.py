@@ -77,7 +77,9 @@ def create_app(ctx: ApiContext, routers: Sequence[APIRouter] = ()) -> FastAPI:
     async def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
         first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid request"}
         path = ".".join(str(p) for p in first.get("loc", ()))
-        return JSONResponse({"error": "invalid_request", "reason": first["msg"], "path": path}, status_code=422)
+        extra = first.get("type") == "extra_forbidden"
+        reason = f"unknown field {path.removeprefix('body.')!r}" if extra else first["msg"]
+        return JSONResponse({"error": "invalid_request", "reason": reason, "path": path}, status_code=422)
 
     @app.get("/healthz", tags=["ops"])
     async def healthz() -> dict[str, str]:

@@ -10,7 +10,7 @@ from datetime import date, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from sentinel.api.alerts import clock, database
 from sentinel.api.auth import require
@@ -24,6 +24,8 @@ Staff = Annotated[ApiKey, Depends(require("officer", "supervisor"))]
 
 
 class HazardBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # an unknown field is a 422 naming it, never dropped
+
     title: str = Field(min_length=1)
     sector: str
     township: str = Field(min_length=1)
@@ -34,6 +36,8 @@ class HazardBody(BaseModel):
 
 
 class TransitionBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # an unknown field is a 422 naming it, never dropped
+
     action: str
     reason: str = ""
     level: str | None = None

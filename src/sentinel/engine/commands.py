@@ -85,8 +85,12 @@ def _levels(rule: Rule) -> str:
 def list_rules(path: PathArg = None, pack: PackOpt = None) -> None:
     """Show the rules: id, kind, metrics, device classes and grades (with S/T source marks)."""
     table = Table(title="Sentinel rules")
-    for column in ("rule", "name", "kind", "metrics", "device classes", "grades"):
-        table.add_column(column, overflow="fold")
+    # Ids and kinds are never broken (a wrapped id cannot be copied); the prose columns share what is left.
+    table.add_column("rule", no_wrap=True)
+    table.add_column("name", overflow="fold", ratio=2)
+    table.add_column("kind", no_wrap=True)
+    for column in ("metrics", "device classes", "grades"):
+        table.add_column(column, overflow="fold", ratio=2 if column != "grades" else 3)
     for rule in _load(path, pack):
         table.add_row(
             rule.id,
@@ -127,7 +131,8 @@ def list_params(
 ) -> None:
     """Every number the rules use, its source mark, and the key that overrides it per device or per site."""
     table = Table(title="Rule parameters (override with DeviceSpec.attrs or site overrides under 'key')")
-    for column in ("key", "default", "unit", "mark", "source"):
+    table.add_column("key", no_wrap=True)
+    for column in ("default", "unit", "mark", "source"):
         table.add_column(column, overflow="fold")
     for rule in _load(path, pack):
         for param, unit in _params(rule):

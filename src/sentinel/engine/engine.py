@@ -37,9 +37,9 @@ and is counted in ``stats["too_late"]``. Every other reading is evaluated in ord
 Non-finite values and metrics a device's class does not report are not evaluated
 (``stats["invalid"]``, ``stats["unmapped"]``). Duplicates by (device, seq) are dropped upstream, not here.
 
-Staleness: :meth:`tick` grades each device by ``now_us - frontier`` in multiples of its expected interval
-(raise/escalate only); the device's next evaluated reading clears it. A device that never reported is not
-judged stale.
+Staleness: :meth:`tick` grades each device by ``now_us - max(frontier, listening since)`` in multiples of its
+expected interval (raise/escalate only); the device's next evaluated reading clears it. A device that never
+reported is not judged stale, nor is silence from before :meth:`listening_since` (a restart of Sentinel).
 
 Anomaly rules (``kind: anomaly``) score their device class's metrics with a model file from ``models_dir`` in the
 same pass (see :mod:`sentinel.engine.anomaly.live`); without ``models_dir`` they are off. A model file that is
@@ -110,6 +110,8 @@ class Engine(LateReadings):
             self.states[rule.id].journal = self.journal
         self.anomaly.journal = self.journal
         self._model_loads = self.anomaly.loads
+        # Staleness counts silence from here at the earliest (see listening_since); 0 = from the device's frontier.
+        self.listening_since_us = 0
         self.add_devices(list(devices))
 
     # -- registry ---------------------------------------------------------------------------------------------
@@ -348,6 +350,10 @@ class Engine(LateReadings):
         zero = np.zeros(len(pos), dtype=np.int8)
         return Piece(ri, b.device[pos], b.device[pos], before, zero, b.te[pos], b.value[pos], b.seq[pos])
 
+    def listening_since(self, now_us: int) -> None:
+        """Ingest (re)started listening at ``now_us``: staleness counts no silence from before it."""
+        self.listening_since_us = max(self.listening_since_us, int(now_us))
+
     def tick(self, now_us: int) -> Transitions:
         """Grade staleness at wall-clock ``now_us``: no data for k × the expected interval."""
         pieces = []
@@ -359,7 +365,10 @@ class Engine(LateReadings):
             devices = self.table.members(rule.device_classes)
             frontier = self.series.frontier[devices]
             seen = frontier != NEVER
-            age = np.where(seen, now_us - np.where(seen, frontier, 0), 0).astype(np.float64)
+            # Silence that began before Sentinel listened (a restart, an outage of ingest) is not the device's:
+            # it is measured from when listening (re)started, so a device gets its expected interval(s) of grace.
+            since = np.maximum(np.where(seen, frontier, 0), self.listening_since_us)
+            age = np.where(seen, now_us - since, 0).astype(np.float64)
             grade = np.zeros(len(devices), dtype=np.int8)
             for k, level in enumerate(rule.levels):
                 grade[seen & (age >= p.at[k])] = level.grade

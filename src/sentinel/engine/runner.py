@@ -64,10 +64,12 @@ WallClock = Callable[[], datetime]
 
 # Writes one batch's transitions (the caller, the runner, owns the transaction): connection, transitions, the rules
 # they came from, the wall-clock time of the write.
-WriteTransitions = Callable[[psycopg.Connection[Any], list[Transition], RuleSet, datetime], None]
+WriteTransitions = Callable[[psycopg.Connection[Any], list[Transition], RuleSet, datetime, Engine], None]
 
 
-def _ignore(conn: psycopg.Connection[Any], records: list[Transition], rules: RuleSet, now: datetime) -> None:
+def _ignore(
+    conn: psycopg.Connection[Any], records: list[Transition], rules: RuleSet, now: datetime, engine: Engine
+) -> None:
     return None
 
 
@@ -167,6 +169,8 @@ class EngineRunner:
         """Build the engine from the registry and the checkpoint (see the module docstring, step 3)."""
         self._consistent = False
         self._load(conn)
+        # (Re)start and recovery from a database outage: silence from before now is not the devices' fault.
+        self.engine.listening_since(int(self.clock().timestamp() * 1e6))
         self._consistent = True
 
     def _load(self, conn: psycopg.Connection[Any]) -> None:
@@ -255,7 +259,7 @@ class EngineRunner:
     def _write(self, conn: psycopg.Connection[Any], records: list[Any], position_us: int, commit_seq: int = 0) -> int:
         now = self.clock()
         with conn.transaction():
-            self.write_transitions(conn, records, self.rules, now)
+            self.write_transitions(conn, records, self.rules, now, self.engine)
             self.position_us = position_us
             if commit_seq:
                 self.position_seq = max(self.position_seq or 0, commit_seq)

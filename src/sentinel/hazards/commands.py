@@ -11,7 +11,8 @@ from typing import Annotated
 
 import typer
 
-from sentinel.alerts.commands import console, database, table
+from sentinel.alerts.commands import console, database, display_zone, table
+from sentinel.display import local_time, month_of, parse_local, record
 from sentinel.hazards import register
 from sentinel.hazards.states import Request
 from sentinel.hazards.stats import statistics
@@ -62,15 +63,16 @@ def list_cmd(
             conn, datetime.now(UTC).date(), state=state, sector=sector, township=township, overdue=overdue or None
         )
     cols = ("hazard_id", "title", "sector", "township", "level", "state", "deadline", "overdue", "supervision")
-    table(rows, cols, f"{len(rows)} hazards")
+    table(rows, cols, f"{len(rows)} hazards", display_zone(ctx))
 
 
 @hazards_app.command("show")
 def show(ctx: typer.Context, hazard_id: int) -> None:
     with database(ctx) as conn:
         hazard = register.get(conn, hazard_id, datetime.now(UTC).date())
-    console.print({k: v for k, v in hazard.items() if k != "events"})
-    table(hazard["events"], ("at", "actor", "from_state", "to_state", "reason", "evidence"), "events")
+    tz = display_zone(ctx)
+    console.print(record({k: v for k, v in hazard.items() if k != "events"}, tz))
+    table(hazard["events"], ("at", "actor", "from_state", "to_state", "reason", "evidence"), "events", tz)
 
 
 @hazards_app.command("move")
@@ -114,19 +116,30 @@ def review(ctx: typer.Context) -> None:
 @hazards_app.command("stats")
 def stats(
     ctx: typer.Context,
-    start: Annotated[str, typer.Option(help="period start, ISO date or time")],
-    end: Annotated[str, typer.Option(help="period end (exclusive)")],
+    start: Annotated[
+        str | None, typer.Option(help="period start, ISO date or time (display zone); default: this month")
+    ] = None,
+    end: Annotated[str | None, typer.Option(help="period end (exclusive); default: the end of START's month")] = None,
     by: Annotated[str, typer.Option(help="sector, township or both")] = "sector",
     level: Annotated[str | None, typer.Option(help="major or general")] = None,
 ) -> None:
-    """Stock, increment, closed and closure rate for the period."""
+    """Stock, increment, closed and closure rate for the period (default: this month in SENTINEL_DISPLAY_TZ)."""
+    tz = display_zone(ctx)
     try:
-        period = [datetime.fromisoformat(v) for v in (start, end)]
+        first = parse_local(start, tz) if start else month_of(datetime.now(UTC), tz)[0]
     except ValueError as exc:
-        raise typer.BadParameter(str(exc)) from exc
-    period = [p if p.tzinfo else p.replace(tzinfo=UTC) for p in period]
+        raise typer.BadParameter(f"{start!r} is not an ISO date or time", param_hint="--start") from exc
+    try:
+        last = parse_local(end, tz) if end else month_of(first, tz)[1]
+    except ValueError as exc:
+        raise typer.BadParameter(f"{end!r} is not an ISO date or time", param_hint="--end") from exc
+    period = f"{local_time(first, tz)} – {local_time(last, tz)}"
+    console.print(f"统计期 period: {period} ({tz.key})")
     with database(ctx) as conn:
-        rows = statistics(conn, period[0], period[1], by, level)
+        try:
+            rows = statistics(conn, first, last, by, level)
+        except ValueError as exc:  # our own message: `by` not known, or the period ends before it starts
+            raise typer.BadParameter(str(exc)) from exc
     cols = (
         *({"sector": ("sector",), "township": ("township",)}.get(by, ("sector", "township"))),
         "stock_start",
@@ -135,4 +148,4 @@ def stats(
         "stock_end",
         "closure_rate",
     )
-    table(rows, cols, f"hazards {start} – {end}")
+    table(rows, cols, f"hazards {period}", tz)

@@ -29,7 +29,7 @@ def load(
     registry = load_registry_file(file)
     classes = load_rules().classes
     settings = cli_settings(ctx)
-    with Database.open(settings) as db, db.connect() as conn:
+    with Database.open(settings, share=True) as db, db.connect() as conn:
         try:
             report = upsert_registry(conn, registry, known_classes=classes)
         except RegistryFileError as exc:
@@ -50,6 +50,6 @@ def create(
     if role == "gateway" and not gateway:
         raise typer.BadParameter("a gateway key needs --gateway", param_hint="--gateway")
     settings = cli_settings(ctx)
-    with Database.open(settings) as db, db.connect() as conn:
+    with Database.open(settings, share=True) as db, db.connect() as conn:
         token = create_api_key(conn, name, role, gateway)
     console.print(token)

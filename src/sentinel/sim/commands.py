@@ -22,11 +22,51 @@ if TYPE_CHECKING:
 def _target(via: str, mqtt_url: str | None, http_url: str | None) -> tuple[str, str]:
     if via == "mqtt":
         if not mqtt_url:
-            raise ScenarioError("--via mqtt needs --mqtt-url or SENTINEL_MQTT_URL (e.g. mqtt://127.0.0.1:1883)")
+            raise ScenarioError(
+                "--via mqtt needs --mqtt-url or SENTINEL_MQTT_URL (e.g. mqtt://127.0.0.1:1883); without a broker use "
+                "--via http to a running `sentinel serve`, or --report --dry-run to score the scenario in-process"
+            )
         return via, mqtt_url
     if via == "http":
         return via, http_url or ""
     raise ScenarioError(f"--via {via!r}: expected mqtt or http")
+
+
+def _answers(http_url: str) -> bool:
+    """Whether something listens at the URL's host and port (a running Sentinel, when it is ours)."""
+    import socket
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(http_url)
+    try:
+        with socket.create_connection((parts.hostname or "127.0.0.1", parts.port or 80), timeout=1.0):
+            return True
+    except OSError:
+        return False
+
+
+def _choose(via: str | None, mqtt_url: str | None, http_url: str, report: bool) -> tuple[str, str, str]:
+    """(transport, target, note) when --via was not given: the broker if one is named, else a running Sentinel
+    over HTTP (as the demo does without a broker), else, for --report, the in-process engine only ("none")."""
+    if via is not None:
+        return (*_target(via, mqtt_url, http_url), "")
+    if mqtt_url:
+        return "mqtt", mqtt_url, ""
+    if _answers(http_url):
+        return "http", http_url, f"no broker (SENTINEL_MQTT_URL unset): sending over HTTP to {http_url}"
+    if report:
+        return (
+            "none",
+            "",
+            (
+                f"no broker (SENTINEL_MQTT_URL unset) and no Sentinel at {http_url}: nothing is sent; "
+                "the report scores the stream with the rule engine in-process"
+            ),
+        )
+    raise ScenarioError(
+        f"nowhere to send: no broker (set SENTINEL_MQTT_URL or --mqtt-url) and no Sentinel at {http_url} (start "
+        "`sentinel serve` or `sentinel demo`, or pass --http-url); --report --dry-run scores the scenario in-process"
+    )
 
 
 def register(app: typer.Typer) -> None:
@@ -34,7 +74,9 @@ def register(app: typer.Typer) -> None:
     def simulate(
         ctx: typer.Context,
         scenario: Annotated[Path, typer.Argument(help="scenario YAML (see simulators/)")],
-        via: Annotated[str, typer.Option(help="mqtt or http")] = "mqtt",
+        via: Annotated[
+            str | None, typer.Option(help="mqtt or http (default: mqtt with a broker URL, else http to Sentinel)")
+        ] = None,
         speed: Annotated[float, typer.Option(help="device time per wall time; 0 = as fast as possible")] = 0.0,
         record: Annotated[Path | None, typer.Option(help="write the stream (JSON lines, .gz to compress)")] = None,
         registry_out: Annotated[Path | None, typer.Option(help="write the scenario's registry (YAML) and exit")] = None,
@@ -67,13 +109,18 @@ def register(app: typer.Typer) -> None:
                 f"devices; load it with `sentinel registry load {registry_out}`"
             )
             return
-        kind, url = (
-            ("none", "")
+        kind, url, note = (
+            ("none", "", "")
             if dry_run
-            else _target(
-                via, mqtt_url or settings.mqtt_url, http_url or f"http://{settings.http_host}:{settings.http_port}"
+            else _choose(
+                via,
+                mqtt_url or settings.mqtt_url,
+                http_url or f"http://{settings.http_host}:{settings.http_port}",
+                bool(report or report_json),
             )
         )
+        if note:
+            console.print(note)
         payloads: list[bytes] = []
         recorder = Recorder(record, sim) if record else None
         with Progress(
@@ -83,9 +130,7 @@ def register(app: typer.Typer) -> None:
             TimeElapsedColumn(),
             console=console,
         ) as bar:
-            task = bar.add_task(
-                f"{sim.scenario.name} → {'nowhere' if dry_run else url}", total=sim.scenario.duration_s, rate=""
-            )
+            task = bar.add_task(f"{sim.scenario.name} → {url or 'nowhere'}", total=sim.scenario.duration_s, rate="")
             from sentinel.sim.publish import Progress as Counters
 
             counters = Counters()
@@ -100,7 +145,7 @@ def register(app: typer.Typer) -> None:
                     )
                     yield step
 
-            if dry_run:
+            if kind == "none":
                 for _ in steps():
                     pass
             elif kind == "mqtt":
@@ -115,7 +160,8 @@ def register(app: typer.Typer) -> None:
                 sender.close()
         if recorder:
             recorder.close()
-        console.print(f"sent {counters.sent:,} messages ({sim.dropped} dropped by the devices' network)")
+        done = "generated (nothing sent)" if kind == "none" else "sent"
+        console.print(f"{done} {counters.sent:,} messages ({sim.dropped} dropped by the devices' network)")
         if report or report_json:
             transitions = run_offline(sim.registry, payloads, end_us=sim.end_us)
             result = score(

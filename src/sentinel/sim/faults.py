@@ -26,7 +26,9 @@ class FaultKind:
     grade: str
     deadline_s: float
     hazardous: bool
-    subject: Literal["site", "device"] = "device"  # what the expected alert is about
+    # What the expected alert is about; "either": the site (Sentinel groups a silent site into one alert,
+    # sentinel.alerts.silence) or its devices (the engine alone, as `simulate --report` scores in-process).
+    subject: Literal["site", "device", "either"] = "device"
     default_duration_s: float = 900.0
     summary: str = ""
 
@@ -134,6 +136,7 @@ FAULT_KINDS: dict[str, FaultKind] = {
             "blue",
             0,
             False,
+            subject="either",
             default_duration_s=1200,
             summary="a site's gateway goes offline: no data from its devices",
         ),

@@ -210,7 +210,8 @@ def plan_faults(scenario: Scenario, registry: RegistryFile) -> list[ActiveFault]
         end = min(start + (duration or default_duration), scenario.duration_s)
         for ident in [site, *(d.id for d in targets)]:
             busy[ident] = max(busy.get(ident, -1.0), end + 900.0)
-        subjects = (site,) if spec.subject == "site" else tuple(d.id for d in targets)
+        hit = tuple(d.id for d in targets)
+        subjects = (site,) if spec.subject == "site" else (site, *hit) if spec.subject == "either" else hit
         out.append(
             ActiveFault(
                 i,

@@ -18,7 +18,7 @@ console = Console()
 def upgrade(ctx: typer.Context) -> None:
     """Apply pending schema migrations (idempotent: a second run changes nothing)."""
     settings = cli_settings(ctx)
-    with Database.open(settings) as db:
+    with Database.open(settings, share=True) as db:
         applied = migrations.upgrade(db.conninfo)
         with db.connect() as conn:
             report = run_maintenance(
@@ -39,7 +39,7 @@ def upgrade(ctx: typer.Context) -> None:
 def status(ctx: typer.Context) -> None:
     """Show applied and pending migrations and the readings dialect."""
     settings = cli_settings(ctx)
-    with Database.open(settings) as db:
+    with Database.open(settings, share=True) as db:
         applied = set(migrations.applied_versions(db.conninfo))
         for version in migrations.known_versions():
             mark = "[green]applied[/]" if version in applied else "[yellow]pending[/]"
@@ -52,7 +52,7 @@ def status(ctx: typer.Context) -> None:
 def maintain(ctx: typer.Context) -> None:
     """Create readings partitions ahead and drop data past the retention (native dialect)."""
     settings = cli_settings(ctx)
-    with Database.open(settings) as db, db.connect() as conn:
+    with Database.open(settings, share=True) as db, db.connect() as conn:
         report = run_maintenance(
             conn,
             db.dialect,

@@ -16,6 +16,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from sentinel.errors import ConfigError, DatabaseUnavailable
 from sentinel.settings import ENV_PREFIX, Settings
+from sentinel.store.datalock import DataLock
 from sentinel.store.embedded import EmbeddedPostgres
 
 SETTING = f"{ENV_PREFIX}DATABASE_URL"
@@ -56,15 +57,35 @@ class Database:
 
     @classmethod
     @contextmanager
-    def open(cls, settings: Settings) -> Iterator[Database]:
-        """Resolve the database from settings, check that it answers, and clean up on exit."""
+    def open(cls, settings: Settings, *, share: bool = False) -> Iterator[Database]:
+        """Resolve the database from settings, check that it answers, and clean up on exit.
+
+        The data folder is locked first (store/datalock.py). By default this process *owns* it (serve, demo): a
+        second owner is refused with DataDirInUse before anything is touched. ``share=True`` is for short commands:
+        they use the server of an owner that runs, and never stop it.
+        """
+        lock = DataLock(settings.data_dir)
+        if share:
+            alone = lock.acquire_shared()  # False: an owner runs; its server is used and never stopped here
+        else:
+            lock.acquire_owner()
+            alone = True
+        try:
+            with cls._resolve(settings, adopt=alone) as db:
+                yield db
+        finally:
+            lock.release()
+
+    @classmethod
+    @contextmanager
+    def _resolve(cls, settings: Settings, *, adopt: bool) -> Iterator[Database]:
         if settings.database_url is None:
             server = EmbeddedPostgres(settings.embedded_pg_dir)
-            conninfo = server.start()
+            conninfo = server.start(adopt=adopt)  # holding the folder: a server left running is an orphan
             try:
                 yield cls(conninfo, server)
             finally:
-                server.stop()
+                server.stop()  # only a server this object started
             return
         try:
             conninfo = make_conninfo(settings.database_url)

@@ -10,7 +10,8 @@ parent folder of the data and binaries to other users (it would chmod ``/root``)
 
 The server listens on a unix socket only (no TCP port to collide with), and :meth:`EmbeddedPostgres.stop` (or leaving
 the ``with`` block, or interpreter exit) stops the server this object started. A server already running on the same
-data folder (another Sentinel process) is reused and left running.
+data folder is reused: left running when another Sentinel process holds the folder, adopted (and stopped at the
+end) when the caller holds the folder's lock, as it is then an orphan of a process that was killed.
 """
 
 from __future__ import annotations
@@ -86,8 +87,11 @@ class EmbeddedPostgres:
         self._bin: Path | None = None
 
     # ------------------------------------------------------------------ lifecycle
-    def start(self) -> str:
-        """Make sure the server runs; return a libpq connection string to the ``sentinel`` database."""
+    def start(self, *, adopt: bool = False) -> str:
+        """Make sure the server runs; return a libpq connection string to the ``sentinel`` database.
+
+        ``adopt``: the caller holds the data folder's lock (store/datalock.py), so a server found running is an
+        orphan of a process that died; it is taken over and stopped like one started here."""
         with self._lock:
             self._prepare_folders()
             self._bin = self._binaries()
@@ -96,6 +100,9 @@ class EmbeddedPostgres:
             running = self._running_socket_dir()
             if running is not None:
                 self._socket_dir = running
+                if adopt and not self._owned:
+                    self._owned = True
+                    atexit.register(self.stop)
             else:
                 self._socket_dir = self._choose_socket_dir()
                 self._pg_ctl(

@@ -187,7 +187,7 @@ def train_command(  # typer maps each option to a parameter
     chosen = detector or rule_detector or _DEFAULTS.detector
     settings = _settings(chosen, smoothing, quantile, margin, 1, variance, statistic, trees, window, seed)
     start, end = _time(since, "--since"), _time(until, "--until") if until else None
-    with Database.open(cli_settings(ctx)) as db, db.connect() as conn:
+    with Database.open(cli_settings(ctx), share=True) as db, db.connect() as conn:
         model = train_from_history(conn, device_class, features, start, end, settings)
     save_model(model, out)
     typer.echo(
