@@ -5,22 +5,25 @@ over hours than over the minutes a model is often fitted on: on SKAB's anomaly-f
 and the flow move 5-10 training standard deviations within 40 minutes of a 7-minute training period, while every
 reading stays normal. A fixed centre turns that into a permanent alarm.
 
-So each device carries an ``offset`` (one value per feature the detector uses, in the features' units), subtracted
-from every row before the detector sees it. After each row the offset moves towards the row, as an exponentially
-weighted mean with memory ``drift_rows`` rows (alpha = 1 / drift_rows), but only
+So each device carries a drift state per feature the detector uses: an ``offset`` (in the feature's units,
+subtracted from every row before the detector sees it) and a ``trend`` (the offset's change per row). It is
+Brown's double exponential smoothing with memory ``drift_rows`` rows (lambda = 1 / drift_rows; level gain
+lambda (2 - lambda), trend gain lambda²), which follows a linear drift with no lag (a plain moving mean lags a
+drift by rate x memory, and a PCA limit is narrow next to that). Each row:
 
-- when the row was judged normal: its smoothed score (the value the alarm is taken from) was not above the limit.
-  During an alarm the centre stands still, so a fault is never learnt as the new normal, however long it lasts;
-- by a bounded step: the row's deviation from the current centre is clipped to ``CLIP`` training standard
-  deviations per feature first, so that one wild reading inside the limit moves the centre by at most
-  ``CLIP / drift_rows`` standard deviations.
+- the offset first moves by the trend (the drift goes on, also during an alarm);
+- the row is scored against it;
+- if the row was judged normal (its smoothed score, the value the alarm is taken from, was not above the limit),
+  the offset and trend take in the row's deviation, clipped to ``CLIP`` training standard deviations per feature
+  so that one wild reading inside the limit pulls little. During an alarm they take in nothing: a fault is not
+  learnt as the new normal, however long it lasts.
 
-What it cannot do: follow drift faster than the limit allows. A level that leaves the limit before the centre
-has caught up alarms, and the alarm holds (the gate closes): fitting on too few minutes for the plant's drift still
-needs a longer training period. The recursion runs row by row (each row's gate depends on the previous rows'
-offsets), but across devices at once: the loop is over the k-th row of every device in the batch, so the live
-engine (many devices, a few rows each per batch) pays a few array steps per batch, and offline scoring (one long
-series) pays one small step per row.
+What it cannot do: follow a change faster than the limit allows. A level that leaves the limit before the state
+has caught up alarms, and the alarm holds (nothing is learnt while it alarms); a model fitted on too few minutes
+for the plant's drift still needs a longer training period. The recursion runs row by row (each row's gate
+depends on the earlier rows), but across devices at once: the loop is over the k-th row of every device in the
+batch, so the live engine (many devices, a few rows each per batch) pays a few array steps per batch, and offline
+scoring of one long series one small step per row.
 """
 
 from __future__ import annotations
@@ -50,7 +53,8 @@ def recentred_statistics(
     """Raw and smoothed statistic of every row, with each group's centre following drift (see module doc).
 
     ``rows`` (N, f) are the detector's columns, each group's rows contiguous and in time order; ``group`` (N,) is
-    each row's group ordinal into ``offset`` (G, f) and ``past`` (G, smoothing - 1: the group's latest raw
+    each row's group ordinal into ``offset`` (G, 2, f: offset, then trend per row) and ``past`` (G, smoothing - 1:
+    the group's latest raw
     statistics, oldest first, NaN where there are fewer). Both are updated in place to the state after the
     batch. ``centre`` and ``scale`` are the training mean and standard deviation of the columns; ``limit`` the
     model's (``inf`` while fitting: every row then moves the centre).
@@ -62,13 +66,51 @@ def recentred_statistics(
         return raw, smoothed
     heads = np.flatnonzero(np.r_[True, group[1:] != group[:-1]])
     lengths = np.diff(np.r_[heads, n])
-    alpha = 1.0 / drift_rows
+    smoothing = 1.0 / drift_rows
+    level_gain, trend_gain = smoothing * (2.0 - smoothing), smoothing * smoothing
+    empty = rows[:0]
+    # Per group: the sum and count of the statistics in the smoothing window before the current row.
+    window_sum = np.nansum(past, axis=1)[group[heads]]
+    window_count = np.isfinite(past).sum(axis=1)[group[heads]].astype(np.float64)
+    level, trend = offset[group[heads], 0], offset[group[heads], 1]
+    window = past[group[heads]]
+    span = past.shape[1]
+    for k in range(int(lengths.max())):
+        live = np.flatnonzero(lengths > k) if k else np.arange(len(heads))
+        at = heads[live] + k
+        level[live] += trend[live]
+        shifted = rows[at] - level[live]
+        value = detector.statistic(empty, shifted)
+        mean = (window_sum[live] + value) / (window_count[live] + 1.0)
+        raw[at], smoothed[at] = value, mean
+        if span:
+            oldest = window[live, 0]
+            full = np.isfinite(oldest)
+            window_sum[live] += value - np.where(full, oldest, 0.0)
+            window_count[live] += ~full
+            window[live, :-1] = window[live, 1:]
+            window[live, -1] = value
+        normal = np.flatnonzero(mean <= limit)
+        if len(normal):
+            step = np.clip((shifted[normal] - centre) / scale, -CLIP, CLIP) * scale
+            index = live[normal]
+            level[index] += level_gain * step
+            trend[index] += trend_gain * step
+    which = group[heads]
+    offset[which, 0], offset[which, 1] = level, trend
+    past[which] = window
+    return raw, smoothed
+    heads = np.flatnonzero(np.r_[True, group[1:] != group[:-1]])
+    lengths = np.diff(np.r_[heads, n])
+    smoothing = 1.0 / drift_rows
+    level_gain, trend_gain = smoothing * (2.0 - smoothing), smoothing * smoothing
     empty = rows[:0]
     for k in range(int(lengths.max())):
         live = lengths > k
         at = heads[live] + k
         g = group[at]
-        shifted = rows[at] - offset[g]
+        offset[g, 0] += offset[g, 1]
+        shifted = rows[at] - offset[g, 0]
         value = detector.statistic(empty, shifted)
         window = np.concatenate([past[g], value[:, None]], axis=1)
         mean = window.mean(axis=1)
@@ -81,5 +123,6 @@ def recentred_statistics(
         normal = mean <= limit
         if normal.any():
             step = np.clip((shifted[normal] - centre) / scale, -CLIP, CLIP) * scale
-            offset[g[normal]] += alpha * step
+            offset[g[normal], 0] += level_gain * step
+            offset[g[normal], 1] += trend_gain * step
     return raw, smoothed

@@ -100,7 +100,7 @@ class Windows:
     history: F64  # (instances, history_rows, features), oldest first, NaN where fewer
     statistics: F64  # (instances, smoothing - 1)
     seen: I64  # scored rows so far
-    offset: F64  # (instances, used features): the drift-following centre's offset (zeros without drift)
+    offset: F64  # (instances, 2, used features): drift offset and trend per row (zeros without drift)
 
     @classmethod
     def empty(cls, model: AnomalyModel, n: int) -> Windows:
@@ -110,7 +110,7 @@ class Windows:
             np.full((n, model.detector.history_rows, used), np.nan),
             np.full((n, model.smoothing - 1), np.nan),
             np.zeros(n, dtype=np.int64),
-            np.zeros((n, used)),
+            np.zeros((n, 2, used)),
         )
 
     def grow(self, model: AnomalyModel, n: int) -> None:

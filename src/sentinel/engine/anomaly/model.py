@@ -184,7 +184,7 @@ class Scorer:
     def __post_init__(self) -> None:
         self._rows = np.empty((0, self.model.detector.n_features))
         self._statistics = np.empty(0)
-        self._offset = np.zeros((1, self.model.detector.n_features))
+        self._offset = np.zeros((1, 2, self.model.detector.n_features))
         self._past = np.full((1, self.model.smoothing - 1), np.nan)
 
     def __deepcopy__(self, memo: dict[int, object]) -> Scorer:
