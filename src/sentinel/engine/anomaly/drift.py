@@ -66,6 +66,49 @@ def recentred_statistics(
         return raw, smoothed
     heads = np.flatnonzero(np.r_[True, group[1:] != group[:-1]])
     lengths = np.diff(np.r_[heads, n])
+    # Groups by decreasing length, so that the groups with a k-th row are always the first ones: slices, not
+    # gathers, in the loop below.
+    order = np.argsort(-lengths, kind="stable")
+    heads, lengths = heads[order], lengths[order]
+    ids = group[heads]
+    alive = np.searchsorted(-lengths, -np.arange(int(lengths[0])), side="left")  # groups with a k-th row
+    gain = 1.0 / drift_rows
+    level_gain, trend_gain = gain * (2.0 - gain), gain * gain
+    empty = rows[:0]
+    level, trend = offset[ids, 0], offset[ids, 1]
+    old = past[ids]
+    span = old.shape[1]
+    # The sum and count of the statistics in each group's smoothing window before its current row.
+    window_sum, window_count = np.nansum(old, axis=1), np.isfinite(old).sum(axis=1).astype(np.float64)
+    for k, m in enumerate(alive):
+        at = heads[:m] + k
+        level[:m] += trend[:m]
+        shifted = rows[at] - level[:m]
+        value = detector.statistic(empty, shifted)
+        mean = (window_sum[:m] + value) / (window_count[:m] + 1.0)
+        raw[at], smoothed[at] = value, mean
+        if span:
+            # The value leaving the window: from before the batch, or this batch's row ``span`` rows back.
+            leaving = old[:m, k] if k < span else raw[at - span]
+            known = np.isfinite(leaving)
+            window_sum[:m] += value - np.where(known, leaving, 0.0)
+            window_count[:m] += ~known
+        normal = mean <= limit
+        step = np.clip((shifted - centre) / scale, -CLIP, CLIP) * scale * normal[:, None]
+        level[:m] += level_gain * step
+        trend[:m] += trend_gain * step
+    offset[ids, 0], offset[ids, 1] = level, trend
+    if span:
+        # Each group's last ``span`` statistics: the tail of (before the batch, then this batch's rows).
+        tails = heads + lengths - 1
+        back = np.arange(-span + 1, 1)
+        source = tails[:, None] + back  # positions in raw; before the group's head they come from ``old``
+        inside = source >= heads[:, None]
+        from_old = old[np.arange(len(ids))[:, None], np.clip(span + (source - heads[:, None]), 0, span - 1)]
+        past[ids] = np.where(inside, raw[np.maximum(source, 0)], from_old)
+    return raw, smoothed
+    heads = np.flatnonzero(np.r_[True, group[1:] != group[:-1]])
+    lengths = np.diff(np.r_[heads, n])
     smoothing = 1.0 / drift_rows
     level_gain, trend_gain = smoothing * (2.0 - smoothing), smoothing * smoothing
     empty = rows[:0]
