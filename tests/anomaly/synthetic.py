@@ -31,3 +31,12 @@ def decorrelated_rows(rows: int, seed: int) -> FloatArray:
     rng = np.random.default_rng(seed + 1)
     data[:, 1] = _CENTRE[1] + rng.permutation(data[:, 1] - _CENTRE[1])
     return data
+
+
+def drifting_rows(rows: int, seed: int, rate: float = 0.004) -> FloatArray:
+    """Normal rows whose operating point creeps: both hidden factors rise by ``rate`` standard deviations per row
+    (as a plant warming up), so every metric drifts while their relations hold."""
+    rng = np.random.default_rng(seed)
+    factors = rng.normal(size=(rows, 2)) + np.arange(rows)[:, None] * rate * np.array([1.0, -0.6])
+    result: FloatArray = _CENTRE + factors @ _MIXING + 0.1 * rng.normal(size=(rows, 4))
+    return result

@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 
 from sentinel.engine.anomaly import load_model
 from sentinel.engine.anomaly.commands import anomaly_app
+from sentinel.engine.anomaly.dataset import find_time_column, read_frame
 from sentinel.errors import DatasetError, ModelError
 from tests.anomaly.synthetic import NAMES, normal_rows
 
@@ -109,3 +110,48 @@ def test_unknown_detector_is_a_usage_error(files: dict[str, Path]) -> None:
                                          "--detector", "magic"])  # fmt: skip
     assert result.exit_code == 2
     assert "--detector" in result.output
+
+
+def _frame(path: Path, columns: dict[str, object]) -> Path:
+    pl.DataFrame(columns).write_csv(path)
+    return path
+
+
+@pytest.mark.parametrize("name", ["timestamp", "datetime", "time", "Timestamp"])
+def test_time_column_is_found_by_its_name(tmp_path: Path, name: str) -> None:
+    rows = normal_rows(200, seed=3)
+    times = [f"2026-01-01 00:{i // 60:02d}:{i % 60:02d}" for i in range(200)]
+    path = _frame(tmp_path / "t.csv", {"value": rows[:, 0], name: times, "other": rows[:, 1]})
+    assert find_time_column(read_frame(path), path) == name
+    result = runner.invoke(anomaly_app, ["fit", "--csv", str(path), "--out", str(tmp_path / "m.npz")])
+    assert result.exit_code == 0, result.output
+    assert load_model(tmp_path / "m.npz").feature_names == ("value", "other")
+
+
+def test_a_first_column_of_times_is_the_time_column(tmp_path: Path) -> None:
+    rows = normal_rows(200, seed=4)
+    times = [f"2026-01-01T00:{i // 60:02d}:{i % 60:02d}Z" for i in range(200)]
+    path = _frame(tmp_path / "t.csv", {"when": times, "a": rows[:, 0], "b": rows[:, 1]})
+    model_path, out = tmp_path / "m.npz", tmp_path / "s.csv"
+    assert runner.invoke(anomaly_app, ["fit", "--csv", str(path), "--out", str(model_path)]).exit_code == 0
+    result = runner.invoke(anomaly_app, ["score", "--model", str(model_path), "--csv", str(path), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert pl.read_csv(out).columns == ["when", "statistic", "score", "alarm"]
+
+
+def test_no_or_two_time_columns_is_an_error_naming_the_columns(tmp_path: Path) -> None:
+    rows = normal_rows(50, seed=5)
+    none = _frame(tmp_path / "none.csv", {"a": rows[:, 0], "b": rows[:, 1]})
+    with pytest.raises(DatasetError, match=r"no time column found .*columns: 'a', 'b'.*--time-column ''"):
+        find_time_column(read_frame(none), none)
+    times = [f"2026-01-01 00:00:{i:02d}" for i in range(50)]
+    two = _frame(tmp_path / "two.csv", {"time": times, "timestamp": times, "a": rows[:, 0]})
+    with pytest.raises(DatasetError, match=r"more than one time column \('time', 'timestamp'"):
+        find_time_column(read_frame(two), two)
+    text = _frame(tmp_path / "text.csv", {"site": ["north"] * 50, "a": rows[:, 0]})
+    result = runner.invoke(anomaly_app, ["fit", "--csv", str(text), "--out", str(tmp_path / "m.npz")])
+    assert result.exit_code != 0
+    # Given '' the file has no time column: every column is a feature.
+    command = ["fit", "--csv", str(none), "--out", str(tmp_path / "m.npz"), "--time-column", ""]
+    result = runner.invoke(anomaly_app, command)
+    assert result.exit_code == 0, result.output

@@ -196,3 +196,38 @@ def test_bare_numpy_array_and_foreign_archive_are_refused(tmp_path: Path) -> Non
 def test_missing_file_is_a_model_error(tmp_path: Path) -> None:
     with pytest.raises(ModelError, match="no such model file"):
         load_model(tmp_path / "absent.npz")
+
+
+def test_version_1_files_still_load_and_score_with_a_fixed_centre_on_every_feature(tmp_path: Path) -> None:
+    """A file written before version 2 (no used_features, no drift) is read as what it was: all features, no
+    drift following; it scores exactly like a version 2 model fitted with drift and slow-feature dropping off."""
+    old_style = fit_model(TRAIN, NAMES, FitSettings(smoothing=5, drift=False, drop_slow=False))
+    path = tmp_path / "v1.npz"
+    save_model(old_style, path)
+    parts = members(path)
+    record = record_of(parts)
+    for field in ("used_features", "drift"):
+        record.pop(field)
+    rewrite(path, with_record(parts, record | {"format_version": 1}, resign=True))
+    loaded = load_model(path)
+    assert (loaded.used, loaded.drift_rows) == (None, 0)
+    rows = normal_rows(300, seed=8) + np.linspace(0, 3, 300)[:, None]
+    np.testing.assert_array_equal(loaded.score(rows).statistic, old_style.score(rows).statistic)
+
+
+def test_version_2_keeps_used_features_and_drift_state(tmp_path: Path) -> None:
+    train = TRAIN.copy()
+    train[:, 3] = 60 + np.cumsum(np.random.default_rng(4).normal(size=len(train))) * 0.05  # slow: left out
+    model = fit_model(train, NAMES, FitSettings(smoothing=5))
+    assert model.ignored == ("temperature",)
+    path = tmp_path / "v2.npz"
+    save_model(model, path)
+    loaded = load_model(path)
+    assert (loaded.used, loaded.drift_rows) == (model.used, model.drift_rows)
+    rows = normal_rows(200, seed=9)
+    np.testing.assert_array_equal(loaded.score(rows).statistic, model.score(rows).statistic)
+    parts = members(path)
+    bad = record_of(parts) | {"used_features": ["pressure", "nope"]}
+    rewrite(path, with_record(parts, bad, resign=True))
+    with pytest.raises(ModelError, match="used_features"):
+        load_model(path)

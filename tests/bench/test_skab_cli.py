@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[2]
 BENCH = ROOT / "bench" / "skab.py"
 SKAB = ROOT.parent / "shared" / "data" / "skab"
 needs_skab = pytest.mark.skipif(not SKAB.is_dir(), reason=f"SKAB data not found at {SKAB}")
-DETECTORS = ("pca", "iforest", "robust_z", "pca, any feature subset")
+DETECTORS = ("defaults (no tuning)", "pca", "iforest", "robust_z", "pca, any feature subset")
 FIGURES = r"F1 (\d\.\d{3})  FAR +([\d.]+) %  MAR +([\d.]+) %"
 
 

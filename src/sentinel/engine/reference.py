@@ -16,7 +16,7 @@ import numpy as np
 import numpy.typing as npt
 
 from sentinel.engine.anomaly.live import load_rule_model
-from sentinel.engine.anomaly.model import AnomalyModel
+from sentinel.engine.anomaly.model import AnomalyModel, Scorer
 from sentinel.engine.catalog import GRADE_NAMES, METRIC_INDEX, transition_kind
 from sentinel.engine.devices import DeviceSpec, DeviceTable
 from sentinel.engine.model import GROUP_KINDS, Rule, RuleSet
@@ -68,7 +68,7 @@ class ReferenceEngine(ReferenceLog):
                     self.models[ri] = None
         self.latest: list[dict[int, dict[int, float]]] = [defaultdict(dict) for _ in rules.rules]
         self.scored_rows: list[dict[int, list[list[float]]]] = [defaultdict(list) for _ in rules.rules]
-        self.statistics: list[dict[int, list[float]]] = [defaultdict(list) for _ in rules.rules]
+        self.scorers: list[dict[int, Scorer]] = [{} for _ in rules.rules]
         self.add_devices(devices)
 
     def add_devices(self, specs: Sequence[DeviceSpec]) -> None:
@@ -313,13 +313,10 @@ class ReferenceEngine(ReferenceLog):
             if all(m in latest for m in features):
                 row = [latest[m] for m in features]
                 history = self.scored_rows[ri][inst]
-                keep = model.detector.history_rows
-                past = np.array(history[len(history) - keep :] if keep else [], dtype=np.float64)
-                statistic = float(model.detector.statistic(past.reshape(-1, len(row)), np.array([row]))[0])
-                stats = self.statistics[ri][inst]
-                stats.append(statistic)
                 history.append(row)
-                smoothed = sum(stats[-model.smoothing :]) / len(stats[-model.smoothing :])
+                # One row at a time through the offline scorer of this device (its windows and drift offset).
+                scorer = self.scorers[ri].get(inst) or self.scorers[ri].setdefault(inst, Scorer(model))
+                smoothed = float(scorer.score_batch(np.array([row])).statistic[0])
                 if len(history) > model.warmup_rows:
                     signal = smoothed / model.limit
             scored = Reading(r.device, r.metric, r.ts, r.te, signal, r.seq, r.pv, r.pt, r.order)

@@ -12,12 +12,15 @@ import copy
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sentinel.engine.catalog import GRADE_NAMES
 from sentinel.engine.devices import DeviceTable
 from sentinel.engine.model import GROUP_KINDS, RuleSet
 from sentinel.engine.transitions import Transition
+
+if TYPE_CHECKING:
+    from sentinel.engine.anomaly.model import Scorer
 
 
 @dataclass
@@ -73,7 +76,7 @@ class ReferenceLog:
     counts: list[dict[tuple[int, int], int]]
     latest: list[dict[int, dict[int, float]]]
     scored_rows: list[dict[int, list[list[float]]]]
-    statistics: list[dict[int, list[float]]]
+    scorers: list[dict[int, Scorer]]
     _emit: Callable[..., tuple[int, int, Transition]]
 
     def forget(self) -> None:
@@ -110,7 +113,7 @@ class ReferenceLog:
             got["total"] = self.total[ri].get(key)
             got["latest"] = copy.deepcopy(self.latest[ri].get(key))
             got["rows"] = copy.deepcopy(self.scored_rows[ri].get(key))
-            got["statistics"] = copy.deepcopy(self.statistics[ri].get(key))
+            got["scorer"] = copy.deepcopy(self.scorers[ri].get(key))
         return got
 
     def _put_state(self, ri: int, key: int, saved: dict[str, object]) -> None:
@@ -136,7 +139,7 @@ class ReferenceLog:
             put(self.total[ri], key, saved["total"])
             put(self.latest[ri], key, saved["latest"])
             put(self.scored_rows[ri], key, saved["rows"])
-            put(self.statistics[ri], key, saved["statistics"])
+            put(self.scorers[ri], key, saved["scorer"])
 
     def _capture(self, devices: set[int]) -> dict[tuple[str, int, int], object]:
         """Before a batch: the series of these devices, their rule instances, and their sites' group state."""

@@ -13,6 +13,8 @@ Public interface::
 The engine does not run one Scorer per device: :mod:`.live` computes the same (detector statistic, trailing
 mean, limit, warm-up) for every device of a class in one array pass; its property test checks it against per-row
 detector calls. ``Scores.score`` is statistic / limit (above 1.0 = past the limit), ``Scores.alarm`` the 0/1 alarm.
+A model that follows drift (the default for PCA and isolation forest) keeps a drift state per device; offline
+and live both advance it with :func:`.drift.recentred_statistics`.
 """
 
 from sentinel.engine.anomaly.model import (

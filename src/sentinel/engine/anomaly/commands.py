@@ -14,16 +14,17 @@ rows, and the live engine builds its rows from readings (latest value per metric
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import polars as pl
 import typer
 
-from sentinel.engine.anomaly.dataset import read_table
+from sentinel.engine.anomaly.dataset import Table, find_time_column, read_frame, select_features
 from sentinel.engine.anomaly.history import train_from_history
-from sentinel.engine.anomaly.model import DETECTOR_KINDS, FitSettings, fit_model
+from sentinel.engine.anomaly.model import DETECTOR_KINDS, AnomalyModel, FitSettings, fit_model
 from sentinel.engine.anomaly.model_file import load_model, save_model
 from sentinel.engine.anomaly.pca import PCA_STATISTICS
 from sentinel.engine.loader import load_rules
@@ -45,11 +46,37 @@ StatisticOption = Annotated[str, typer.Option(help=f"PCA: one of {', '.join(PCA_
 TreesOption = Annotated[int, typer.Option(help="Isolation forest: number of trees")]
 WindowOption = Annotated[int, typer.Option(help="Robust z: rows in the rolling median")]
 SeedOption = Annotated[int, typer.Option(help="Isolation forest: random seed")]
+DropSlowOption = Annotated[
+    bool,
+    typer.Option(
+        "--drop-slow/--keep-slow",
+        help="Leave out features too slow in the training rows to put the limit on (effective sample size "
+        "under 1 / (1 - quantile))",
+    ),
+]
+DriftOption = Annotated[
+    bool, typer.Option("--drift/--no-drift", help="Let the centre follow slow drift of rows judged normal")
+]
+DriftRowsOption = Annotated[
+    int, typer.Option(help="Memory of the drift-following centre in rows; 0: as many as the training rows")
+]
 
 SeparatorOption = Annotated[str, typer.Option("--sep", help="CSV field separator")]
 TimeColumnOption = Annotated[
-    str, typer.Option("--time-column", help="Name of the time column; '' when the file has none")
+    str | None,
+    typer.Option(
+        "--time-column",
+        help="Name of the time column; '' when the file has none; default: found by itself "
+        "(a column named timestamp, datetime or time, or a first column of date-times)",
+    ),
 ]
+
+
+def _table(csv: Path, sep: str, time_column: str | None, exclude: Sequence[str] = (), **kw: Any) -> Table:
+    """The CSV's feature rows; the time column as given, or found (None), or none ('')."""
+    frame = read_frame(csv, sep)
+    column = find_time_column(frame, csv) if time_column is None else (time_column or None)
+    return select_features(frame, csv, column, exclude, **kw)
 
 
 def _settings(  # the options of fit and train, checked once
@@ -63,6 +90,7 @@ def _settings(  # the options of fit and train, checked once
     trees: int,
     window: int,
     seed: int,
+    **drift: Any,
 ) -> FitSettings:
     if detector not in DETECTOR_KINDS:
         raise typer.BadParameter(f"must be one of {', '.join(DETECTOR_KINDS)}", param_hint="--detector")
@@ -80,6 +108,7 @@ def _settings(  # the options of fit and train, checked once
             trees=trees,
             seed=seed,
             window=window,
+            **drift,
         )
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
@@ -125,7 +154,7 @@ def fit_command(  # typer maps each option to a parameter
     csv: Annotated[Path, typer.Option("--csv", help="CSV of normal operation to train on")],
     out: Annotated[Path, typer.Option("--out", help="Model file to write")],
     sep: SeparatorOption = ",",
-    time_column: TimeColumnOption = "datetime",
+    time_column: TimeColumnOption = None,
     detector: Annotated[str, typer.Option(help=f"One of {', '.join(DETECTOR_KINDS)}")] = _DEFAULTS.detector,
     exclude: Annotated[
         list[str] | None, typer.Option("--exclude", help="Column to leave out (repeatable), e.g. labels")
@@ -141,18 +170,34 @@ def fit_command(  # typer maps each option to a parameter
     trees: TreesOption = _DEFAULTS.trees,
     window: WindowOption = _DEFAULTS.window,
     seed: SeedOption = _DEFAULTS.seed,
+    drop_slow: DropSlowOption = _DEFAULTS.drop_slow,
+    drift: DriftOption = _DEFAULTS.drift,
+    drift_rows: DriftRowsOption = _DEFAULTS.drift_rows,
 ) -> None:
     """Fit a model on the rows of CSV (all of them are taken as normal) and write it to OUT."""
-    settings = _settings(detector, smoothing, quantile, margin, persistence, variance, statistic, trees, window, seed)
-    table = read_table(csv, sep, time_column or None, exclude or ())
+    settings = _settings(
+        detector, smoothing, quantile, margin, persistence, variance, statistic, trees, window, seed,
+        drop_slow=drop_slow, drift=drift, drift_rows=drift_rows,
+    )  # fmt: skip
+    table = _table(csv, sep, time_column, exclude or ())
     model = fit_model(
         table.values, table.feature_names, settings, first=table.first_time, last=table.last_time, source=str(csv)
     )
     save_model(model, out)
     typer.echo(
         f"fitted {model.kind} on {model.training.rows} rows x {len(model.feature_names)} features "
-        f"({', '.join(model.feature_names)}); limit {model.limit:.6g}; wrote {out}"
+        f"({', '.join(model.feature_names)}); limit {model.limit:.6g}; {_notes(model)}wrote {out}"
     )
+
+
+def _notes(model: AnomalyModel) -> str:
+    """What the fit decided by itself: slow features left out, drift following."""
+    notes = ""
+    if model.ignored:
+        notes += f"not used (too slow in training for the limit): {', '.join(model.ignored)}; "
+    if model.drift_rows:
+        notes += f"centre follows drift with a memory of {model.drift_rows} rows; "
+    return notes
 
 
 @anomaly_app.command("train")
@@ -178,6 +223,9 @@ def train_command(  # typer maps each option to a parameter
     trees: TreesOption = _DEFAULTS.trees,
     window: WindowOption = _DEFAULTS.window,
     seed: SeedOption = _DEFAULTS.seed,
+    drop_slow: DropSlowOption = _DEFAULTS.drop_slow,
+    drift: DriftOption = _DEFAULTS.drift,
+    drift_rows: DriftRowsOption = _DEFAULTS.drift_rows,
 ) -> None:
     """Fit a model for a device class on its stored readings between --since and --until, and write it to OUT."""
     from sentinel.cli_settings import cli_settings  # database code only for this command
@@ -185,7 +233,10 @@ def train_command(  # typer maps each option to a parameter
 
     features, rule_detector = _features(device_class, metric, rules_path)
     chosen = detector or rule_detector or _DEFAULTS.detector
-    settings = _settings(chosen, smoothing, quantile, margin, 1, variance, statistic, trees, window, seed)
+    settings = _settings(
+        chosen, smoothing, quantile, margin, 1, variance, statistic, trees, window, seed,
+        drop_slow=drop_slow, drift=drift, drift_rows=drift_rows,
+    )  # fmt: skip
     start, end = _time(since, "--since"), _time(until, "--until") if until else None
     with Database.open(cli_settings(ctx), share=True) as db, db.connect() as conn:
         model = train_from_history(conn, device_class, features, start, end, settings)
@@ -193,7 +244,7 @@ def train_command(  # typer maps each option to a parameter
     typer.echo(
         f"trained {model.kind} for {device_class} on {model.training.rows} rows "
         f"({model.training.first} .. {model.training.last}) x {len(features)} features ({', '.join(features)}); "
-        f"limit {model.limit:.6g}; wrote {out}"
+        f"limit {model.limit:.6g}; {_notes(model)}wrote {out}"
     )
 
 
@@ -203,11 +254,11 @@ def score_command(
     csv: Annotated[Path, typer.Option("--csv", help="CSV to score; needs the model's feature columns")],
     out: Annotated[Path, typer.Option("--out", help="CSV of per-row statistic, score and alarm")],
     sep: SeparatorOption = ",",
-    time_column: TimeColumnOption = "datetime",
+    time_column: TimeColumnOption = None,
 ) -> None:
     """Score every row of CSV; score = statistic / limit, alarm = 1 when the model's alarm rule holds."""
     model = load_model(model_path)
-    table = read_table(csv, sep, time_column or None, features=model.feature_names)
+    table = _table(csv, sep, time_column, features=model.feature_names)
     scores = model.score(table.values)
     columns: dict[str, object] = {}
     if table.times is not None and table.time_column is not None:

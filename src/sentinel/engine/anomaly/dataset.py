@@ -1,4 +1,10 @@
-"""Reading a multivariate CSV (a time column plus numeric columns) into a feature matrix, with clear errors."""
+"""Reading a multivariate CSV (a time column plus numeric columns) into a feature matrix, with clear errors.
+
+The time column is found by itself (:func:`find_time_column`) when the file has one obvious one: a column named
+``timestamp``, ``datetime`` or ``time`` (any case), or else a first column that holds date-times. Anything else
+(two such names, or none and a first column that is not times) is an error naming the columns seen, so that a
+time column is never taken for a feature nor a feature for the time.
+"""
 
 from __future__ import annotations
 
@@ -44,6 +50,41 @@ def read_frame(path: Path, separator: str = ",") -> pl.DataFrame:
     if frame.height == 0:
         raise DatasetError(f"{path}: no data rows")
     return frame
+
+
+TIME_NAMES = ("timestamp", "datetime", "time")
+
+
+def _holds_times(column: pl.Series) -> bool:
+    """A date/datetime column, or text in which every cell parses as a date-time."""
+    if column.dtype in (pl.Date, pl.Datetime):
+        return True
+    if column.dtype != pl.String or column.null_count() == len(column):
+        return False
+    try:
+        parsed = column.str.to_datetime(strict=False)
+    except pl.exceptions.PolarsError:
+        return False
+    return parsed.null_count() == column.null_count() == 0
+
+
+def find_time_column(frame: pl.DataFrame, path: Path) -> str:
+    """The file's one obvious time column (see module doc), or a DatasetError listing the columns seen."""
+    named = [c for c in frame.columns if c.strip().lower() in TIME_NAMES]
+    seen = ", ".join(repr(c) for c in frame.columns)
+    if len(named) > 1:
+        raise DatasetError(
+            f"{path}: more than one time column ({', '.join(map(repr, named))}; columns: {seen}); "
+            "name the one to use with --time-column"
+        )
+    if named:
+        return named[0]
+    if frame.width > 1 and _holds_times(frame[frame.columns[0]]):
+        return frame.columns[0]
+    raise DatasetError(
+        f"{path}: no time column found (none named {', '.join(TIME_NAMES)}, and the first column does not hold "
+        f"date-times; columns: {seen}); name it with --time-column, or pass --time-column '' for none"
+    )
 
 
 def select_features(

@@ -23,6 +23,9 @@ not scored (NaN signal). Scored rows go through the model's detector and trailin
 windows of every device are gathered into one array (:func:`.windows.grouped_windows`). The first
 ``model.warmup_rows`` scored rows of a device have a NaN signal (scored, never raise). The model's own
 ``persistence`` is not used: how long the score must stay up is each level's ``for_s``, on device time.
+The detector gets the model's used columns only (features slow in training are carried but not scored), and a
+model that follows drift keeps one offset per device, moved by :func:`.drift.recentred_statistics`, the same
+function the offline :class:`~sentinel.engine.anomaly.model.Scorer` calls (there with one device).
 
 Findings are early warnings (预警): transitions of anomaly rules carry ``alert_kind == "warning"``
 (:attr:`~sentinel.engine.model.Rule.alert_kind`), threshold alarms (报警) ``"alarm"``.
@@ -46,6 +49,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
+from sentinel.engine.anomaly.drift import recentred_statistics
 from sentinel.engine.anomaly.model import AnomalyModel
 from sentinel.engine.anomaly.model_file import load_model
 from sentinel.engine.anomaly.robust_z import RobustZDetector
@@ -96,15 +100,17 @@ class Windows:
     history: F64  # (instances, history_rows, features), oldest first, NaN where fewer
     statistics: F64  # (instances, smoothing - 1)
     seen: I64  # scored rows so far
+    offset: F64  # (instances, 2, used features): drift offset and trend per row (zeros without drift)
 
     @classmethod
     def empty(cls, model: AnomalyModel, n: int) -> Windows:
-        f = len(model.feature_names)
+        f, used = len(model.feature_names), model.detector.n_features
         return cls(
             np.full((n, f), np.nan),
-            np.full((n, model.detector.history_rows, f), np.nan),
+            np.full((n, model.detector.history_rows, used), np.nan),
             np.full((n, model.smoothing - 1), np.nan),
             np.zeros(n, dtype=np.int64),
+            np.zeros((n, 2, used)),
         )
 
     def grow(self, model: AnomalyModel, n: int) -> None:
@@ -113,6 +119,7 @@ class Windows:
         self.history = np.concatenate([self.history, more.history])
         self.statistics = np.concatenate([self.statistics, more.statistics])
         self.seen = np.concatenate([self.seen, more.seen])
+        self.offset = np.concatenate([self.offset, more.offset])
 
 
 @dataclass
@@ -176,7 +183,12 @@ class AnomalyRules:
     @staticmethod
     def _fingerprint(model: AnomalyModel, n: int) -> npt.NDArray[np.uint8]:
         """What must match for saved windows to fit a model: its identity as far as the windows depend on it."""
-        text = repr((model.kind, model.feature_names, model.limit, model.smoothing, model.detector.history_rows, n))
+        text = repr(
+            (
+                model.kind, model.feature_names, model.limit, model.smoothing, model.detector.history_rows, n,
+                model.columns, model.drift_rows,
+            )
+        )  # fmt: skip
         return np.frombuffer(text.encode(), dtype=np.uint8)
 
     def arrays(self) -> dict[str, npt.NDArray[np.generic]]:
@@ -189,6 +201,7 @@ class AnomalyRules:
             w = live.windows
             out |= {prefix + "fingerprint": self._fingerprint(live.model, live.instances), prefix + "latest": w.latest}
             out |= {prefix + "history": w.history, prefix + "statistics": w.statistics, prefix + "seen": w.seen}
+            out |= {prefix + "offset": w.offset}
         return out
 
     def restore(self, arrays: dict[str, npt.NDArray[np.generic]]) -> None:
@@ -198,12 +211,14 @@ class AnomalyRules:
                 continue
             prefix = f"anomaly/{live.rule.id}/"
             saved = arrays.get(prefix + "fingerprint")
-            if saved is not None and np.array_equal(saved, self._fingerprint(live.model, live.instances)):
+            fits = saved is not None and np.array_equal(saved, self._fingerprint(live.model, live.instances))
+            if fits and prefix + "offset" in arrays:
                 live.windows = Windows(
                     arrays[prefix + "latest"].astype(np.float64),
                     arrays[prefix + "history"].astype(np.float64),
                     arrays[prefix + "statistics"].astype(np.float64),
                     arrays[prefix + "seen"].astype(np.int64),
+                    arrays[prefix + "offset"].astype(np.float64),
                 )
             else:
                 log.info("anomaly rule %s: snapshot windows not for this model; warming up afresh", live.rule.id)
@@ -282,11 +297,23 @@ class AnomalyRules:
         if len(complete) == 0:
             return signal
         rows, inst = rows[complete], inst[complete]
+        if model.used is not None:
+            rows = rows[:, list(model.used)]
         start = np.ones(len(rows), dtype=np.bool_)
         start[1:] = inst[1:] != inst[:-1]
         sg = Segments.of(start)
         heads, tails = inst[sg.heads], inst[sg.tails]
         detector = model.detector
+        if model.drift_rows:
+            assert model.centre is not None
+            assert model.centre_scale is not None
+            note("statistics", tails, windows.statistics[tails])
+            note("offset", tails, windows.offset[tails])
+            _, smoothed = recentred_statistics(
+                detector, rows, inst, windows.offset, windows.statistics,
+                limit=model.limit, drift_rows=model.drift_rows, centre=model.centre, scale=model.centre_scale,
+            )  # fmt: skip
+            return AnomalyRules._signal(model, windows, signal, complete, smoothed, sg, heads, tails, note)
         if detector.history_rows == 0:
             raw = detector.statistic(rows[:0], rows)
         elif isinstance(detector, RobustZDetector):
@@ -300,7 +327,22 @@ class AnomalyRules:
         smoothed = np.nanmean(smoothing, axis=1)
         note("statistics", tails, windows.statistics[tails])
         windows.statistics[tails] = carried_tails(windows.statistics[heads], smoothing, sg.tails)
-        count = windows.seen[heads][sg.seg] + np.arange(len(rows)) - sg.heads[sg.seg]
+        return AnomalyRules._signal(model, windows, signal, complete, smoothed, sg, heads, tails, note)
+
+    @staticmethod
+    def _signal(
+        model: AnomalyModel,
+        windows: Windows,
+        signal: F64,
+        complete: I64,
+        smoothed: F64,
+        sg: Segments,
+        heads: I64,
+        tails: I64,
+        note: Callable[[str, I64, F64 | I64], None],
+    ) -> F64:
+        """Score = smoothed / limit for rows past the warm-up; counts the rows each device has seen."""
+        count = windows.seen[heads][sg.seg] + np.arange(len(smoothed)) - sg.heads[sg.seg]
         note("seen", tails, windows.seen[tails])
         windows.seen[tails] += sg.tails - sg.heads + 1
         signal[complete] = np.where(count >= model.warmup_rows, smoothed / model.limit, np.nan)

@@ -1,26 +1,33 @@
 """An anomaly model: a fitted detector, its feature names, and the control limit that turns a score into an alarm.
 
-Scoring a batch, for every row: the detector's statistic, smoothed by a trailing mean over ``smoothing`` rows
-(noise in a per-row statistic makes limits either loose or chattering); the normalised score, that smoothed value
-divided by the limit (1.0 = on the limit, 2.0 = twice past it: the live engine grades from this and from how long it
-stays above 1); and the alarm, 1 once the score has been above 1 for ``persistence`` rows in a row. Rows before
-the windows first fill (``warmup_rows`` of a fresh stream) are scored but never alarm.
+Scoring a batch, for every row: the detector's statistic on the row (minus the device's drift offset, see
+:mod:`.drift`), smoothed by a trailing mean over ``smoothing`` rows (noise in a per-row statistic makes limits
+either loose or chattering); the normalised score, that smoothed value divided by the limit (1.0 = on the limit,
+2.0 = twice past it: the live engine grades from this and from how long it stays above 1); and the alarm, 1 once
+the score has been above 1 for ``persistence`` rows in a row. Rows before the windows first fill (``warmup_rows``
+of a fresh stream) are scored but never alarm.
 
 The limit is the ``limit_quantile`` quantile of the smoothed statistic over the training rows, times ``margin``:
-derived from the data, not from a distribution assumed for it. :class:`Scorer` carries the rows, statistics and
-over-limit run a window needs across micro-batches, so a stream scored batch by batch gets the same numbers as the
-whole series scored at once; ``sentinel anomaly score`` is one batch through the same class.
+derived from the data, not from a distribution assumed for it, and computed with the drift-following centre
+running over the training rows as it will in use. Features whose training rows are too slow to support that
+quantile (see :func:`slow_features`) are kept in the model's feature list but not used by the detector.
+:class:`Scorer` carries the rows, statistics, drift offsets and over-limit run a window needs across
+micro-batches, so a stream scored batch by batch gets the same numbers as the whole series scored at once;
+``sentinel anomaly score`` is one batch through the same class, and the live engine (:mod:`.live`) calls the same
+:func:`~.drift.recentred_statistics` for many devices at once.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import copy
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
 
 from sentinel.engine.anomaly.detector import Detector, FloatArray
+from sentinel.engine.anomaly.drift import recentred_statistics
 from sentinel.engine.anomaly.iforest import fit_isolation_forest
 from sentinel.engine.anomaly.pca import PcaStatistic, fit_pca
 from sentinel.engine.anomaly.robust_z import fit_robust_z
@@ -33,7 +40,27 @@ DETECTOR_KINDS: tuple[DetectorKind, ...] = ("pca", "iforest", "robust_z")
 
 @dataclass(frozen=True)
 class FitSettings:
-    """How to fit a model. The defaults are the PCA setting bench/skab.py selects on SKAB valve1 files 0-7."""
+    """How to fit a model. The defaults are chosen from principle and the training data, not tuned on labels.
+
+    Defaults and why (none of them was chosen by scores on SKAB valve1's labels; ``bench/anomaly_defaults.py``
+    measures what they give there and on NAB, beside the tuned settings of ``bench/skab.py``):
+
+    - ``detector="pca"``, ``pca_statistic="combined"``, ``pca_variance=0.9``: T² and Q, so that both a level
+      outside the normal range and a broken relation between sensors show (the published SKAB reference
+      detector, kept from before).
+    - ``limit_quantile=0.99``, ``margin=1.0``: the limit is the 99th percentile of the smoothed statistic over
+      the training rows, a stated false-alarm rate of about 1 % on data like the training data.
+    - ``smoothing=10``: the statistic is averaged over 10 rows, so one noisy row cannot alarm; ``persistence=1``
+      (the smoothing already asks for a run of high rows).
+    - ``drop_slow=True``: a feature whose training rows have an effective sample size (rows x (1 - r1) /
+      (1 + r1), r1 its lag-1 autocorrelation) under 1 / (1 - limit_quantile), i.e. under 100 for the 0.99
+      quantile, is not used: its training rows hold too few independent values to put a 1 % limit on its level
+      (a thermal sensor drifting through the whole training period). It stays in the model's feature list (the
+      rows keep their shape); the fit reports it. When every feature is slow all are kept.
+    - ``drift=True``, ``drift_rows=0`` (= as many rows as the training data): the centre follows slow drift of
+      rows judged normal (:mod:`.drift`), with the memory of the training period itself. Detectors that look
+      back over rows (``robust_z``) do not drift.
+    """
 
     detector: DetectorKind = "pca"
     smoothing: int = 10
@@ -46,6 +73,9 @@ class FitSettings:
     max_samples: int = 256
     seed: int = 0
     window: int = 30
+    drop_slow: bool = True
+    drift: bool = True
+    drift_rows: int = 0
 
     def __post_init__(self) -> None:
         if self.detector not in DETECTOR_KINDS:
@@ -54,6 +84,8 @@ class FitSettings:
             raise ValueError("smoothing, persistence, window and trees must be at least 1")
         if not 0.0 < self.limit_quantile <= 1.0 or self.margin <= 0:
             raise ValueError("limit_quantile must be in (0, 1] and margin positive")
+        if self.drift_rows < 0:
+            raise ValueError("drift_rows must be 0 (as many as the training rows) or more")
 
 
 @dataclass(frozen=True)
@@ -78,16 +110,41 @@ class AnomalyModel:
     limit_quantile: float
     margin: float
     training: TrainingInfo
+    used: tuple[int, ...] | None = None  # feature columns the detector takes; None: all of them
+    drift_rows: int = 0  # memory of the drift-following centre in rows; 0: no drift following
+    centre: FloatArray | None = None  # training mean of the used columns (drift clipping)
+    centre_scale: FloatArray | None = None  # training standard deviation of the used columns (same)
 
     @property
     def kind(self) -> str:
         return self.detector.kind
 
+    @property
+    def columns(self) -> tuple[int, ...]:
+        """Indices of the feature columns the detector is given."""
+        return self.used if self.used is not None else tuple(range(len(self.feature_names)))
+
+    @property
+    def ignored(self) -> tuple[str, ...]:
+        """Feature names in the rows that the detector does not use (slow in training)."""
+        return tuple(name for i, name in enumerate(self.feature_names) if i not in self.columns)
+
     def __post_init__(self) -> None:
-        if len(self.feature_names) != self.detector.n_features:
-            raise ModelError(
-                f"model names {len(self.feature_names)} features but its detector takes {self.detector.n_features}"
-            )
+        columns = self.columns
+        distinct = len(set(columns)) == len(columns)
+        if not columns or not distinct or not all(0 <= i < len(self.feature_names) for i in columns):
+            raise ModelError(f"model uses feature columns {columns}, not distinct columns of {len(self.feature_names)}")
+        if len(columns) != self.detector.n_features:
+            raise ModelError(f"model uses {len(columns)} features but its detector takes {self.detector.n_features}")
+        if self.drift_rows < 0 or (self.drift_rows and self.detector.history_rows):
+            raise ModelError(f"model drift memory {self.drift_rows} rows is invalid for a {self.kind} detector")
+        if self.drift_rows:
+            for name, array in (("centre", self.centre), ("centre_scale", self.centre_scale)):
+                if array is None or array.shape != (len(columns),) or not np.all(np.isfinite(array)):
+                    raise ModelError(f"model with drift following needs a finite {name} per used feature")
+            assert self.centre_scale is not None
+            if np.any(self.centre_scale <= 0):
+                raise ModelError("model centre_scale must be positive")
         if not (np.isfinite(self.limit) and self.limit > 0):
             raise ModelError(f"model limit must be a positive number, got {self.limit}")
         if self.smoothing < 1 or self.persistence < 1:
@@ -121,23 +178,47 @@ class Scorer:
     _statistics: FloatArray = field(init=False)
     _over_run: int = field(init=False, default=0)
     _seen: int = field(init=False, default=0)
+    _offset: FloatArray = field(init=False)
+    _past: FloatArray = field(init=False)
 
     def __post_init__(self) -> None:
         self._rows = np.empty((0, self.model.detector.n_features))
         self._statistics = np.empty(0)
+        self._offset = np.zeros((1, 2, self.model.detector.n_features))
+        self._past = np.full((1, self.model.smoothing - 1), np.nan)
+
+    def __deepcopy__(self, memo: dict[int, object]) -> Scorer:
+        """A copy of the scoring state (arrays written in place are copied), sharing the immutable model."""
+        twin = copy.copy(self)
+        twin._offset, twin._past = self._offset.copy(), self._past.copy()
+        return twin
 
     def score_batch(self, rows: FloatArray) -> Scores:
         """Score the next rows of the series (rows x features, in the model's feature order)."""
+        return self._score(rows, self.model.limit)
+
+    def _score(self, rows: FloatArray, limit: float) -> Scores:
         rows = np.asarray(rows, dtype=np.float64)
-        detector = self.model.detector
-        if rows.ndim != 2 or rows.shape[1] != detector.n_features:
+        model = self.model
+        detector = model.detector
+        if rows.ndim != 2 or rows.shape[1] != len(model.feature_names):
             raise ModelError(
-                f"model expects rows of {detector.n_features} features "
-                f"({', '.join(self.model.feature_names)}), got shape {rows.shape}"
+                f"model expects rows of {len(model.feature_names)} features "
+                f"({', '.join(model.feature_names)}), got shape {rows.shape}"
             )
-        raw = detector.statistic(self._rows, rows)
-        smoothed = trailing_mean(self._statistics, raw, self.model.smoothing)
-        score = smoothed / self.model.limit
+        if model.used is not None:
+            rows = rows[:, list(model.used)]
+        if model.drift_rows:
+            assert model.centre is not None
+            assert model.centre_scale is not None
+            raw, smoothed = recentred_statistics(
+                detector, rows, np.zeros(len(rows), dtype=np.int64), self._offset, self._past,
+                limit=limit, drift_rows=model.drift_rows, centre=model.centre, scale=model.centre_scale,
+            )  # fmt: skip
+        else:
+            raw = detector.statistic(self._rows, rows)
+            smoothed = trailing_mean(self._statistics, raw, model.smoothing)
+        score = smoothed / limit
         # NaN (a missing reading) is not over the limit; it breaks a run instead of extending it.
         over = np.nan_to_num(score, nan=0.0) > 1.0
         # Until the windows are full (a fresh stream, an engine restart) the statistic rests on fewer rows and
@@ -164,6 +245,26 @@ def fit_detector(train: FloatArray, settings: FitSettings) -> Detector:
     return fit_robust_z(train, settings.window)
 
 
+def slow_features(train: FloatArray, limit_quantile: float) -> npt.NDArray[np.bool_]:
+    """Features too slow in the training rows to put a ``limit_quantile`` limit on (see :class:`FitSettings`).
+
+    Effective sample size of a column with lag-1 autocorrelation r1: rows x (1 - r1) / (1 + r1) (the AR(1)
+    approximation). A quantile q needs at least 1 / (1 - q) independent values for one of them to lie beyond it;
+    fewer, and the limit is an accident of where the slow movement stood. q is capped at 0.99 here (100 values),
+    so that a limit at the training maximum does not make every feature slow. Constant columns are not slow.
+    """
+    rows = len(train)
+    centred = train - train.mean(axis=0)
+    before, after = centred[:-1], centred[1:]
+    denominator = np.sqrt((before * before).sum(axis=0) * (after * after).sum(axis=0))
+    safe = np.where(denominator > 0, denominator, 1.0)
+    r1 = np.where(denominator > 0, (before * after).sum(axis=0) / safe, 0.0)
+    effective = rows * (1.0 - r1) / (1.0 + r1)
+    needed = 1.0 / (1.0 - min(limit_quantile, 0.99))
+    slow: npt.NDArray[np.bool_] = effective < needed
+    return slow
+
+
 def fit_model(
     train: FloatArray,
     feature_names: tuple[str, ...] | list[str],
@@ -182,18 +283,29 @@ def fit_model(
     if not np.all(np.isfinite(train)):
         bad_row, bad_column = np.argwhere(~np.isfinite(train))[0]
         raise DatasetError(f"training row {bad_row}, feature {names[bad_column]!r} is not a finite number")
-    detector = fit_detector(train, settings)
+    used: tuple[int, ...] | None = None
+    if settings.drop_slow and len(train) > 2:
+        slow = slow_features(train, settings.limit_quantile)
+        if slow.any() and not slow.all():
+            used = tuple(int(i) for i in np.flatnonzero(~slow))
+    columns = train[:, list(used)] if used is not None else train
+    detector = fit_detector(columns, settings)
+    drift_rows = 0
+    centre = scale = None
+    if settings.drift and detector.history_rows == 0:
+        drift_rows = settings.drift_rows or len(train)
+        centre = columns.mean(axis=0)
+        spread = columns.std(axis=0, ddof=1) if len(columns) > 1 else np.zeros(columns.shape[1])
+        scale = np.where(spread > 1e-9, spread, 1.0)
     provisional = AnomalyModel(
         detector, names, 1.0, settings.smoothing, settings.persistence, settings.limit_quantile,
-        settings.margin, TrainingInfo(len(train), first, last, source),
+        settings.margin, TrainingInfo(len(train), first, last, source), used, drift_rows, centre, scale,
     )  # fmt: skip
-    statistic = provisional.score(train).statistic
+    # While fitting there is no limit yet: every training row moves the drift centre.
+    statistic = Scorer(provisional)._score(train, np.inf).statistic
     # The limit comes from rows with full windows, the only rows it will ever be compared with.
     settled = statistic[provisional.warmup_rows :] if len(train) > 2 * provisional.warmup_rows else statistic
     limit = float(np.quantile(settled, settings.limit_quantile)) * settings.margin
     if not limit > 0:
         raise DatasetError("training data gives a zero control limit: the features never vary")
-    return AnomalyModel(
-        detector, names, limit, settings.smoothing, settings.persistence, settings.limit_quantile,
-        settings.margin, provisional.training,
-    )  # fmt: skip
+    return replace(provisional, limit=limit)

@@ -8,7 +8,11 @@ and only detector classes this module names can be built from them.
 
 Layout: ``meta`` is the UTF-8 JSON record as a uint8 array; every other member is ``array.<name>``. The record
 holds the format name and version, detector kind, feature names, training rows and period, limit, smoothing,
-persistence, the detector's parameters, the shape and dtype of each array, and a SHA-256 over all of it. The
+persistence, the detector's parameters, the shape and dtype of each array, and a SHA-256 over all of it.
+Version 2 adds ``used_features`` (the features the detector takes; slow ones are left out) and ``drift``
+(``rows``, the memory of the drift-following centre, with the training ``centre`` and ``scale`` of the used
+features as JSON numbers). Version 1 files are still read: all features used, no drift following, scored exactly
+as before. Any other version is refused with a hint to refit. The
 digest catches a damaged or hand-edited file (an accident); it is not a signature against someone who can
 rewrite the file, which file permissions must prevent.
 """
@@ -35,7 +39,8 @@ from sentinel.engine.anomaly.robust_z import RobustZDetector
 from sentinel.errors import ModelError
 
 FORMAT_NAME = "sentinel-anomaly-model"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+_READABLE_VERSIONS = (1, 2)
 _ARRAY_PREFIX = "array."
 _ALLOWED_DTYPE_KINDS = "fiub"
 
@@ -76,6 +81,12 @@ def save_model(model: AnomalyModel, path: Path) -> None:
         "smoothing": model.smoothing,
         "persistence": model.persistence,
         "parameters": model.detector.parameters(),
+        "used_features": [model.feature_names[i] for i in model.columns],
+        "drift": {
+            "rows": model.drift_rows,
+            "centre": None if model.centre is None else [float(v) for v in model.centre],
+            "scale": None if model.centre_scale is None else [float(v) for v in model.centre_scale],
+        },
         "arrays": {name: {"dtype": a.dtype.str, "shape": list(a.shape)} for name, a in arrays.items()},
     }
     record["sha256"] = _digest(record, arrays)
@@ -127,6 +138,36 @@ def _field(record: Mapping[str, Any], name: str, expected: type | tuple[type, ..
     return value
 
 
+def _numbers(value: object, length: int, what: str, path: Path) -> npt.NDArray[np.float64] | None:
+    if value is None:
+        return None
+    if (
+        not isinstance(value, list)
+        or len(value) != length
+        or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
+    ):
+        raise ModelError(f"{path}: metadata field drift.{what} must be {length} numbers, got {value!r}")
+    return np.array(value, dtype=np.float64)
+
+
+def _drift_fields(
+    record: Mapping[str, Any], names: list[str], path: Path
+) -> tuple[tuple[int, ...] | None, int, npt.NDArray[np.float64] | None, npt.NDArray[np.float64] | None]:
+    """Version 2's used features and drift settings, checked against the feature names."""
+    used_names = _field(record, "used_features", list, path)
+    unknown = [n for n in used_names if n not in names]
+    if not used_names or unknown or len(set(used_names)) != len(used_names):
+        raise ModelError(f"{path}: used_features {used_names!r} must be distinct names among the model's features")
+    used = tuple(names.index(n) for n in used_names)
+    drift = _field(record, "drift", dict, path)
+    rows = drift.get("rows")
+    if not isinstance(rows, int) or isinstance(rows, bool) or rows < 0:
+        raise ModelError(f"{path}: metadata field drift.rows is {rows!r}, expected a count of rows")
+    centre = _numbers(drift.get("centre"), len(used), "centre", path)
+    scale = _numbers(drift.get("scale"), len(used), "scale", path)
+    return (None if used == tuple(range(len(names))) else used), rows, centre, scale
+
+
 def load_model(path: Path) -> AnomalyModel:
     """Read and check a model file; anything corrupt, tampered with or incompatible raises ModelError."""
     path = Path(path)
@@ -134,9 +175,10 @@ def load_model(path: Path) -> AnomalyModel:
     if record.get("format") != FORMAT_NAME:
         raise ModelError(f"{path}: not a Sentinel anomaly model (format {record.get('format')!r})")
     version = record.get("format_version")
-    if version != FORMAT_VERSION:
+    if version not in _READABLE_VERSIONS or isinstance(version, bool):
         raise ModelError(
-            f"{path}: model file format version {version!r}; this Sentinel reads version {FORMAT_VERSION} only "
+            f"{path}: model file format version {version!r}; this Sentinel reads versions "
+            f"{', '.join(map(str, _READABLE_VERSIONS))} only "
             "(refit the model with `sentinel anomaly fit`)"
         )
     stored_digest = record.pop("sha256", None)
@@ -150,6 +192,7 @@ def load_model(path: Path) -> AnomalyModel:
         raise ModelError(f"{path}: feature names must be distinct strings, got {names!r}")
     training = _field(record, "training", dict, path)
     parameters = _field(record, "parameters", dict, path)
+    used, drift_rows, centre, scale = _drift_fields(record, names, path) if version >= 2 else (None, 0, None, None)
     try:
         detector = _RESTORERS[kind](parameters, arrays)
         return AnomalyModel(
@@ -166,6 +209,10 @@ def load_model(path: Path) -> AnomalyModel:
                 training.get("last"),
                 training.get("source"),
             ),
+            used,
+            drift_rows,
+            centre,
+            scale,
         )
     except ModelError as exc:
         raise ModelError(f"{path}: {exc}") from None

@@ -1,0 +1,182 @@
+"""What a user gets from `sentinel anomaly fit` then `score` with their defaults, on SKAB valve1 and on NAB.
+
+Nothing here is tuned: every file is fitted and scored through the command line code (the typer app of
+``sentinel anomaly``, as ``python -m sentinel anomaly fit ...`` runs it), with no option but the file's separator
+and, on SKAB, ``--exclude`` of the two label columns. The labels are read only to count.
+
+SKAB valve1 (the published protocol): the first 400 rows of each file are written to a CSV and fitted; the whole
+file is scored (the training rows are the history in front of the first test row); the rows after the first 400
+are counted point by point against ``anomaly``, summed over the 16 files: F1 = TP / (TP + (FP + FN) / 2),
+FAR = FP / (FP + TN), MAR = FN / (FN + TP). Target: F1 >= 0.80 with FAR <= 15 %.
+
+NAB (the simple protocol of ../shared/data/README.md): the first 15 % of a file trains, the rest is scored; a
+labelled window counts as detected when at least one alarm falls inside it; false alarms are alarmed points
+outside every window, per 1,000 scored points. Windows that end inside the training part are not counted (nothing
+there is scored). Beside it, in the same run, a trivial baseline: a 3-sigma limit (mean +- 3 standard deviations
+of the same training part) on the raw value, one alarm per point beyond it.
+
+Run: ``PYTHONPATH=src python bench/anomaly_defaults.py [--skab DIR] [--nab DIR]`` (about a minute; skips a data set
+that is absent).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+import polars as pl
+from typer.testing import CliRunner
+
+from sentinel.engine.anomaly.commands import anomaly_app
+
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+TRAIN_ROWS = 400
+NAB_TRAIN_SHARE = 0.15
+LABELS = ("anomaly", "changepoint")
+
+Bools = npt.NDArray[np.bool_]
+
+
+def cli(*args: str) -> str:
+    """Run one `sentinel anomaly` command; its output, or the run stops with its error."""
+    result = CliRunner().invoke(anomaly_app, list(args))
+    if result.exit_code != 0:
+        raise SystemExit(f"sentinel anomaly {' '.join(args)} failed:\n{result.output}{result.exception!r}")
+    return result.output
+
+
+def fit_and_score(train: Path, scored: Path, work: Path, sep: str, *extra: str) -> tuple[Bools, str]:
+    """`fit --csv train` then `score --csv scored` with defaults; the alarm column and fit's message."""
+    model, out = work / "model.npz", work / "scores.csv"
+    said = cli("fit", "--csv", str(train), "--out", str(model), "--sep", sep, *extra)
+    cli("score", "--model", str(model), "--csv", str(scored), "--out", str(out), "--sep", sep)
+    return pl.read_csv(out, separator=sep)["alarm"].to_numpy() == 1, said
+
+
+def counts(alarm: Bools, truth: Bools) -> npt.NDArray[np.int64]:
+    return np.array([(alarm & truth).sum(), (alarm & ~truth).sum(), (~alarm & truth).sum(), (~alarm & ~truth).sum()])
+
+
+def rates(c: npt.NDArray[np.int64]) -> str:
+    tp, fp, fn, tn = (int(v) for v in c)
+    f1 = tp / (tp + (fp + fn) / 2) if tp + fp + fn else 0.0
+    return f"F1 {f1:5.3f}  FAR {100 * fp / max(fp + tn, 1):5.1f} %  MAR {100 * fn / max(fn + tp, 1):5.1f} %"
+
+
+def skab(folder: Path, work: Path) -> npt.NDArray[np.int64] | None:
+    files = sorted(folder.glob("*.csv"), key=lambda p: (not p.stem.isdigit(), int(p.stem) if p.stem.isdigit() else 0))
+    if not files:
+        print(f"SKAB: no files at {folder}; skipped")
+        return None
+    print(f"\nSKAB {folder.name}: `sentinel anomaly fit` on each file's first {TRAIN_ROWS} rows, `score` on the file")
+    print(f"  {'file':8s} {'test rows':>9s} {'anomalous':>9s}  {'F1 / FAR / MAR':34s} not used (slow)")
+    total = np.zeros(4, dtype=np.int64)
+    for path in files:
+        frame = pl.read_csv(path, separator=";")
+        train = work / "train.csv"
+        frame.head(TRAIN_ROWS).write_csv(train, separator=";")
+        extra = [a for label in LABELS if label in frame.columns for a in ("--exclude", label)]
+        alarm, said = fit_and_score(train, path, work, ";", *extra)
+        truth = frame["anomaly"].to_numpy()[TRAIN_ROWS:] > 0.5
+        c = counts(alarm[TRAIN_ROWS:], truth)
+        total += c
+        slow = (
+            said.split("not used (too slow in training for the limit): ")[-1].split(";")[0]
+            if "not used" in said
+            else "-"
+        )
+        print(f"  {path.name:8s} {len(truth):9d} {int(truth.sum()):9d}  {rates(c):34s} {slow}")
+    print(f"  {'all':8s} {'':9s} {'':9s}  {rates(total)}")
+    return total
+
+
+def nab_windows(labels: dict[str, list[list[str]]], key: str) -> list[tuple[np.datetime64, np.datetime64]]:
+    return [(np.datetime64(a.replace(" ", "T")), np.datetime64(b.replace(" ", "T"))) for a, b in labels.get(key, [])]
+
+
+def window_score(
+    alarm: Bools, times: npt.NDArray[np.datetime64], windows: Sequence[tuple[np.datetime64, np.datetime64]]
+) -> tuple[int, int, int]:
+    """(windows scored, windows detected, false alarm points) over the scored rows."""
+    inside = np.zeros(len(times), dtype=np.bool_)
+    scored = detected = 0
+    for start, end in windows:
+        hit = (times >= start) & (times <= end)
+        inside |= hit
+        if hit.any():
+            scored += 1
+            detected += int((alarm & hit).any())
+    return scored, detected, int((alarm & ~inside).sum())
+
+
+def nab(folder: Path, work: Path) -> None:
+    labels_path = folder / "labels.json"
+    if not labels_path.is_file():
+        print(f"NAB: no labels.json at {folder}; skipped")
+        return
+    labels: dict[str, list[list[str]]] = json.loads(labels_path.read_text())
+    print(
+        f"\nNAB ({len(labels)} files): first {NAB_TRAIN_SHARE:.0%} trains; "
+        "windows detected, false alarm points per 1,000"
+    )
+    print(f"  {'file':48s} {'points':>6s} {'win':>3s}  {'defaults':>14s}  {'3-sigma':>14s}")
+    sums = {"defaults": [0, 0, 0], "3-sigma": [0, 0, 0]}
+    points = 0
+    for key in sorted(labels):
+        path = folder / key
+        frame = pl.read_csv(path)
+        n_train = int(len(frame) * NAB_TRAIN_SHARE)
+        train = work / "train.csv"
+        frame.head(n_train).write_csv(train)
+        alarm, _ = fit_and_score(train, path, work, ",")
+        times = frame["timestamp"].str.to_datetime().to_numpy()[n_train:]
+        value = frame["value"].to_numpy().astype(np.float64)
+        mean, sd = value[:n_train].mean(), value[:n_train].std(ddof=1)
+        sigma = np.abs(value[n_train:] - mean) > 3 * (sd if sd > 0 else 1e-12)
+        windows = nab_windows(labels, key)
+        row = []
+        for name, a in (("defaults", alarm[n_train:]), ("3-sigma", sigma)):
+            scored, detected, false = window_score(a, times, windows)
+            sums[name] = [s + v for s, v in zip(sums[name], (scored, detected, false), strict=True)]
+            row.append(f"{detected}/{scored} {1000 * false / len(times):7.1f}")
+        points += len(times)
+        print(f"  {key:48s} {len(times):6d} {len(windows):3d}  {row[0]:>14s}  {row[1]:>14s}")
+    for name, (scored, detected, false) in sums.items():
+        rate = 1000 * false / points
+        print(f"  {name:9s} all files: {detected} of {scored} windows detected, {rate:.1f} false alarms per 1,000")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="bench/anomaly_defaults.py", description=__doc__.splitlines()[0])
+    parser.add_argument("--skab", type=Path, default=DATA / "skab" / "valve1", help="a folder of SKAB-format files")
+    parser.add_argument("--nab", type=Path, default=DATA / "nab", help="a NAB folder with labels.json")
+    args = parser.parse_args(argv)
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory() as tmp:
+        total = skab(args.skab, Path(tmp)) if args.skab.is_dir() else None
+        if total is None and not args.skab.is_dir():
+            print(f"SKAB: not found at {args.skab}; skipped")
+        if args.nab.is_dir():
+            nab(args.nab, Path(tmp))
+        else:
+            print(f"NAB: not found at {args.nab}; skipped")
+    if total is not None:
+        tp, fp, fn, tn = (int(v) for v in total)
+        f1, far = tp / (tp + (fp + fn) / 2), fp / (fp + tn)
+        met = "yes" if f1 >= 0.80 and far <= 0.15 else "no"
+        print(
+            f"\nSKAB target F1 >= 0.80 with FAR <= 15 % with the defaults: {met} (F1 {f1:.3f}, FAR {100 * far:.1f} %)"
+        )
+    print(f"Run time {time.perf_counter() - started:.0f} s.")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
