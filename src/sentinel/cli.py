@@ -71,6 +71,7 @@ def _register() -> None:
     from sentinel.sim.commands import register as register_sim
 
     register_sim(app)  # simulate, replay, demo
+    __import__("sentinel.notify.commands", fromlist=["register"]).register(app)  # notify, duty (issue 16)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -14,12 +14,12 @@ from collections.abc import AsyncIterator, Iterator
 
 import uvicorn
 
-from sentinel.alerts.notify import WebhookDelivery
 from sentinel.alerts.stage import EngineStage
 from sentinel.alerts.upkeep import upkeep_loop
 from sentinel.api.app import create_app
 from sentinel.collect.mqtt import CollectorConfig
 from sentinel.errors import MigrationError
+from sentinel.notify.service import build_notifier
 from sentinel.pipeline import IngestPipeline
 from sentinel.settings import Settings
 from sentinel.store import migrations
@@ -66,8 +66,12 @@ async def running_pipeline(settings: Settings, db: Database, mqtt_url: str | Non
     )
     async with pipeline:
         # Notifications and the register's clock-driven work (shelve expiry, overdue escalation) run beside ingest.
+        notifier = build_notifier(
+            settings, db.conninfo, registry=pipeline.metrics.registry
+        )  # issue 16: robots, SMS, webhooks
+        pipeline.notifier = notifier  # type: ignore[attr-defined]  # read by api/app.py until the root owns both
         side = [
-            asyncio.create_task(WebhookDelivery(db.conninfo).run(settings.webhook_poll_s), name="webhook-delivery"),
+            asyncio.create_task(notifier.run(), name="notifier"),
             asyncio.create_task(upkeep_loop(db.conninfo, settings.upkeep_interval_s), name="alert-hazard-upkeep"),
         ]
         try:

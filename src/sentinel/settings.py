@@ -66,6 +66,10 @@ class Settings(BaseSettings):
     partitions_ahead_days: int = Field(default=7, ge=1)
     display_tz: str = "Asia/Shanghai"
     log_level: str = "INFO"
+    # Notifications (issue 16): the channels file (robots, SMS, e-mail, escalation; its secrets stay in it) and the
+    # notifier's pass interval. Unset file: only the generic webhooks are delivered.
+    notify_channels_file: Path | None = None
+    notify_interval_s: float = Field(default=2.0, gt=0)
 
     @field_validator("database_url")
     @classmethod

@@ -22,6 +22,7 @@ from sentinel.api.hazards import router as hazards_router
 from sentinel.collect.http import router as ingest_router
 from sentinel.collect.http import wire_components
 from sentinel.errors import RegistryFileError
+from sentinel.notify.api import make_router
 from sentinel.pipeline import IngestPipeline
 from sentinel.registry.entries import RegistryFile
 from sentinel.registry.repository import ApiKey, upsert_registry
@@ -33,6 +34,8 @@ def create_app(pipeline: IngestPipeline) -> FastAPI:
     app.include_router(ingest_router)
     app.include_router(alerts_router)
     app.include_router(hazards_router)
+    if (notifier := getattr(pipeline, "notifier", None)) is not None:  # issue 16: /v1/duty, alert notifications
+        app.include_router(make_router(notifier, require("officer", "supervisor", "admin")))
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
