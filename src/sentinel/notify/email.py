@@ -50,7 +50,7 @@ class SmtpMail:
                 if self.starttls:
                     smtp.starttls(context=ssl.create_default_context(cafile=self.ca_file))
                 if self.username:
-                    smtp.login(self.username, self.password or "")
+                    self._login(smtp)
                 smtp.send_message(self.compose(message, recipient, now))
         except smtplib.SMTPAuthenticationError as exc:
             return SendResult(Outcome.CONFIG_ERROR, f"SMTP 登录被拒绝 ({exc.smtp_code})")
@@ -66,6 +66,18 @@ class SmtpMail:
         except (smtplib.SMTPException, OSError) as exc:
             return network_failure(exc)
         return SendResult(Outcome.OK)
+
+    def _login(self, smtp: smtplib.SMTP) -> None:
+        """Log in with one mechanism (PLAIN, else LOGIN, else CRAM-MD5): one clear answer to a wrong password, rather
+        than smtplib's trying each mechanism in turn."""
+        smtp.ehlo_or_helo_if_needed()
+        offered = smtp.esmtp_features.get("auth", "").upper().split()
+        mechanism = next((m for m in ("PLAIN", "LOGIN", "CRAM-MD5") if m in offered), None)
+        if mechanism is None:
+            raise smtplib.SMTPNotSupportedError("no AUTH mechanism offered")
+        smtp.user, smtp.password = self.username or "", self.password or ""
+        method = {"PLAIN": smtp.auth_plain, "LOGIN": smtp.auth_login, "CRAM-MD5": smtp.auth_cram_md5}[mechanism]
+        smtp.auth(mechanism, method, initial_response_ok=mechanism == "PLAIN")
 
     def describe(self) -> dict[str, Any]:
         return {
