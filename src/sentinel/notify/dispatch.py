@@ -6,7 +6,8 @@ limit holds across passes, workers and restarts). A channel that answered "rate 
 ``block_minutes``. Within the budget:
 
 * queued digests (formed earlier, not yet accepted) go first;
-* if every queued delivery fits, each is sent alone;
+* if every queued delivery fits with a reserve of 5 messages left for red and orange still to come, each is sent
+  alone;
 * otherwise red and orange are sent alone, highest first, as long as one message per township is left for the
   rest; everything else is folded into one digest per township ("12 条新预警 · 新庄镇: 3 橙色，9 黄色 — …").
   Townships whose digest does not fit wait for the next minute.
@@ -39,6 +40,7 @@ from sentinel.notify.messages import digest_content, message_of
 log = logging.getLogger(__name__)
 WINDOW = timedelta(seconds=60)
 URGENT = 3  # orange and red are sent alone first
+RESERVE = 5  # messages a minute kept for red and orange while lower grades queue up
 
 
 @dataclass
@@ -69,12 +71,14 @@ class Item:
         return GRADE_RANK.get(self.grade, 0)
 
 
-def plan(items: list[Item], budget: int) -> tuple[list[Item], list[tuple[str, list[Item]]]]:
+def plan(items: list[Item], budget: int, reserve: int = RESERVE) -> tuple[list[Item], list[tuple[str, list[Item]]]]:
     """Which items go alone and which townships' items go as one digest each, within ``budget`` messages.
-    ``items`` are ordered highest grade first, then oldest."""
+    ``items`` are ordered highest grade first, then oldest. When everything fits with ``reserve`` messages to spare
+    (for red and orange alerts still to come this minute), each goes alone; otherwise it is a flood: red and orange
+    alone while one message per township is left, the rest in one digest per township."""
     if budget <= 0 or not items:
         return [], []
-    if len(items) <= budget:
+    if len(items) <= budget - reserve or all(i.rank >= URGENT for i in items[:budget]) and len(items) <= budget:
         return list(items), []
     towns = Counter(i.township for i in items)
     singles: list[Item] = []
@@ -93,14 +97,7 @@ def plan(items: list[Item], budget: int) -> tuple[list[Item], list[tuple[str, li
         if item.delivery_id not in taken:
             groups_of.setdefault(item.township, []).append(item)
     ordered = sorted(groups_of.items(), key=lambda kv: (-max(i.rank for i in kv[1]), min(i.delivery_id for i in kv[1])))
-    room = budget - len(singles)
-    digests = []
-    for town, members in ordered[:room]:
-        if len(members) == 1:
-            singles.append(members[0])
-        else:
-            digests.append((town, members))
-    return singles, digests
+    return singles, ordered[: budget - len(singles)]
 
 
 class Dispatcher:
