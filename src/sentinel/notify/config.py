@@ -34,7 +34,7 @@ import yaml
 
 from sentinel.errors import NotifyConfigError
 from sentinel.notify.channel import GRADE_RANK, Channel
-from sentinel.notify.dingtalk import DingTalkRobot
+from sentinel.notify.dingtalk import DingTalkRobot, redact_query
 from sentinel.notify.email import SmtpMail
 from sentinel.notify.sms import AliyunCall
 from sentinel.notify.wecom import WeComRobot
@@ -96,7 +96,7 @@ class ChannelsFile:
                 c.describe() | {"routes": _route_dict(self.routes.get(name, Route()))}
                 for name, c in self.channels.items()
             ],
-            "webhooks": [{"name": w.name, "url": w.url, "secret": "***"} | _route_dict(w.route) for w in self.webhooks],
+            "webhooks": [{"name": w.name, "url": redact_query(w.url), "secret": "***"} | _route_dict(w.route) for w in self.webhooks],
             "escalation": {
                 grade: {
                     "steps": [
