@@ -42,7 +42,8 @@ def make_county(db: str, devices_per_town: int = 4) -> County:
     with psycopg.connect(db) as conn:
         upsert_registry(conn, registry)
         rows = conn.execute(
-            "SELECT d.device_id, d.site_id, s.township FROM devices d JOIN sites s USING (site_id) WHERE d.device LIKE %s",
+            """SELECT d.device_id, d.site_id, s.township FROM devices d JOIN sites s USING (site_id)
+               WHERE d.device LIKE %s""",
             (f"{p}-%",),
         ).fetchall()
     for device_id, site, town in rows:
@@ -63,7 +64,8 @@ def raise_alert(conn: psycopg.Connection[Any], county: County, township: str, gr
             (f"{rule}|{device_id}|{n}", rule, str(device_id), device_id, site, grade, at, township, at),
         )
         row = cur.fetchone()
-        assert row is not None and cur.description is not None
+        assert row is not None
+        assert cur.description is not None
         alert = dict(zip([d.name for d in cur.description], row, strict=True))
         enqueue_alert_notification(cur, alert, "raise", f"{rule}|{device_id}|{n}|raise", grade, at)
     return int(alert["alert_id"])
@@ -74,6 +76,6 @@ def write_yaml(path: Path, doc: dict[str, Any]) -> Path:
     return path
 
 
-def notifier(db: str, channels: dict[str, Any], clock: Any, tmp_path: Path) -> Notifier:
+def notifier(db: str, channels: dict[str, Any], clock: Any, tmp_path: Path, registry: Any = None) -> Notifier:
     cfg = config.load(write_yaml(tmp_path / "channels.yaml", channels))
-    return Notifier(db, cfg, display_tz="Asia/Shanghai", clock=clock, webhooks=False)
+    return Notifier(db, cfg, display_tz="Asia/Shanghai", clock=clock, webhooks=False, registry=registry)

@@ -44,7 +44,8 @@ def test_dingtalk_signed_message_is_accepted_with_mentions(ding: DingTalkRobotSe
     result = robot.send(message(mentions=("13800000001",)), "群", clock())
     assert result.outcome is Outcome.OK, result
     sent = ding.accepted[0][1]
-    assert sent["msgtype"] == "markdown" and sent["at"]["atMobiles"] == ["13800000001"]
+    assert sent["msgtype"] == "markdown"
+    assert sent["at"]["atMobiles"] == ["13800000001"]
     assert "@13800000001" in sent["markdown"]["text"]
 
 
@@ -89,7 +90,8 @@ def test_wecom_cuts_long_text_and_markdown_to_their_limits(clock: FakeClock) -> 
         assert robot.send(message(long, mentions=("13800000001",)), "企微群", clock()).ok
         assert robot.send(message(long), "企微群", clock()).ok
         text, markdown = server.accepted[0][1], server.accepted[1][1]
-        assert text["msgtype"] == "text" and text["text"]["mentioned_mobile_list"] == ["13800000001"]
+        assert text["msgtype"] == "text"
+        assert text["text"]["mentioned_mobile_list"] == ["13800000001"]
         assert len(text["text"]["content"].encode()) <= TEXT_MAX_BYTES
         assert len(markdown["markdown"]["content"].encode()) <= MARKDOWN_MAX_BYTES
         assert text["text"]["content"].endswith("http://s.local/alerts/1")  # cut cleanly, with the link
@@ -105,7 +107,8 @@ def test_wecom_rate_limit_code_after_20(clock: FakeClock) -> None:
     try:
         robot = WeComRobot("企微群", server.webhook)
         outcomes = [robot.send(message(), "企微群", clock()).outcome for _ in range(21)]
-        assert outcomes.count(Outcome.OK) == 20 and outcomes[-1] is Outcome.RATE_LIMITED
+        assert outcomes.count(Outcome.OK) == 20
+        assert outcomes[-1] is Outcome.RATE_LIMITED
     finally:
         server.close()
 
@@ -134,7 +137,8 @@ def test_aliyun_sms_and_voice_requests_carry_a_valid_signature(clock: FakeClock)
         wrong = AliyunCall("短信", "LTAIkeyid", "not-the-secret", "SMS_123", sign_name="x", endpoint=server.base + "/")
         assert wrong.send(msg, "13800000002", clock()).outcome is Outcome.CONFIG_ERROR
         assert server.refused == ["isv.BUSINESS_LIMIT_CONTROL", "SignatureDoesNotMatch"]
-        assert "not-the-secret" not in str(wrong.describe()) and "aliyun-secret" not in str(sms.describe())
+        assert "not-the-secret" not in str(wrong.describe())
+        assert "aliyun-secret" not in str(sms.describe())
     finally:
         server.close()
 
@@ -177,7 +181,9 @@ def smtp_server(tmp_path: Path) -> Iterator[tuple[int, str, list[Any]]]:
     received: list[Any] = []
 
     class Handler:
-        async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        async def handle_DATA(  # noqa: N802 (aiosmtpd's hook name)
+            self, server: Any, session: Any, envelope: Any
+        ) -> str:
             received.append(envelope)
             return "250 OK"
 

@@ -27,11 +27,18 @@ SECRET = "SECescalation-secret-0123"
 
 
 @pytest.fixture
-def world(migrated_db: str, tmp_path: Path) -> Iterator[tuple[FakeClock, County, DingTalkRobotServer, AliyunServer, dict[str, Any]]]:
+def world(
+    migrated_db: str, tmp_path: Path
+) -> Iterator[tuple[FakeClock, County, DingTalkRobotServer, AliyunServer, dict[str, Any]]]:
     clock = FakeClock(T0)
     ding = DingTalkRobotServer(clock, "esc", secret=SECRET)
     aliyun = AliyunServer(clock, "LTAIesc", "esc-secret")
-    account = {"provider": "aliyun", "access_key_id": "LTAIesc", "access_key_secret": "esc-secret", "endpoint": aliyun.base + "/"}
+    account = {
+        "provider": "aliyun",
+        "access_key_id": "LTAIesc",
+        "access_key_secret": "esc-secret",
+        "endpoint": aliyun.base + "/",
+    }
     channels = {
         "channels": [
             {"name": "钉钉值班群", "kind": "dingtalk", "webhook": ding.webhook, "secret": SECRET},
@@ -74,7 +81,8 @@ def test_chain_step_by_step_survives_restarts_never_repeats_and_stops_on_ack(
         alert = raise_alert(conn, county, "新庄镇", "red", 1, T0)
     first.run_once()
     assert calls(aliyun) == {(OFFICER, "sms"): 1}
-    assert len(ding.accepted) == 1 and ding.accepted[0][1]["at"]["atMobiles"] == [OFFICER]
+    assert len(ding.accepted) == 1
+    assert ding.accepted[0][1]["at"]["atMobiles"] == [OFFICER]
     assert "值班: 张三" in ding.texts()[0]
 
     clock.advance(minutes=4, seconds=59)
@@ -98,11 +106,13 @@ def test_chain_step_by_step_survives_restarts_never_repeats_and_stops_on_ack(
     third = notifier(migrated_db, channels, clock, tmp_path)
     third.run_once()
     third.run_once()
-    assert calls(aliyun)[(HEAD, "sms")] == 1 and calls(aliyun)[(HEAD, "voice")] == 1
+    assert calls(aliyun)[(HEAD, "sms")] == 1
+    assert calls(aliyun)[(HEAD, "voice")] == 1
 
     clock.advance(minutes=10)  # +25: a reminder to the last step's audience
     third.run_once()
-    assert calls(aliyun)[(HEAD, "sms")] == 2 and calls(aliyun)[(HEAD, "voice")] == 2
+    assert calls(aliyun)[(HEAD, "sms")] == 2
+    assert calls(aliyun)[(HEAD, "voice")] == 2
 
     clock.advance(minutes=2)
     with psycopg.connect(migrated_db) as conn:
@@ -125,9 +135,11 @@ def test_chain_step_by_step_survives_restarts_never_repeats_and_stops_on_ack(
     chain = history["escalation"]
     assert [s["step"] for s in chain["steps"]] == [0, 1, 2, 3]
     assert [s["kind"] for s in chain["steps"]] == ["step", "step", "step", "reminder"]
-    assert chain["stop_reason"] == "已确认" and chain["stopped_at"] is not None
+    assert chain["stop_reason"] == "已确认"
+    assert chain["stopped_at"] is not None
     attempts = [a for d in history["deliveries"] for a in d["attempts_log"]]
-    assert len(attempts) == 1 + 7 and all(a["result"] == "ok" for a in attempts)
+    assert len(attempts) == 1 + 7
+    assert all(a["result"] == "ok" for a in attempts)
     assert {(a["channel"], a["recipient"]) for a in attempts} >= {("钉钉值班群", "钉钉值班群"), ("电话", HEAD)}
 
 

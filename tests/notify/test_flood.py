@@ -74,26 +74,32 @@ def test_500_alerts_in_a_minute_within_robot_limits_none_lost_none_twice(
             seen.update(int(n) for n in ALERT_NO.findall(text))
         singles = [t for t in robot.texts() if "条新预警" not in t]
         digests = [t for t in robot.texts() if "条新预警" in t]
-        assert digests and any(re.search(r"\d+ 条新预警 · (新庄镇|河口镇|东山乡): ", d) for d in digests)
+        assert digests
+        assert any(re.search(r"\d+ 条新预警 · (新庄镇|河口镇|东山乡): ", d) for d in digests)
         # the first minute: only red and orange alone, red before orange
         first_minute = [
             t for (at, _), t in zip(robot.accepted, robot.texts(), strict=True) if at < T0 + timedelta(minutes=1)
         ]
         alone_first = [t for t in first_minute if "条新预警" not in t]
-        assert alone_first and all("红色" in t or "橙色" in t for t in alone_first)
+        assert alone_first
+        assert all("红色" in t or "橙色" in t for t in alone_first)
         assert len(singles) + len(digests) == len(robot.accepted)
 
     with psycopg.connect(migrated_db) as conn:
-        states = dict(conn.execute("SELECT state, count(*) FROM notify_deliveries GROUP BY state").fetchall())
+        states: dict[str, int] = dict(
+            conn.execute("SELECT state, count(*) FROM notify_deliveries GROUP BY state").fetchall()
+        )
         assert states == {"sent": states.get("sent", 0), "digested": states.get("digested", 0)}
         assert sum(states.values()) == 1000  # one per alert per robot
         per_alert = conn.execute(
             "SELECT alert_id, count(*) FILTER (WHERE state IN ('sent', 'digested')) FROM notify_deliveries GROUP BY 1"
         ).fetchall()
-        assert {a for a, _ in per_alert} == set(grades) and all(n == 2 for _, n in per_alert)
+        assert {a for a, _ in per_alert} == set(grades)
+        assert all(n == 2 for _, n in per_alert)
         # every red alert was reached within the first two minutes, alone or in a digest
         red_done = conn.execute("SELECT max(done_at) FROM notify_deliveries WHERE grade = 'red'").fetchone()
-        assert red_done is not None and red_done[0] < T0 + timedelta(minutes=2)
+        assert red_done is not None
+        assert red_done[0] < T0 + timedelta(minutes=2)
     # DingTalk's digests name each alert number once; the WeCom markdown carries the same numbers
     for robot in (ding, wecom):
         seen = Counter(int(n) for text in robot.texts() for n in ALERT_NO.findall(text))

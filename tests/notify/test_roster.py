@@ -29,17 +29,22 @@ def test_day_and_night_shift_across_midnight(roster: Roster) -> None:
     assert roster.on_duty("新庄镇", "gas", at("2026-12-04 10:00")).shift.name == "新庄镇白班"  # type: ignore[union-attr]
     evening = roster.on_duty("新庄镇", "gas", at("2026-12-04 23:30"))
     after_midnight = roster.on_duty("新庄镇", "gas", at("2026-12-05 02:00"))
-    assert evening.shift == after_midnight.shift and evening.shift is not None
-    assert evening.shift.name == "新庄镇夜班" and [p.name for p in after_midnight.officers] == ["赵六"]
+    assert evening.shift == after_midnight.shift
+    assert evening.shift is not None
+    assert evening.shift.name == "新庄镇夜班"
+    assert [p.name for p in after_midnight.officers] == ["赵六"]
     # the night shift that started on the 4th ends at 08:00 on the 5th, in the display time zone
-    assert after_midnight.starts == at("2026-12-04 20:00") and after_midnight.ends == at("2026-12-05 08:00")
+    assert after_midnight.starts == at("2026-12-04 20:00")
+    assert after_midnight.ends == at("2026-12-05 08:00")
     assert roster.on_duty("新庄镇", "", at("2026-12-05 08:00")).shift.name == "新庄镇白班"  # type: ignore[union-attr]
-    assert not after_midnight.fallback and after_midnight.supervisor is not None
+    assert not after_midnight.fallback
+    assert after_midnight.supervisor is not None
 
 
 def test_holiday_override_replaces_the_regular_shifts(roster: Roster) -> None:
     holiday = roster.on_duty("新庄镇", "gas", at("2026-10-01 10:00"))
-    assert holiday.shift is not None and holiday.shift.name == "国庆全天值班"
+    assert holiday.shift is not None
+    assert holiday.shift.name == "国庆全天值班"
     assert holiday.fallback  # the override names no township shift: the county one answers, and says so
     # the night before the holiday: the regular overnight shift started on Sep 30 runs until 08:00 on Oct 1
     assert roster.on_duty("新庄镇", "gas", at("2026-10-01 07:00")).shift.name == "新庄镇夜班"  # type: ignore[union-attr]
@@ -48,9 +53,13 @@ def test_holiday_override_replaces_the_regular_shifts(roster: Roster) -> None:
 
 def test_township_without_roster_falls_back_to_county_and_reports_it(roster: Roster) -> None:
     duty = roster.on_duty("东山乡", "dust", at("2026-12-04 10:00"))
-    assert duty.fallback and duty.shift is not None and duty.shift.name == "县应急局总值班"
-    assert "东山乡 无值班表" in duty.note and "县级" in duty.note
-    assert duty.as_dict()["fallback"] is True and duty.as_dict()["shift_township"] == "全县"
+    assert duty.fallback
+    assert duty.shift is not None
+    assert duty.shift.name == "县应急局总值班"
+    assert "东山乡 无值班表" in duty.note
+    assert "县级" in duty.note
+    assert duty.as_dict()["fallback"] is True
+    assert duty.as_dict()["shift_township"] == "全县"
 
 
 @pytest.mark.parametrize(
@@ -65,7 +74,9 @@ def test_township_without_roster_falls_back_to_county_and_reports_it(roster: Ros
 def test_sector_and_weekday_shifts(sector: str, moment: str, expected: str, fallback: bool) -> None:
     roster = load_file(EXAMPLES / "roster.yaml", "Asia/Shanghai")
     duty = roster.on_duty("河口镇", sector, at(moment))
-    assert duty.shift is not None and duty.shift.name == expected and duty.fallback is fallback
+    assert duty.shift is not None
+    assert duty.shift.name == expected
+    assert duty.fallback is fallback
     if fallback:
         assert "河口镇 当前无值班班次" in duty.note
 
@@ -96,4 +107,5 @@ def test_duty_load_and_now_from_the_command_line(
     out = capsys.readouterr().out
     assert done.value.code == 0
     assert "新庄镇: 新庄镇夜班 — 值班 赵六(13800000003)" in out
-    assert "河口镇: 县应急局总值班" in out and "⚠ 河口镇 当前无值班班次，转县级值班" in out
+    assert "河口镇: 县应急局总值班" in out
+    assert "⚠ 河口镇 当前无值班班次，转县级值班" in out

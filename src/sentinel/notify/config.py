@@ -96,7 +96,10 @@ class ChannelsFile:
                 c.describe() | {"routes": _route_dict(self.routes.get(name, Route()))}
                 for name, c in self.channels.items()
             ],
-            "webhooks": [{"name": w.name, "url": redact_query(w.url), "secret": "***"} | _route_dict(w.route) for w in self.webhooks],
+            "webhooks": [
+                {"name": w.name, "url": redact_query(w.url), "secret": "***"} | _route_dict(w.route)
+                for w in self.webhooks
+            ],
             "escalation": {
                 grade: {
                     "steps": [

@@ -78,7 +78,7 @@ def plan(items: list[Item], budget: int, reserve: int = RESERVE) -> tuple[list[I
     alone while one message per township is left, the rest in one digest per township."""
     if budget <= 0 or not items:
         return [], []
-    if len(items) <= budget - reserve or all(i.rank >= URGENT for i in items[:budget]) and len(items) <= budget:
+    if len(items) <= budget - reserve or (all(i.rank >= URGENT for i in items[:budget]) and len(items) <= budget):
         return list(items), []
     towns = Counter(i.township for i in items)
     singles: list[Item] = []

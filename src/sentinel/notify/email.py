@@ -77,7 +77,7 @@ class SmtpMail:
             raise smtplib.SMTPNotSupportedError("no AUTH mechanism offered")
         smtp.user, smtp.password = self.username or "", self.password or ""
         method = {"PLAIN": smtp.auth_plain, "LOGIN": smtp.auth_login, "CRAM-MD5": smtp.auth_cram_md5}[mechanism]
-        smtp.auth(mechanism, method, initial_response_ok=mechanism == "PLAIN")
+        smtp.auth(mechanism, method, initial_response_ok=mechanism == "PLAIN")  # type: ignore[arg-type]
 
     def describe(self) -> dict[str, Any]:
         return {

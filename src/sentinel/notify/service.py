@@ -128,7 +128,8 @@ def build_notifier(
     registry: CollectorRegistry | None = None,
 ) -> Notifier:
     """The notifier of ``sentinel serve``: channels from ``settings.notify_channels_file`` (none: only the generic
-    webhooks of the database and the audit of routed events), display time zone, pass interval."""
+    webhooks of the database and the audit of routed events), display time zone, and a pass every
+    ``notify_interval_s`` (or ``webhook_poll_s`` if shorter: the pass also delivers the webhooks)."""
     path = settings.notify_channels_file
     cfg = channels_config.load(path) if path is not None else ChannelsFile()
     return Notifier(
@@ -137,5 +138,5 @@ def build_notifier(
         display_tz=settings.display_tz,
         clock=clock,
         registry=registry,
-        interval_s=settings.notify_interval_s,
+        interval_s=min(settings.notify_interval_s, settings.webhook_poll_s),
     )
