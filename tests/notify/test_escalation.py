@@ -12,6 +12,7 @@ from typing import Any
 import psycopg
 import pytest
 
+from sentinel.alerts.notify import enqueue_alert_notification
 from sentinel.alerts.service import act
 from sentinel.notify import roster as duty_roster
 from sentinel.notify.audit import alert_notifications
@@ -165,3 +166,44 @@ def test_ack_cancels_a_raised_step_not_yet_sent(
         results = {r for (r,) in conn.execute("SELECT result FROM notify_attempts")}
     assert states == [(0, "sent"), (1, "cancelled"), (1, "cancelled")]
     assert "cancelled" in results
+
+
+def test_an_acknowledged_alert_that_escalates_again_starts_its_chain_over(
+    world: tuple[FakeClock, County, DingTalkRobotServer, AliyunServer, dict[str, Any]], migrated_db: str, tmp_path: Path
+) -> None:
+    clock, county, _ding, aliyun, channels = world
+    worker = notifier(migrated_db, channels, clock, tmp_path)
+    with psycopg.connect(migrated_db) as conn:
+        alert = raise_alert(conn, county, "新庄镇", "red", 3, T0)
+    worker.run_once()
+    clock.advance(minutes=6)
+    worker.run_once()  # officer, then supervisor
+    with psycopg.connect(migrated_db) as conn:
+        act(conn, alert, "ack", "张三", "收到", clock())
+    clock.advance(minutes=10)
+    worker.run_once()  # the chain sees the acknowledgement and stops
+    with psycopg.connect(migrated_db) as conn:
+        row = conn.execute("SELECT stop_reason FROM notify_escalations WHERE alert_id = %s", (alert,)).fetchone()
+        assert row == ("已确认",)
+        # the condition worsens: the lifecycle clears the acknowledgement and announces an escalation
+        with conn.transaction(), conn.cursor() as cur:
+            cur.execute(
+                """UPDATE alerts SET acked = false, state = 'active_unack' WHERE alert_id = %s
+                   RETURNING alert_id, alert_key, rule_id, subject, site_id, township, sector, kind, state""",
+                (alert,),
+            )
+            assert cur.description is not None
+            row = cur.fetchone()
+            assert row is not None
+            again = dict(zip([d.name for d in cur.description], row, strict=True))
+            enqueue_alert_notification(cur, again, "escalate", f"again|{alert}", "red", clock())
+    worker.run_once()
+    assert calls(aliyun) == {(OFFICER, "sms"): 2, (SUPERVISOR, "sms"): 1, (SUPERVISOR, "voice"): 1}
+    clock.advance(minutes=5)
+    worker.run_once()
+    assert calls(aliyun)[(SUPERVISOR, "sms")] == 2
+    with psycopg.connect(migrated_db) as conn:
+        steps = conn.execute(
+            "SELECT step, audience FROM notify_escalation_steps WHERE alert_id = %s ORDER BY step", (alert,)
+        ).fetchall()
+    assert steps == [(0, "officer"), (1, "supervisor"), (2, "officer"), (3, "supervisor")]

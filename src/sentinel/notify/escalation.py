@@ -2,7 +2,9 @@
 
 A chain (from the channels file) is a list of steps, each ``after`` a delay from the start, to an audience
 (``officer`` on duty, their shift's ``supervisor``, the department ``head``) on named channels; then, if
-``remind_every`` is set, reminders at that interval to the last step's audience. State is one row per alert in
+``remind_every`` is set, reminders at that interval to the last step's audience. An acknowledged alert that
+escalates again (the lifecycle clears its acknowledgement) starts its chain over; step numbers run on, so the
+steps of the first run are never raised again. State is one row per alert in
 ``notify_escalations`` (next step and when it is due) and one row per raised step in ``notify_escalation_steps``.
 
 :func:`escalate_due` is one pass at the clock's ``now``: it locks due chains (``FOR UPDATE SKIP LOCKED``) and for
@@ -73,7 +75,7 @@ def escalate_due(
     report = EscalationReport()
     with conn.transaction(), conn.cursor() as cur:
         cur.execute(
-            """SELECT e.alert_id, e.grade, e.started_at, e.next_step, a.state, a.acked, a.township, a.sector,
+            """SELECT e.alert_id, e.grade, e.started_at, e.base, e.next_step, a.state, a.acked, a.township, a.sector,
                       a.site_id, a.subject, a.rule_id, a.kind, a.raised_at
                FROM notify_escalations e JOIN alerts a USING (alert_id)
                WHERE e.stopped_at IS NULL AND e.next_due_at <= %s
@@ -93,12 +95,12 @@ def escalate_due(
                 report.stopped.append((alert_id, reason))
                 continue
             assert chain is not None
-            step = int(esc["next_step"])
-            due = _due_of(chain, esc["started_at"], step)
+            base, step = int(esc["base"]), int(esc["next_step"])
+            due = _due_of(chain, esc["started_at"], step - base)
             while due is not None and due <= now:
                 _raise(cur, cfg, roster, chain, esc, step, now, tz, report)
                 step += 1
-                due = _due_of(chain, esc["started_at"], step)
+                due = _due_of(chain, esc["started_at"], step - base)
             if due is None:
                 _stop(cur, alert_id, now, "升级链已走完", step)
                 report.stopped.append((alert_id, "升级链已走完"))
@@ -130,8 +132,9 @@ def _raise(
     report: EscalationReport,
 ) -> None:
     alert_id = int(esc["alert_id"])
-    reminder = step >= len(chain.steps)
-    spec = chain.steps[min(step, len(chain.steps) - 1)]
+    index = step - int(esc["base"])  # the step within this run of the chain
+    reminder = index >= len(chain.steps)
+    spec = chain.steps[min(index, len(chain.steps) - 1)]
     kind = "reminder" if reminder else "step"
     cur.execute(
         """INSERT INTO notify_escalation_steps (alert_id, step, kind, audience, at) VALUES (%s, %s, %s, %s, %s)
@@ -153,7 +156,7 @@ def _raise(
         "at": esc["raised_at"],
     }
     people, note = _audience(roster, alert, spec.audience, now)
-    label = f"第 {step + 1} 级 → {AUDIENCE_NAMES[spec.audience]}" if not reminder else "未确认提醒"
+    label = f"第 {index + 1} 级 → {AUDIENCE_NAMES[spec.audience]}" if not reminder else "未确认提醒"
     waited = int((now - esc["started_at"]) / timedelta(minutes=1))
     content = alert_content(
         alert, "remind" if reminder else "step", tz, f"{label}，已 {waited} 分钟未确认 {note}".strip()

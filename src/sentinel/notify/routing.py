@@ -109,10 +109,16 @@ def route_pending(
                         cur, f"{key}|{channel.name}", alert, event, channel.name, channel.name, mentions, content, now
                     )
             if event in ("raise", "released", "escalate") and grade in cfg.chains:
+                # a stopped chain (acknowledged, then escalated or released again) starts over, numbering on
                 cur.execute(
-                    """INSERT INTO notify_escalations (alert_id, grade, started_at, next_due_at) VALUES (%s, %s, %s, %s)
-                       ON CONFLICT (alert_id) DO UPDATE SET grade = excluded.grade
-                       WHERE notify_escalations.stopped_at IS NULL""",
+                    """INSERT INTO notify_escalations AS e (alert_id, grade, started_at, next_due_at)
+                       VALUES (%s, %s, %s, %s)
+                       ON CONFLICT (alert_id) DO UPDATE SET grade = excluded.grade,
+                           started_at = CASE WHEN e.stopped_at IS NULL THEN e.started_at ELSE excluded.started_at END,
+                           next_due_at = CASE WHEN e.stopped_at IS NULL THEN e.next_due_at
+                                              ELSE excluded.next_due_at END,
+                           base = CASE WHEN e.stopped_at IS NULL THEN e.base ELSE e.next_step END,
+                           stopped_at = NULL, stop_reason = NULL""",
                     (alert["alert_id"], grade, now, now),
                 )
                 report.chains += cur.rowcount

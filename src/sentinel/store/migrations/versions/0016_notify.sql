@@ -69,11 +69,13 @@ CREATE INDEX notify_attempts_channel_at_idx ON notify_attempts (channel, at);
 CREATE INDEX notify_attempts_recipient_at_idx ON notify_attempts (channel, recipient, at);
 
 -- One escalation chain per alert: the next step and when it is due. A step is raised at most once: its row in
--- notify_escalation_steps is written in the same transaction as its deliveries.
+-- notify_escalation_steps is written in the same transaction as its deliveries. Step numbers run on across
+-- restarts of the chain (an acknowledged alert that escalates again): the chain's own step index is step - base.
 CREATE TABLE notify_escalations (
     alert_id    bigint PRIMARY KEY REFERENCES alerts ON DELETE CASCADE,
     grade       text NOT NULL,
     started_at  timestamptz NOT NULL,
+    base        integer NOT NULL DEFAULT 0,
     next_step   integer NOT NULL DEFAULT 0,
     next_due_at timestamptz NOT NULL,
     stopped_at  timestamptz,
