@@ -74,6 +74,7 @@ def test_history_duty_channels_and_failure_metric(served: tuple[httpx.Client, An
     assert 'sentinel_notify_delivery_failures_total{channel="坏群"} 3.0' in metrics
     assert 'sentinel_notify_delivery_failures_total{channel="好群"} 0.0' in metrics
     assert 'sentinel_notify_deliveries{state="queued"} 0.0' in metrics
+    assert "sentinel_notify_duty_fallbacks_total 1.0" in metrics  # 东山乡 has no roster of its own
 
     duty = http.get("/v1/duty", params={"at": "2026-12-04T23:30:00+08:00"}).json()
     rows = {d["township"]: d for d in duty["duty"]}

@@ -6,7 +6,8 @@ alone, ``digested`` = sent in a digest, ``queued``, ``failed``, ``cancelled``), 
 
 Metrics (fixed label sets: channel names come from the channels file, results from :class:`Outcome`):
 ``sentinel_notify_attempts_total{channel,result}``, ``sentinel_notify_delivery_failures_total{channel}`` (every
-attempt that did not succeed), and ``sentinel_notify_deliveries{state}``, the accounting of every routed message,
+attempt that did not succeed), ``sentinel_notify_duty_fallbacks_total`` (events routed to the county shift) and
+``sentinel_notify_deliveries{state}``, the accounting of every routed message,
 refreshed after each pass.
 """
 
@@ -44,6 +45,11 @@ class NotifyMetrics:
             "sentinel_notify_deliveries",
             "Routed notifications by state: every alert is sent, digested or queued",
             ["state"],
+            registry=r,
+        )
+        self.fallbacks = Counter(
+            "sentinel_notify_duty_fallbacks_total",
+            "Alert events routed to the county-level shift because their township had no shift on duty",
             registry=r,
         )
         for name in channels:

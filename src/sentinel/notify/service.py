@@ -94,6 +94,7 @@ class Notifier:
         with connect(self.conninfo) as conn:
             roster = self.roster(conn)
             routed = route_pending(conn, self.cfg, roster, now, self.tz)
+            self.metrics.fallbacks.inc(routed.fallbacks)
             escalation = escalate_due(conn, self.cfg, roster, now, self.tz)
             dispatch = self.dispatcher.dispatch(conn, now)
             accounting = self.metrics.refresh(conn)
