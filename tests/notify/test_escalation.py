@@ -207,3 +207,32 @@ def test_an_acknowledged_alert_that_escalates_again_starts_its_chain_over(
             "SELECT step, audience FROM notify_escalation_steps WHERE alert_id = %s ORDER BY step", (alert,)
         ).fetchall()
     assert steps == [(0, "officer"), (1, "supervisor"), (2, "officer"), (3, "supervisor")]
+
+
+def test_sms_daily_limit_per_number_holds_the_rest_until_the_next_day(
+    world: tuple[FakeClock, County, DingTalkRobotServer, AliyunServer, dict[str, Any]], migrated_db: str, tmp_path: Path
+) -> None:
+    clock, county, _ding, aliyun, channels = world
+    channels["channels"][1]["daily_limit_per_number"] = 2
+    worker = notifier(migrated_db, channels, clock, tmp_path)
+    alerts = []
+    with psycopg.connect(migrated_db) as conn:
+        for n in range(3):
+            alerts.append(raise_alert(conn, county, "新庄镇", "red", 10 + n, clock()))
+    worker.run_once()
+    worker.run_once()
+    assert calls(aliyun)[(OFFICER, "sms")] == 2  # the third waits: 2 a day for this number
+    with psycopg.connect(migrated_db) as conn:
+        held = conn.execute(
+            """SELECT d.state, d.next_attempt_at, t.result FROM notify_deliveries d JOIN notify_attempts t
+               USING (delivery_id) WHERE d.channel = '短信' AND d.recipient = %s AND t.result <> 'ok'""",
+            (OFFICER,),
+        ).fetchall()
+    # held once (not retried every pass) until midnight in the display time zone (16:00 UTC)
+    assert held == [("queued", datetime(2026, 12, 4, 16, 0, tzinfo=UTC), "daily_limit")]
+    clock.now = datetime(2026, 12, 4, 15, 59, tzinfo=UTC)  # later steps go to the supervisor and head, not here
+    worker.run_once()
+    assert calls(aliyun)[(OFFICER, "sms")] == 2
+    clock.now = datetime(2026, 12, 4, 16, 0, 1, tzinfo=UTC)
+    worker.run_once()
+    assert calls(aliyun)[(OFFICER, "sms")] == 3  # the next day: sent, not lost
