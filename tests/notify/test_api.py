@@ -40,18 +40,19 @@ def served(migrated_db: str, tmp_path: Path) -> Iterator[tuple[httpx.Client, Any
     pipeline.notifier = worker  # type: ignore[attr-defined]  # as service.running_pipeline does
     with psycopg.connect(migrated_db) as conn:
         token = create_api_key(conn, "duty-officer", "officer", None)
+        admin_token = create_api_key(conn, "duty-admin", "admin", None)
         duty_roster.save(conn, duty_roster.load_file(EXAMPLES / "roster.yaml", "Asia/Shanghai"), "roster.yaml", T0)
     service = ServiceThread(pipeline).start()
     try:
         with httpx.Client(base_url=service.url, timeout=30, headers={"Authorization": f"Bearer {token}"}) as http:
-            yield http, (worker, clock), ding, migrated_db
+            yield http, (worker, clock, admin_token), ding, migrated_db
     finally:
         service.stop()
         ding.close()
 
 
 def test_history_duty_channels_and_failure_metric(served: tuple[httpx.Client, Any, DingTalkRobotServer, str]) -> None:
-    http, (worker, clock), _ding, db = served
+    http, (worker, clock, admin_token), _ding, db = served
     county = make_county(db)
     with psycopg.connect(db) as conn:
         alert = raise_alert(conn, county, "东山乡", "orange", 1, clock())
@@ -86,6 +87,19 @@ def test_history_duty_channels_and_failure_metric(served: tuple[httpx.Client, An
     assert one["fallback"] is True
     assert one["shift"] == "县应急局总值班"
     assert "东山乡 无值班表" in one["note"]
+
+    roster = {
+        "shifts": [
+            {"name": "全天", "start": "00:00", "end": "24:00", "officers": [{"name": "甲", "mobile": "13900000001"}]}
+        ]
+    }
+    assert http.put("/v1/duty", json=roster).status_code == 403  # an officer may read the roster, not replace it
+    admin = {"Authorization": f"Bearer {admin_token}"}
+    bad = http.put("/v1/duty", json={"shifts": [{"start": "8点", "officers": []}]}, headers=admin)
+    assert bad.status_code == 422
+    assert "shifts[0]" in bad.json()["reason"]
+    assert http.put("/v1/duty", json=roster, headers=admin).json()["shifts"] == 1
+    assert http.get("/v1/duty", params={"township": "新庄镇"}).json()["duty"][0]["officers"][0]["name"] == "甲"
 
     shown = http.get("/v1/notify/channels")
     assert shown.status_code == 200

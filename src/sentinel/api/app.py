@@ -35,7 +35,7 @@ def create_app(pipeline: IngestPipeline) -> FastAPI:
     app.include_router(alerts_router)
     app.include_router(hazards_router)
     if (notifier := getattr(pipeline, "notifier", None)) is not None:  # issue 16: /v1/duty, alert notifications
-        app.include_router(make_router(notifier, require("officer", "supervisor", "admin")))
+        app.include_router(make_router(notifier, require("officer", "supervisor"), require("admin")))
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
