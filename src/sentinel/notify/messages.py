@@ -49,6 +49,7 @@ def alert_content(alert: dict[str, Any], event: str, tz: ZoneInfo, note: str = "
             "alert": str(alert["alert_id"]),
         },
         "alert_id": int(alert["alert_id"]),
+        "what": what,
     }
 
 
@@ -62,7 +63,9 @@ def digest_content(
     ordered = sorted(items, key=lambda i: (-GRADE_RANK.get(str(i["grade"]), 0), i["delivery_id"]))
     lines = [f"**{title}**", f"汇总时间: {local(now, tz)}（消息过多，已合并发送）"]
     for item in ordered[:DIGEST_LINES]:
-        lines.append(f"- {item['content'].get('title', '')}（编号 {item['alert_id']}）")
+        grade = GRADE_NAMES.get(str(item["grade"]), str(item["grade"]))
+        what = item["content"].get("what") or item["content"].get("title", "")
+        lines.append(f"- {grade} {what}（编号 {item['alert_id']}）")
     if len(ordered) > DIGEST_LINES:
         lines.append(f"- …… 另有 {len(ordered) - DIGEST_LINES} 条，请在 Sentinel 中查看")
     return {"title": title, "markdown": "\n".join(lines), "short": title, "params": {"count": str(len(items))}}
