@@ -16,7 +16,8 @@ A delivery is therefore always exactly one of: ``sent`` (alone), ``digested`` (i
 (waiting, possibly already in a digest that waits), ``failed`` (a configuration error, reported after
 ``config_retries`` tries) or ``cancelled`` (an escalation message whose alert was acknowledged first). Rows are
 locked ``FOR UPDATE SKIP LOCKED`` and their state changes in the transaction of the send, so two workers never
-send one row. Personal channels (SMS, voice, e-mail) send one by one, holding a number that reached its daily
+send one row; a transaction-scoped advisory lock per robot lets only one worker spend its budget at a time.
+Personal channels (SMS, voice, e-mail) send one by one, holding a number that reached its daily
 limit (counted in the display time zone's day) until the next day.
 """
 
@@ -221,6 +222,11 @@ class Dispatcher:
         return (channel.per_minute or 1_000_000) - used
 
     def _group(self, cur: psycopg.Cursor[Any], channel: Channel, now: datetime, report: DispatchReport) -> None:
+        # one sender per robot at a time (across processes), so two budgets are never spent at once
+        cur.execute("SELECT pg_try_advisory_xact_lock(hashtext(%s))", (f"sentinel.notify:{channel.name}",))
+        row = cur.fetchone()
+        if row is None or not row[0]:
+            return
         budget = self._budget(cur, channel, now)
         if budget <= 0:
             return
