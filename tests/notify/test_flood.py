@@ -16,7 +16,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from sentinel.notify.service import PassReport
+from sentinel.notify.service import Notifier, PassReport
 from tests.notify.receivers import DingTalkRobotServer, FakeClock, WeComRobotServer
 from tests.notify.support import TOWNSHIPS, make_county, notifier, raise_alert
 
@@ -55,7 +55,7 @@ def test_500_alerts_in_a_minute_within_robot_limits_none_lost_none_twice(
     pool = ThreadPoolExecutor(2)
 
     def run_pass() -> PassReport:
-        reports = list(pool.map(lambda w: w.run_once(), workers))  # both at once, on the same tables
+        reports: list[PassReport] = list(pool.map(Notifier.run_once, workers))  # both at once, same tables
         return reports[0]
 
     grades: dict[int, str] = {}
