@@ -14,10 +14,11 @@ unless a :class:`~sentinel.store.database.Database` is handed in) and its schema
 ``db_pool_size`` connections (``pool``: async, for code on the event loop; ``sync_pool``: for code in threads);
 the engine catalogue, the registry and the duplicate filter; the engine runner (which catches up from the database
 before ingest accepts anything; it writes transitions through the alert lifecycle, injected here); the ingest sink;
-the registry refresh loop; the MQTT collector (when ``mqtt_url`` or ``mqtt=`` is set); webhook delivery and the
-alert/hazard upkeep loop; plugged-in parts; last, the HTTP API (uvicorn in this event loop, on ``http_host`` /
-``http_port``; port 0 picks a free one). Every loop rides out a database outage: ingest spools, the runner reloads
-from its checkpoint, webhooks and upkeep retry, the API answers 503 with a JSON body until the database is back.
+the registry refresh loop; the MQTT collector (when ``mqtt_url`` or ``mqtt=`` is set); the notifier (webhooks,
+group robots, SMS, e-mail and escalation: :mod:`sentinel.notify`) and the alert/hazard upkeep loop; plugged-in
+parts; last, the HTTP API (uvicorn in this event loop, on ``http_host`` / ``http_port``; port 0 picks a free one).
+Every loop rides out a database outage: ingest spools, the runner reloads from its checkpoint, the notifier and
+upkeep retry, the API answers 503 with a JSON body until the database is back.
 
 Plug-in contract (the web console, notification channels):
 
@@ -50,10 +51,10 @@ from fastapi import APIRouter
 from psycopg_pool import AsyncConnectionPool, ConnectionPool
 from starlette.types import ASGIApp
 
-from sentinel.alerts.notify import WebhookDelivery
 from sentinel.alerts.upkeep import upkeep_loop
 from sentinel.alerts.watch import AlertWriter
 from sentinel.api.app import create_app
+from sentinel.api.auth import require
 from sentinel.api.context import ApiContext, now_utc
 from sentinel.api.server import ApiServer
 from sentinel.batch import IngestBatch
@@ -64,6 +65,8 @@ from sentinel.errors import MigrationError
 from sentinel.ingest.admission import Admission
 from sentinel.ingest.dedup import DuplicateFilter
 from sentinel.ingest.sink import Clock, IngestSink, wall_clock_us
+from sentinel.notify.api import make_router as notify_router
+from sentinel.notify.service import Notifier, build_notifier
 from sentinel.observability import IngestMetrics
 from sentinel.registry.repository import RegistryView, ensure_metrics
 from sentinel.settings import Settings
@@ -75,8 +78,6 @@ from sentinel.store.spool import Spool
 log = logging.getLogger(__name__)
 RunLoop = Callable[[], Coroutine[Any, Any, None]]
 PG_OPTIONS = {"options": "-c timezone=UTC", "connect_timeout": 5}
-# How long a request waits for a pooled connection; while the database is away it then answers 503.
-POOL_WAIT_S = 5.0
 # How long a request waits for a pooled connection; while the database is away it then answers 503.
 POOL_WAIT_S = 5.0
 
@@ -117,6 +118,7 @@ class Sentinel:
         engine_clock: WallClock = wall_now,
         on_durable: Callable[[Callable[[IngestBatch], None]], Callable[[IngestBatch], None]] | None = None,
         webhooks: bool = True,
+        notifier: Notifier | None = None,
         upkeep: bool = True,
         http: bool = True,
         ingest_clock: Clock = wall_clock_us,
@@ -137,6 +139,7 @@ class Sentinel:
         self._engine_clock = engine_clock
         self._wrap_durable = on_durable
         self._webhooks = webhooks
+        self.notifier = notifier
         self._upkeep = upkeep
         self._http = http
         self._ingest_clock = ingest_clock
@@ -289,8 +292,12 @@ class Sentinel:
             collector = self.collector = MqttCollector(self.mqtt, self.sink.mqtt)
             self.metrics.watch_mqtt(lambda: collector.stats, collector.connected.is_set)
             self._spawn(collector.run(), "mqtt-collector")
-        if self._webhooks:
-            self._spawn(WebhookDelivery(conninfo).run(self.settings.webhook_poll_s), "webhook-delivery")
+        # Notifications (sentinel.notify): webhooks, group robots, SMS, e-mail, escalation, from the outbox. A caller
+        # may hand in its own notifier (a test's clock); with webhooks=False it serves the routes but sends nothing.
+        if self.notifier is None and self._webhooks:
+            self.notifier = build_notifier(self.settings, conninfo, registry=self.metrics.registry)
+        if self.notifier is not None and self._webhooks:
+            self._spawn(self.notifier.run(), "notifier")
         if self._upkeep:
             self._spawn(upkeep_loop(conninfo, self.settings.upkeep_interval_s), "alert-hazard-upkeep")
         for part in self.parts:
@@ -311,7 +318,10 @@ class Sentinel:
                 clock=self._api_clock,
                 parts=list(self.parts),
             )
-            app = create_app(ctx, self._routers)
+            routers = list(self._routers)
+            if self.notifier is not None:  # /v1/duty, /v1/alerts/{id}/notifications, /v1/notify/channels
+                routers.append(notify_router(self.notifier, require("officer", "supervisor"), require("admin")))
+            app = create_app(ctx, routers)
             for path, sub in self._mounts:
                 app.mount(path, sub)
             await self.api.start(app)

@@ -76,6 +76,12 @@ SUBAPPS: dict[str, tuple[str, str, str]] = {
         "hazards_app",
         "The major-hazard register: entries, closed loop, statistics.",
     ),
+    "notify": (
+        "sentinel.notify.commands",
+        "notify_app",
+        "Notification channels: check a channels file (secrets hidden).",
+    ),
+    "duty": ("sentinel.notify.commands", "duty_app", "The duty roster (值班表): load it, show who is on duty."),
 }
 SIM_COMMANDS = ("simulate", "replay")  # top-level commands of sentinel.sim.commands
 

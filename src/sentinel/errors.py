@@ -180,3 +180,8 @@ class TransitionError(SentinelError):
 
 class ScenarioError(SentinelError):
     """A simulator scenario file or a recording is invalid; the message names the file and the field."""
+
+
+class NotifyConfigError(SentinelError):
+    """A channels file, a duty roster or an escalation policy is invalid; the message names the file, the entry and
+    the field (issue 16)."""

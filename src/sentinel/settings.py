@@ -72,6 +72,10 @@ class Settings(BaseSettings):
     log_format: Literal["text", "json"] = "text"
     # Connections the running service keeps open to PostgreSQL (each of its async and its thread-side pools).
     db_pool_size: int = Field(default=4, ge=1, le=100)
+    # Notifications (issue 16): the channels file (robots, SMS, e-mail, escalation; its secrets stay in it) and the
+    # notifier's pass interval. Unset file: only the generic webhooks are delivered.
+    notify_channels_file: Path | None = None
+    notify_interval_s: float = Field(default=2.0, gt=0)
 
     @field_validator("database_url")
     @classmethod

@@ -55,7 +55,7 @@ def test_demo_and_serve_configurations_run_the_same_parts(
         "ingest-sink",
         "registry-refresh",
         "mqtt-collector",
-        "webhook-delivery",
+        "notifier",
         "alert-hazard-upkeep",
         "http-api",
     ]
