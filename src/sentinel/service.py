@@ -89,8 +89,9 @@ class _OwnSignalsServer(uvicorn.Server):
 class ApiServer:
     """uvicorn inside our own loop, so signals and shutdown order stay ours."""
 
-    def __init__(self, pipeline: IngestPipeline, host: str, port: int) -> None:
-        config = uvicorn.Config(create_app(pipeline), host=host, port=port, log_level="warning", lifespan="off")
+    def __init__(self, pipeline: IngestPipeline, host: str, port: int, settings: Settings | None = None) -> None:
+        self.app = create_app(pipeline, settings)
+        config = uvicorn.Config(self.app, host=host, port=port, log_level="warning", lifespan="off")
         self.server = _OwnSignalsServer(config)
         self._task: asyncio.Task[None] | None = None
 
@@ -111,6 +112,7 @@ class ApiServer:
         return int(self.server.config.port)
 
     async def stop(self) -> None:
+        await self.app.state.console.stop()  # ends the console's live streams, which would hold the server open
         self.server.should_exit = True
         if self._task is not None:
             await self._task
@@ -132,7 +134,7 @@ async def wait_for_stop_signal() -> None:
 async def serve(settings: Settings, db: Database) -> None:
     check_schema(db)
     async with running_pipeline(settings, db, settings.mqtt_url) as pipeline:
-        api = ApiServer(pipeline, settings.http_host, settings.http_port)
+        api = ApiServer(pipeline, settings.http_host, settings.http_port, settings)
         await api.start()
         log.info("Sentinel serving on http://%s:%d (MQTT: %s)", settings.http_host, api.port, settings.mqtt_url)
         try:

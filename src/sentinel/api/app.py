@@ -21,15 +21,20 @@ from sentinel.api.auth import require
 from sentinel.api.hazards import router as hazards_router
 from sentinel.collect.http import router as ingest_router
 from sentinel.collect.http import wire_components
+from sentinel.console import build_console
 from sentinel.errors import RegistryFileError
 from sentinel.pipeline import IngestPipeline
 from sentinel.registry.entries import RegistryFile
 from sentinel.registry.repository import ApiKey, upsert_registry
+from sentinel.settings import Settings
 
 
-def create_app(pipeline: IngestPipeline) -> FastAPI:
+def create_app(pipeline: IngestPipeline, settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title="Sentinel", version=__version__, description="Work-safety risk monitoring and early warning")
     app.state.pipeline = pipeline
+    # The duty officer's console at / (sentinel.console); the composition root will own this line.
+    app.state.console = build_console(settings or Settings(), pipeline.conninfo)
+    app.include_router(app.state.console.router)
     app.include_router(ingest_router)
     app.include_router(alerts_router)
     app.include_router(hazards_router)

@@ -1,0 +1,80 @@
+// Sentinel duty console: the alert board's live updates (server-sent events, no framework).
+// On each alert event the board body is fetched again with the same filters; a new red or orange alert shows a
+// banner with its grade in words (and a beep when the officer turned sound on). EventSource reconnects by itself
+// and sends Last-Event-ID, so the server replays what was missed.
+(function () {
+  "use strict";
+  var body = document.getElementById("board-body");
+  if (!body || !window.EventSource) { return; }
+  var live = document.getElementById("live-state");
+  var dbBanner = document.getElementById("db-banner");
+  var flash = document.getElementById("flash");
+  var sound = document.getElementById("sound");
+  var pending = null;
+  var seen = {};
+  document.querySelectorAll("tr.alert-row").forEach(function (tr) { seen[tr.dataset.alert] = true; });
+  try { sound.checked = localStorage.getItem("sentinel.sound") === "1"; } catch (e) { /* private mode */ }
+  sound.addEventListener("change", function () {
+    try { localStorage.setItem("sentinel.sound", sound.checked ? "1" : "0"); } catch (e) { /* ignore */ }
+  });
+
+  function setLive(on) {
+    live.textContent = on ? live.dataset.on : live.dataset.off;
+    live.className = "live-state " + (on ? "on" : "off");
+  }
+
+  function refresh() {
+    pending = null;
+    fetch("/board/body" + window.location.search, { credentials: "same-origin", headers: { "Accept": "text/html" } })
+      .then(function (r) {
+        if (r.redirected || r.status === 401) { window.location.reload(); return null; }
+        if (r.status === 503) { dbBanner.hidden = false; return null; }
+        return r.ok ? r.text() : null;
+      })
+      .then(function (html) {
+        if (html === null || html === undefined) { return; }
+        body.innerHTML = html;
+        body.querySelectorAll("tr.alert-row").forEach(function (tr) {
+          if (!seen[tr.dataset.alert]) { tr.classList.add("fresh"); seen[tr.dataset.alert] = true; }
+        });
+      })
+      .catch(function () { /* the next event retries */ });
+  }
+
+  function schedule() { if (!pending) { pending = setTimeout(refresh, 150); } }
+
+  function beep() {
+    try {
+      var ctx = new (window.AudioContext || window.webkitAudioContext)();
+      var osc = ctx.createOscillator();
+      osc.frequency.value = 880; osc.connect(ctx.destination); osc.start(); osc.stop(ctx.currentTime + 0.4);
+    } catch (e) { /* no audio */ }
+  }
+
+  function announce(ev) {
+    var label = (document.querySelector(".count.grade-" + ev.grade) || {}).firstChild;
+    var words = label ? label.textContent.trim() : ev.grade;
+    flash.textContent = body.dataset.newLabel + " · " + words + " · " + ev.rule_id + " · " + ev.subject + " · " + ev.township;
+    flash.className = "banner flash " + ev.grade;
+    flash.hidden = false;
+    flash.onclick = function () { window.location.href = "/alerts/" + ev.alert_id; };
+    if (sound.checked) { beep(); }
+  }
+
+  var source = new EventSource("/events?after=" + encodeURIComponent(body.dataset.after || ""));
+  source.onopen = function () { setLive(true); };
+  source.onerror = function () { setLive(false); };
+  source.addEventListener("alert", function (msg) {
+    var ev = JSON.parse(msg.data);
+    var raisedOrWorse = ev.from_state === null || (ev.from_grade && ev.to_grade && ev.to_grade !== ev.from_grade);
+    if (raisedOrWorse && (ev.to_grade === "red" || ev.to_grade === "orange") && ev.state !== "suppressed") { announce(ev); }
+    schedule();
+  });
+  source.addEventListener("db", function (msg) {
+    var ok = JSON.parse(msg.data).ok;
+    var was = dbBanner.hidden;
+    dbBanner.hidden = ok;
+    if (ok && !was) { schedule(); }
+  });
+  source.addEventListener("reset", function () { schedule(); });
+})();
