@@ -128,15 +128,20 @@ def county_map(
                     f'<image href="{escape(href)}" x="{tx * 256 - ox:.0f}" y="{ty * 256 - oy:.0f}" '
                     f'width="256" height="256"/>'
                 )
+    points = _spread([(px - ox, py - oy) for px, py in zip(xs, ys, strict=True)])
     towns: dict[str, list[tuple[float, float]]] = {}
-    for s, px, py in zip(placed, xs, ys, strict=True):
-        towns.setdefault(s["township"], []).append((px - ox, py - oy))
+    for s, (px, py) in zip(placed, points, strict=True):
+        towns.setdefault(s["township"], []).append((px, py))
+    taken: list[tuple[float, float]] = []
     for town, pts in sorted(towns.items()):
         cx = sum(p[0] for p in pts) / len(pts)
-        cy = min(p[1] for p in pts) - 22
-        out.append(f'<text x="{cx:.0f}" y="{max(cy, 16):.0f}" class="town" text-anchor="middle">{escape(town)}</text>')
-    order = sorted(zip(placed, xs, ys, strict=True), key=lambda item: _rank(item[0]["worst_grade"]))
-    for s, px, py in order:
+        cy = max(min(p[1] for p in pts) - 24, 16)
+        while any(abs(cx - tx) < 90 and abs(cy - ty) < 18 for tx, ty in taken):
+            cy -= 18  # two townships around the same place: stack their names
+        taken.append((cx, cy))
+        out.append(f'<text x="{cx:.0f}" y="{cy:.0f}" class="town" text-anchor="middle">{escape(town)}</text>')
+    order = sorted(zip(placed, points, strict=True), key=lambda item: _rank(item[0]["worst_grade"]))
+    for s, (px, py) in order:
         grade = s["worst_grade"]
         colour = GRADE_COLOURS.get(grade, GRADE_COLOURS["normal"])
         radius = 11 if grade in ("red", "orange") else 8
@@ -144,11 +149,34 @@ def county_map(
         out.append(
             f'<a href="/sites/{escape(s["site"])}" class="site-dot" data-site="{escape(s["site"])}" '
             f'data-grade="{grade}"><title>{escape(title)}</title>'
-            f'<circle cx="{px - ox:.1f}" cy="{py - oy:.1f}" r="{radius}" fill="{colour}" stroke="#fff" '
-            f'stroke-width="2"/></a>'
+            f'<circle cx="{px:.1f}" cy="{py:.1f}" r="{radius}" fill="{colour}" stroke="#fff" stroke-width="2"/>'
         )
+        if grade in ("red", "orange"):  # an alerting site names itself, with its grade in words
+            out.append(
+                f'<text x="{px + radius + 4:.1f}" y="{py + 4:.1f}" class="site-label">{escape(s["name"])} · '
+                f"{escape(labels.get(grade, grade))}</text>"
+            )
+        out.append("</a>")
     out.append("</svg>")
     return "".join(out)
+
+
+def _spread(points: list[tuple[float, float]], gap: float = 20.0) -> list[tuple[float, float]]:
+    """Sites closer than ``gap`` pixels placed around a small ring, so every one stays visible and clickable."""
+    out = list(points)
+    groups: dict[tuple[int, int], list[int]] = {}
+    for i, (px, py) in enumerate(points):
+        groups.setdefault((round(px / gap), round(py / gap)), []).append(i)
+    for members in groups.values():
+        if len(members) < 2:
+            continue
+        cx = sum(points[i][0] for i in members) / len(members)
+        cy = sum(points[i][1] for i in members) / len(members)
+        ring = gap * max(1.0, len(members) / 6)
+        for k, i in enumerate(members):
+            angle = 2 * math.pi * k / len(members)
+            out[i] = (cx + ring * math.cos(angle), cy + ring * math.sin(angle))
+    return out
 
 
 def _rank(grade: str) -> int:
