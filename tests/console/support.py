@@ -9,9 +9,9 @@ import shutil
 import tempfile
 import time
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 import pytest

@@ -20,6 +20,7 @@ from tests.console.support import chromium, console_service, raise_orange, scree
 
 if TYPE_CHECKING:
     from selenium.webdriver.remote.webdriver import WebDriver
+    from selenium.webdriver.remote.webelement import WebElement
 
 # A 1×1 PNG: the rectification photo.
 PNG = base64.b64decode(
@@ -34,7 +35,7 @@ def served(migrated_db: str, tmp_path: Path) -> Iterator[tuple[Plant, ServiceThr
         yield plant, svc, driver
 
 
-def by_css(driver: WebDriver, selector: str) -> object:
+def by_css(driver: WebDriver, selector: str) -> WebElement:
     from selenium.webdriver.common.by import By
 
     return driver.find_element(By.CSS_SELECTOR, selector)
@@ -76,7 +77,7 @@ def submit(driver: WebDriver, form_id: str, **fields: str) -> None:
     wait_for_next_page(driver, form)
 
 
-def wait_for_next_page(driver: WebDriver, element: object) -> None:
+def wait_for_next_page(driver: WebDriver, element: WebElement) -> None:
     """Wait until the page holding ``element`` has been replaced (the form's answer arrived)."""
     from selenium.webdriver.support import expected_conditions
     from selenium.webdriver.support.ui import WebDriverWait
@@ -116,13 +117,17 @@ def test_a_reading_posted_over_http_appears_live_then_is_acknowledged_and_shelve
     plant, svc, driver = served
     sign_in(driver, svc.url, plant.keys["officer"])
     assert by_css(driver, "#no-alerts")
-    WebDriverWait(driver, 30).until(lambda d: "on" in d.find_element(By.ID, "live-state").get_attribute("class"))
+    WebDriverWait(driver, 30).until(
+        lambda d: "on" in (d.find_element(By.ID, "live-state").get_attribute("class") or "")
+    )
     driver.execute_script("window.sentinelNoReload = 'still here'")
     raise_orange(svc.url, plant, plant.devices[0])
     WebDriverWait(driver, 30).until(lambda d: d.find_elements(By.CSS_SELECTOR, "tr.alert-row[data-grade=orange]"))
     assert driver.execute_script("return window.sentinelNoReload") == "still here", "the page was reloaded"
     flash = driver.find_element(By.ID, "flash")
-    assert flash.is_displayed() and "二级 橙色" in flash.text and plant.devices[0] in flash.text
+    assert flash.is_displayed()
+    assert "二级 橙色" in flash.text
+    assert plant.devices[0] in flash.text
     assert text_of(driver, ".count.grade-orange b") == "1"
     assert text_of(driver, "#unacked") == "1"
     driver.save_screenshot(str(screenshots_dir() / "board.png"))
@@ -140,7 +145,8 @@ def test_a_reading_posted_over_http_appears_live_then_is_acknowledged_and_shelve
     history = text_of(driver, "#history")
     officer = f"{plant.devices[0].split('-')[0]}-officer"
     assert history.count(officer) == 2
-    assert "ack: 已电话通知企业" in history and "企业正在抢修，暂时搁置" in history
+    assert "ack: 已电话通知企业" in history
+    assert "企业正在抢修，暂时搁置" in history
     driver.save_screenshot(str(screenshots_dir() / "alert-detail.png"))
     assert alert_state(plant.db, alert_id) == "shelved"
 
@@ -218,7 +224,8 @@ def test_a_form_posted_without_the_csrf_token_is_refused(served: tuple[Plant, Se
     submit(driver, "form-ack", reason="forged")
     assert text_of(driver, "#error-title") == "无权执行此操作"
     assert "CSRF" in text_of(driver, "#error-message")
-    assert alert_id is not None and alert_state(plant.db, alert_id) == "active_unack"
+    assert alert_id is not None
+    assert alert_state(plant.db, alert_id) == "active_unack"
 
 
 def test_an_officer_cannot_reach_an_admin_action(served: tuple[Plant, ServiceThread, WebDriver]) -> None:
@@ -242,8 +249,10 @@ def test_an_officer_cannot_reach_an_admin_action(served: tuple[Plant, ServiceThr
     )
     wait_for_next_page(driver, ack)
     assert text_of(driver, "#error-title") == "无权执行此操作"
-    assert "值班员" in text_of(driver, "#error-message") and "管理员" in text_of(driver, "#error-message")
-    assert alert_id is not None and alert_state(plant.db, alert_id) == "active_unack"
+    assert "值班员" in text_of(driver, "#error-message")
+    assert "管理员" in text_of(driver, "#error-message")
+    assert alert_id is not None
+    assert alert_state(plant.db, alert_id) == "active_unack"
     sign_in(driver, svc.url, plant.keys["admin"])
     driver.get(f"{svc.url}/alerts/{alert_id}")
     assert driver.find_elements(By.ID, "form-remove_from_service"), "the admin is offered the action"
