@@ -1,12 +1,13 @@
 """The board's live feed: one poller for all consoles, fanned out to each connected browser as server-sent events.
 
 Every alert change appends an ``alert_events`` row (engine raises, grade moves, clears, officers' actions, shelve
-expiry), so the feed reads new rows by ``event_id`` every ``poll_s`` and sends each, once serialised, to every
-subscriber's queue. An identity value is taken before its transaction commits, so a row may become visible after
-a higher one: ids skipped over are asked for again for ``gap_s`` seconds (a rolled-back id just expires).
-The last ``keep`` events stay in memory so a browser that reconnects with ``Last-Event-ID`` catches up; one that
-was away longer is told to reload (``reset``). While the database is away the feed says so (``db`` events) and
-keeps retrying. Consoles cost the ingest path nothing but this one query per ``poll_s``.
+expiry), so the feed reads new rows by ``event_id`` every ``poll_s``. What one poll finds is serialised once and
+sent to each browser as one write, so a burst of changes costs a connection one write per poll, not one per
+change. An identity value is taken before its transaction commits, so a row may become visible after a higher
+one: ids skipped over are asked for again for ``gap_s`` seconds (a rolled-back id just expires). The last
+``keep`` events stay in memory so a browser that reconnects with ``Last-Event-ID`` catches up; one that was away
+longer is told to reload (``reset``). While the database is away the feed says so (``db`` events) and keeps
+retrying. Consoles cost the database one query per ``poll_s``, however many are connected.
 """
 
 from __future__ import annotations
@@ -32,10 +33,10 @@ QUERY = """SELECT e.event_id, e.alert_id, e.at, e.actor, e.from_state, e.to_stat
 
 class Subscriber:
     def __init__(self, size: int) -> None:
-        self.queue: asyncio.Queue[tuple[int, str, str]] = asyncio.Queue(size)
+        self.queue: asyncio.Queue[str] = asyncio.Queue(size)
         self.overflowed = False
 
-    def put(self, item: tuple[int, str, str]) -> None:
+    def put(self, item: str) -> None:
         try:
             self.queue.put_nowait(item)
         except asyncio.QueueFull:
@@ -62,7 +63,7 @@ class AlertFeed:
 
     async def stop(self) -> None:
         self.closing.set()
-        self._publish((0, "bye", "{}"))  # wakes every stream so it ends now
+        self._publish(BYE)  # wakes every stream so it ends now
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -85,14 +86,14 @@ class AlertFeed:
             return None
         return [item for item in self.recent if item[0] > event_id]
 
-    def _publish(self, item: tuple[int, str, str]) -> None:
+    def _publish(self, text: str) -> None:
         for sub in self.subscribers:
-            sub.put(item)
+            sub.put(text)
 
     def _set_database(self, ok: bool) -> None:
         if ok != self.database_ok:
             self.database_ok = ok
-            self._publish((0, "db", json.dumps({"ok": ok})))
+            self._publish(sse(0, "db", json.dumps({"ok": ok})))
 
     async def _run(self) -> None:
         conn: psycopg.AsyncConnection[Any] | None = None
@@ -125,6 +126,7 @@ class AlertFeed:
         self._gaps = {k: v for k, v in self._gaps.items() if v > now}
         cur = await conn.execute(QUERY, (self.last_id, list(self._gaps)))
         names = [d.name for d in cur.description or ()]
+        found = []
         for row in await cur.fetchall():
             event = dict(zip(names, row, strict=True))
             event_id = int(event["event_id"])
@@ -136,7 +138,12 @@ class AlertFeed:
             event["at"] = event["at"].isoformat()
             item = (event_id, "alert", json.dumps(event, ensure_ascii=False))
             self.recent.append(item)
-            self._publish(item)
+            found.append(sse(*item))
+        if found:
+            self._publish("".join(found))
+
+
+BYE = ": bye\n\n"
 
 
 def sse(event_id: int, kind: str, data: str) -> str:
@@ -155,9 +162,8 @@ async def stream(feed: AlertFeed, last_event_id: str | None, max_s: float = 600.
             missed = feed.since(int(last_event_id))
             if missed is None:
                 yield sse(0, "reset", "{}")
-            else:
-                for item in missed:
-                    yield sse(*item)
+            elif missed:
+                yield "".join(sse(*item) for item in missed)
         ends = time.monotonic() + max_s
         while not feed.closing.is_set() and time.monotonic() < ends:
             if sub.overflowed:
@@ -168,8 +174,8 @@ async def stream(feed: AlertFeed, last_event_id: str | None, max_s: float = 600.
             except TimeoutError:
                 yield ": keep-alive\n\n"
                 continue
-            if item[1] == "bye":
+            if item is BYE:
                 return
-            yield sse(*item)
+            yield item
     finally:
         feed.unsubscribe(sub)

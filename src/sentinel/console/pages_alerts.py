@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import hmac
 import logging
+import time
 from datetime import timedelta
 from importlib import resources
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, Request
-from fastapi.responses import RedirectResponse, Response, StreamingResponse
+from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 
 from sentinel.alerts import service
 from sentinel.alerts.maintenance import maintenance_log, set_maintenance
@@ -139,10 +140,23 @@ def add_routes(router: APIRouter, console: Console) -> None:
         after = console.feed.last_id or 0
         return web.render(ctx, request, "board.html", after=after, **values)
 
+    body_cache: dict[tuple[int, str, str], tuple[float, bytes]] = {}
+
     @router.get("/board/body")
     async def board_body(request: Request) -> Response:
+        """The board's counts and rows, fetched by the page after live events. Every console refreshes after the
+        same event, so one rendering per (latest event, filters, language) serves them all for a second."""
         ctx = await web.ctx(request)
-        return web.render(ctx, request, "board_body.html", **await board_values(ctx))
+        ctx.require(ALERT_STAFF)
+        key = (console.feed.last_id or -1, request.url.query, ctx.lang)
+        hit = body_cache.get(key)
+        if hit is not None and time.monotonic() - hit[0] < 1.0:
+            return HTMLResponse(hit[1], headers={"Cache-Control": "no-store"})
+        response = web.render(ctx, request, "board_body.html", **await board_values(ctx))
+        if len(body_cache) > 64:
+            body_cache.clear()
+        body_cache[key] = (time.monotonic(), bytes(response.body))
+        return response
 
     @router.get("/events")
     async def events(request: Request, after: str = "") -> Response:

@@ -41,7 +41,11 @@
       .catch(function () { /* the next event retries */ });
   }
 
-  function schedule() { if (!pending) { pending = setTimeout(refresh, 150); } }
+  var lastFetch = 0;
+  function schedule() {  // at most one refresh a second, the first 150 ms after the event
+    if (pending) { return; }
+    pending = setTimeout(function () { lastFetch = Date.now(); refresh(); }, Math.max(150, 1000 - (Date.now() - lastFetch)));
+  }
 
   function beep() {
     try {
