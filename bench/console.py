@@ -89,8 +89,10 @@ async def main():
     print("ready", flush=True)
     await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
     print(count, refreshes, flush=True)
-    for task in asyncio.all_tasks() - {asyncio.current_task()}:
+    tasks = asyncio.all_tasks() - {asyncio.current_task()}
+    for task in tasks:
         task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
 asyncio.run(main())
 """
 
@@ -239,7 +241,8 @@ def main() -> None:
     print(f"{'0':<38}{base:>12,.0f}{1.0:>10.3f}")
     print(f"{args.consoles:<38}{loaded:>12,.0f}{loaded / base:>10.3f}")
     print(
-        f"(live events delivered to the consoles: {events:,}; runs: 0 → {[round(r) for r in rates[0]]}, "
+        f"(live events delivered to the consoles: {events:,}, board refreshes they fetched: {refreshes:,}; "
+        f"runs: 0 → {[round(r) for r in rates[0]]}, "
         f"{args.consoles} → {[round(r) for r in rates[args.consoles]]})"
     )
 

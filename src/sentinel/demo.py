@@ -31,7 +31,7 @@ from rich.table import Table
 from sentinel.alerts.stage import EngineStage
 from sentinel.collect.mqtt import CollectorConfig
 from sentinel.pipeline import IngestPipeline
-from sentinel.registry.repository import upsert_registry
+from sentinel.registry.repository import create_api_key, upsert_registry
 from sentinel.resources import data_dir
 from sentinel.settings import Settings
 from sentinel.sim.publish import HttpSender, Progress, paced_steps, send_mqtt
@@ -57,6 +57,7 @@ class DemoRun:
     conninfo: str = ""
     transport: str = ""
     api_url: str = ""
+    officer_key: str = ""  # a duty officer's API key for the console's sign-in
     sent: int = 0
     since: datetime | None = None  # when this run's simulation began
     board: Board = field(default_factory=lambda: Board({}, [], {}))
@@ -156,6 +157,7 @@ def _run_demo(
         migrations.upgrade(db.conninfo)
         with db.connect() as conn:
             upsert_registry(conn, sim.registry)
+            run.officer_key = create_api_key(conn, "demo-officer", "officer")
         run.conninfo = db.conninfo
         with _broker(use_mqtt=via != "http") as broker:
             mqtt = None
@@ -167,6 +169,7 @@ def _run_demo(
             pipeline = IngestPipeline(db.conninfo, db.dialect, settings.spool_dir, mqtt=mqtt, stage=stage)
             service = ServiceThread(pipeline).start()
             run.api_url = service.url
+            say(f"[bold]值班台 duty console[/]: {service.url}/ · sign in with the officer key {run.officer_key}")
             run.transport = f"MQTT {broker.url}" if broker else f"HTTP {service.url}/v1/telemetry"
             if broker is None and via != "http":
                 say(
@@ -265,6 +268,7 @@ def _view(b: Board, progress: Progress, run: DemoRun, started: float, tz: ZoneIn
     head = Table.grid(padding=(0, 2))
     head.add_row("running", f"{elapsed:.0f} s", "messages", f"{progress.sent:,}", "rate", f"{progress.rate:,.0f} msg/s")
     head.add_row("devices send over", run.transport, "API", f"{run.api_url}/docs", "metrics", f"{run.api_url}/metrics")
+    head.add_row("值班台 console", f"{run.api_url}/", "officer key", run.officer_key, "", "")
     counts = Table(title="alerts by sector and grade · open hazard-register items")
     counts.add_column("sector")
     for g in GRADES:

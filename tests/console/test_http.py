@@ -55,7 +55,8 @@ def test_sign_out_and_key_revocation_end_sessions(served: tuple[Plant, ServiceTh
     assert second.get("/board").status_code == 200
     with psycopg.connect(plant.db) as conn:
         conn.execute("UPDATE api_keys SET revoked_at = now() WHERE name LIKE '%-officer'")
-    assert second.get("/board").status_code == 303, "a revoked key's session still works"
+    # A session is rechecked against its key at least every SESSION_RECHECK_S seconds.
+    wait_for(lambda: second.get("/board").status_code == 303, "the revoked key's session to end")
     first.close()
     second.close()
 

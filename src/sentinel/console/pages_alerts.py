@@ -109,6 +109,7 @@ def add_routes(router: APIRouter, console: Console) -> None:
         ctx = await web.ctx(request)
         await web.form(ctx)
         await web.db(sessions.sign_out, request.cookies.get(SESSION_COOKIE), ctx.now)
+        web.forget(request.cookies.get(SESSION_COOKIE))
         response = RedirectResponse("/login", status_code=303)
         response.delete_cookie(SESSION_COOKIE)
         return response

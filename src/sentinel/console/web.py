@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time as _time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
@@ -31,6 +32,7 @@ log = logging.getLogger("sentinel.console")
 T = TypeVar("T")
 SESSION_COOKIE = "sentinel_session"
 LANG_COOKIE = "sentinel_lang"
+SESSION_RECHECK_S = 5.0
 
 
 class Redirect(Exception):
@@ -91,6 +93,7 @@ class Web:
         self.clock = clock or now_utc
         self._pool: ConnectionPool | None = None
         self._lock = threading.Lock()
+        self._sessions: dict[str, tuple[Officer, float]] = {}
         self.env = Environment(
             loader=PackageLoader("sentinel.console", "templates"), autoescape=select_autoescape(["html"])
         )
@@ -113,6 +116,10 @@ class Web:
                 self._pool.open(wait=False)
             return self._pool
 
+    def forget(self, token: str | None) -> None:
+        """Drop a remembered session (signed out)."""
+        self._sessions.pop(token or "", None)
+
     def close(self) -> None:
         with self._lock:
             if self._pool is not None:
@@ -130,9 +137,21 @@ class Web:
 
     # -- requests -------------------------------------------------------------------------------------------------
     async def ctx(self, request: Request) -> Ctx:
-        """The signed-in officer, or a redirect to the sign-in page."""
+        """The signed-in officer, or a redirect to the sign-in page. A session found is remembered for
+        ``SESSION_RECHECK_S`` (every console refreshes its board after each live event; a database round trip per
+        refresh would cost the ingest path), so a revoked key's sessions end within that time; signing out ends
+        the session at once."""
         now = self.clock()
-        officer = await self.db(lookup, request.cookies.get(SESSION_COOKIE), now)
+        token = request.cookies.get(SESSION_COOKIE)
+        known = self._sessions.get(token or "")
+        if known is not None and known[1] > _time.monotonic():
+            officer: Officer | None = known[0]
+        else:
+            officer = await self.db(lookup, token, now)
+            if officer is not None and token:
+                if len(self._sessions) > 10_000:
+                    self._sessions.clear()
+                self._sessions[token] = (officer, _time.monotonic() + SESSION_RECHECK_S)
         if officer is None:
             raise Redirect(
                 "/login?next=" + quote(request.url.path + ("?" + request.url.query if request.url.query else ""))
