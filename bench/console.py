@@ -12,7 +12,8 @@ ingest    POST /v1/telemetry (NDJSON, 100 messages a request, one connection) of
           event for every console), measured from the first request to the last message durable (message_log
           counted). Without consoles, then with --consoles SSE streams (a separate process reading /events with a
           signed-in session) connected, alternating for --rounds rounds; target: the rate with consoles within 5 %
-          of the rate without.
+          of the rate without. The CPU column (this process: the service and the poster; the consoles' process is
+          left out, as browsers run on the officers' desktops) is steadier than the rate on a shared machine.
 
 Uses SENTINEL_TEST_DATABASE_URL's server when set, else an embedded PostgreSQL.
 """
@@ -151,7 +152,8 @@ def board_bench(conninfo: str, url: str, key: str, n: int) -> tuple[float, float
     return statistics.median(query), statistics.median(page), result.total
 
 
-def ingest_once(url: str, token: str, conninfo: str, messages: int, seq0: int) -> float:
+def ingest_once(url: str, token: str, conninfo: str, messages: int, seq0: int) -> tuple[float, float]:
+    """(messages per second, CPU seconds of this process — the service and the poster — per 1,000 messages)."""
     devices = 100
     start_us = (time.time_ns() // 1000) - 3_600_000_000
     batch = [
@@ -165,7 +167,7 @@ def ingest_once(url: str, token: str, conninfo: str, messages: int, seq0: int) -
     ]
     with psycopg.connect(conninfo, autocommit=True) as conn:
         before = int(conn.execute("SELECT count(*) FROM message_log").fetchone()[0])  # type: ignore[index]
-        t = time.perf_counter()
+        t, cpu = time.perf_counter(), time.process_time()
         with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=60) as http:
             for i in range(0, len(batch), 100):
                 r = http.post(
@@ -176,7 +178,7 @@ def ingest_once(url: str, token: str, conninfo: str, messages: int, seq0: int) -
                 assert r.status_code == 202, r.text
         while int(conn.execute("SELECT count(*) FROM message_log").fetchone()[0]) < before + messages:  # type: ignore[index]
             time.sleep(0.02)
-        return messages / (time.perf_counter() - t)
+        return messages / (time.perf_counter() - t), (time.process_time() - cpu) * 1000 / messages
 
 
 def main() -> None:
@@ -203,6 +205,7 @@ def main() -> None:
             http = sign_in(svc.url, officer)
             cookie = http.cookies["sentinel_session"]
             rates: dict[int, list[float]] = {0: [], args.consoles: []}
+            cpus: dict[int, list[float]] = {0: [], args.consoles: []}
             seq = 0
             events = refreshes = 0
             ingest_once(svc.url, "b-gateway-secret-token", db, 600, seq)  # warm-up
@@ -220,7 +223,9 @@ def main() -> None:
                         assert listener.stdout is not None
                         assert listener.stdout.readline().strip() == "ready"
                         time.sleep(1.0)  # every stream connected
-                    rates[consoles].append(ingest_once(svc.url, "b-gateway-secret-token", db, args.messages, seq))
+                    rate, cpu = ingest_once(svc.url, "b-gateway-secret-token", db, args.messages, seq)
+                    rates[consoles].append(rate)
+                    cpus[consoles].append(cpu)
                     seq += args.messages
                     if listener is not None:
                         time.sleep(1.5)  # the last events delivered
@@ -232,14 +237,15 @@ def main() -> None:
         finally:
             svc.stop()
     base, loaded = statistics.median(rates[0]), statistics.median(rates[args.consoles])
+    cpu0, cpu1 = statistics.median(cpus[0]), statistics.median(cpus[args.consoles])
     print(f"\nboard, {total:,} open alerts")
     print(f"{'measure':<38}{'median s':>12}{'target':>10}")
     print(f"{'first page: query':<38}{query_s:>12.4f}{'< 1 s':>10}")
     print(f"{'first page: GET /board (rendered)':<38}{page_s:>12.4f}{'< 1 s':>10}")
     print(f"\ningest, {args.messages:,} readings per run, {args.rounds} runs each (median)")
-    print(f"{'consoles connected':<38}{'msg/s':>12}{'ratio':>10}")
-    print(f"{'0':<38}{base:>12,.0f}{1.0:>10.3f}")
-    print(f"{args.consoles:<38}{loaded:>12,.0f}{loaded / base:>10.3f}")
+    print(f"{'consoles connected':<22}{'msg/s':>10}{'ratio':>8}{'CPU s/1k msg':>14}{'ratio':>8}")
+    print(f"{'0':<22}{base:>10,.0f}{1.0:>8.3f}{cpu0:>14.3f}{1.0:>8.3f}")
+    print(f"{args.consoles:<22}{loaded:>10,.0f}{loaded / base:>8.3f}{cpu1:>14.3f}{cpu1 / cpu0:>8.3f}")
     print(
         f"(live events delivered to the consoles: {events:,}, board refreshes they fetched: {refreshes:,}; "
         f"runs: 0 → {[round(r) for r in rates[0]]}, "
