@@ -1,7 +1,7 @@
 """The duty console's cost: the board's first page with 10,000 open alerts, and the ingest rate with 50 live
 consoles connected beside the same run without any.
 
-    python bench/console.py [--alerts 10000] [--consoles 50] [--messages 6000] [--rounds 2]
+    python bench/console.py [--alerts 10000] [--consoles 50] [--messages 6000] [--rounds 2] [--no-refresh]
 
 board     10,000 open alerts (2,500 devices x 4 rules, every grade and state, 3 townships) in PostgreSQL; the
           first page of the board, worst grade then oldest, with its counts: the query alone
@@ -53,7 +53,7 @@ WALK = [2.0, 12.0, 30.0, 55.0, 30.0, 5.0]  # none, blue, yellow, orange, back do
 LISTENER = r"""
 import asyncio, sys
 from urllib.parse import urlsplit
-url, cookie, n = urlsplit(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+url, cookie, n, fetch = urlsplit(sys.argv[1]), sys.argv[2], int(sys.argv[3]), sys.argv[4] == "1"
 count = 0
 refreshes = 0
 async def refresh():
@@ -78,7 +78,7 @@ async def listen(ready):
     while chunk := await reader.read(65536):
         seen = chunk.count(b"\ndata:")
         count += seen
-        if seen and loop.time() - last > 1.0:
+        if fetch and seen and loop.time() - last > 1.0:
             last = loop.time()
             await asyncio.sleep(0.15)
             loop.create_task(refresh())
@@ -187,6 +187,9 @@ def main() -> None:
     parser.add_argument("--consoles", type=int, default=50)
     parser.add_argument("--messages", type=int, default=6000)
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument(
+        "--no-refresh", action="store_true", help="consoles only receive the live events (no board refreshes)"
+    )
     args = parser.parse_args()
     with postgres_for_tests(os.environ.get("SENTINEL_TEST_DATABASE_URL")) as pg, pg.database("sentinel_bench") as db:
         migrations.upgrade(db)
@@ -215,7 +218,15 @@ def main() -> None:
                     listener = None
                     if consoles:
                         listener = subprocess.Popen(
-                            [sys.executable, "-c", LISTENER, svc.url, cookie, str(consoles)],
+                            [
+                                sys.executable,
+                                "-c",
+                                LISTENER,
+                                svc.url,
+                                cookie,
+                                str(consoles),
+                                "0" if args.no_refresh else "1",
+                            ],
                             stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE,
                             text=True,

@@ -73,6 +73,9 @@ def test_pages_speak_english_on_request_and_errors_are_pages(served: tuple[Plant
     english = http.get("/board").text
     assert "Alert board" in english
     assert "No open alerts." in english
+    wrong_id = http.get("/alerts/not-a-number")
+    assert wrong_id.status_code == 422
+    assert "alert_id" in wrong_id.text
     bad = http.get("/board?grade=purple")
     assert bad.status_code == 422
     assert "grade" in bad.text

@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 
 import psycopg
 from fastapi import Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.routing import APIRoute
 from jinja2 import Environment, PackageLoader, select_autoescape
@@ -242,6 +243,11 @@ def route_class(web_of: Callable[[], Web]) -> type[APIRoute]:
                     return web.error(request, 503, "db_away_title", i18n.translate(lang_of(request), "db_away"))
                 except ValueError as exc:
                     return web.error(request, 422, "invalid", str(exc))
+                except RequestValidationError as exc:
+                    first = exc.errors()[0] if exc.errors() else {}
+                    where = ".".join(str(p) for p in first.get("loc", ()))
+                    value = first.get("input", "")
+                    return web.error(request, 422, "invalid", f"{where}: {value!r}")
                 except Exception:
                     log.exception("console: failed on %s %s", request.method, request.url.path)
                     return web.error(request, 500, "error_title", i18n.translate(lang_of(request), "error_body"))
