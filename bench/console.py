@@ -1,7 +1,7 @@
 """The duty console's cost: the board's first page with 10,000 open alerts, and the ingest rate with 50 live
 consoles connected beside the same run without any.
 
-    python bench/console.py [--alerts 10000] [--consoles 50] [--messages 6000] [--rounds 2] [--no-refresh]
+    python bench/console.py [--alerts 10000] [--consoles 50] [--messages 6000] [--rounds 2]
 
 board     10,000 open alerts (2,500 devices x 4 rules, every grade and state, 3 townships) in PostgreSQL; the
           first page of the board, worst grade then oldest, with its counts: the query alone
@@ -11,9 +11,10 @@ ingest    POST /v1/telemetry (NDJSON, 100 messages a request, one connection) of
           walking through every grade on 100 devices, so alerts open, escalate and clear all the time (each a live
           event for every console), measured from the first request to the last message durable (message_log
           counted). Without consoles, then with --consoles SSE streams (a separate process reading /events with a
-          signed-in session) connected, alternating for --rounds rounds; target: the rate with consoles within 5 %
-          of the rate without. The CPU column (this process: the service and the poster; the consoles' process is
-          left out, as browsers run on the officers' desktops) is steadier than the rate on a shared machine.
+          signed-in session, receiving the events and the board bodies pushed after them) connected,
+          alternating for --rounds rounds; target: the rate with consoles within 5 % of the rate without. The
+          CPU column (this process: the service and the poster; the consoles' process is left out, as browsers
+          run on the officers' desktops) is steadier than the rate on a shared machine.
 
 Uses SENTINEL_TEST_DATABASE_URL's server when set, else an embedded PostgreSQL.
 """
@@ -48,40 +49,23 @@ STATES = ("active_unack", "active_ack", "cleared_unack", "shelved", "suppressed"
 WALK = [2.0, 12.0, 30.0, 55.0, 30.0, 5.0]  # none, blue, yellow, orange, back down, clear
 
 # The consoles: one process, asyncio sockets (no HTTP library), so the browsers' own work, which happens on the
-# officers' desktops, costs this machine as little as possible. Like the page's script, each console fetches the
-# board's body after events, at most once a second; the process counts the events and the refreshes.
+# officers' desktops, costs this machine as little as possible. Each reads /events as the board page does (the
+# server pushes the board's body after alert events); the process counts the events and the board pushes.
 LISTENER = r"""
 import asyncio, sys
 from urllib.parse import urlsplit
-url, cookie, n, fetch = urlsplit(sys.argv[1]), sys.argv[2], int(sys.argv[3]), sys.argv[4] == "1"
-count = 0
-refreshes = 0
-async def refresh():
-    global refreshes
-    reader, writer = await asyncio.open_connection(url.hostname, url.port)
-    writer.write((f"GET /board/body HTTP/1.1\r\nHost: {url.netloc}\r\nCookie: sentinel_session={cookie}\r\n"
-                  "Connection: close\r\n\r\n").encode())
-    await writer.drain()
-    while await reader.read(65536):
-        pass
-    writer.close()
-    refreshes += 1
+url, cookie, n = urlsplit(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+count = boards = 0
 async def listen(ready):
-    global count
-    last = 0.0
-    loop = asyncio.get_running_loop()
+    global count, boards
     reader, writer = await asyncio.open_connection(url.hostname, url.port)
-    writer.write((f"GET /events HTTP/1.1\r\nHost: {url.netloc}\r\nCookie: sentinel_session={cookie}\r\n"
+    writer.write((f"GET /events?view= HTTP/1.1\r\nHost: {url.netloc}\r\nCookie: sentinel_session={cookie}\r\n"
                   "Accept: text/event-stream\r\n\r\n").encode())
     await writer.drain()
     ready.release()
     while chunk := await reader.read(65536):
-        seen = chunk.count(b"\ndata:")
-        count += seen
-        if fetch and seen and loop.time() - last > 1.0:
-            last = loop.time()
-            await asyncio.sleep(0.15)
-            loop.create_task(refresh())
+        count += chunk.count(b"\nevent: alert")
+        boards += chunk.count(b"\nevent: board")
 async def main():
     ready = asyncio.Semaphore(0)
     tasks = [asyncio.create_task(listen(ready)) for _ in range(n)]
@@ -89,8 +73,7 @@ async def main():
         await ready.acquire()
     print("ready", flush=True)
     await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
-    print(count, refreshes, flush=True)
-    tasks = asyncio.all_tasks() - {asyncio.current_task()}
+    print(count, boards, flush=True)
     for task in tasks:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
@@ -187,9 +170,6 @@ def main() -> None:
     parser.add_argument("--consoles", type=int, default=50)
     parser.add_argument("--messages", type=int, default=6000)
     parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument(
-        "--no-refresh", action="store_true", help="consoles only receive the live events (no board refreshes)"
-    )
     args = parser.parse_args()
     with postgres_for_tests(os.environ.get("SENTINEL_TEST_DATABASE_URL")) as pg, pg.database("sentinel_bench") as db:
         migrations.upgrade(db)
@@ -210,7 +190,7 @@ def main() -> None:
             rates: dict[int, list[float]] = {0: [], args.consoles: []}
             cpus: dict[int, list[float]] = {0: [], args.consoles: []}
             seq = 0
-            events = refreshes = 0
+            events = pushed = 0
             ingest_once(svc.url, "b-gateway-secret-token", db, 600, seq)  # warm-up
             seq += 600
             for _ in range(args.rounds):
@@ -225,7 +205,6 @@ def main() -> None:
                                 svc.url,
                                 cookie,
                                 str(consoles),
-                                "0" if args.no_refresh else "1",
                             ],
                             stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE,
@@ -243,7 +222,7 @@ def main() -> None:
                         out, _ = listener.communicate("\n", timeout=30)
                         got, fetched = out.strip().splitlines()[-1].split()
                         events += int(got)
-                        refreshes += int(fetched)
+                        pushed += int(fetched)
             http.close()
         finally:
             svc.stop()
@@ -258,7 +237,7 @@ def main() -> None:
     print(f"{'0':<22}{base:>10,.0f}{1.0:>8.3f}{cpu0:>14.3f}{1.0:>8.3f}")
     print(f"{args.consoles:<22}{loaded:>10,.0f}{loaded / base:>8.3f}{cpu1:>14.3f}{cpu1 / cpu0:>8.3f}")
     print(
-        f"(live events delivered to the consoles: {events:,}, board refreshes they fetched: {refreshes:,}; "
+        f"(live events delivered to the consoles: {events:,}, board bodies pushed to them: {pushed:,}; "
         f"runs: 0 → {[round(r) for r in rates[0]]}, "
         f"{args.consoles} → {[round(r) for r in rates[args.consoles]]})"
     )

@@ -18,7 +18,7 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import psycopg
@@ -151,9 +151,26 @@ def sse(event_id: int, kind: str, data: str) -> str:
     return f"{head}event: {kind}\ndata: {data}\n\n"
 
 
-async def stream(feed: AlertFeed, last_event_id: str | None, max_s: float = 600.0) -> AsyncIterator[str]:
+async def stream(
+    feed: AlertFeed,
+    last_event_id: str | None,
+    max_s: float = 600.0,
+    board: Callable[[], Awaitable[str]] | None = None,
+) -> AsyncIterator[str]:
     """One browser's stream: catch-up after ``Last-Event-ID``, then live events, keep-alive comments, and an end
-    after ``max_s`` (the browser reconnects on its own and catches up) so no stream outlives a shutdown for long."""
+    after ``max_s`` (the browser reconnects on its own and catches up) so no stream outlives a shutdown for long.
+    After each write of alert events, ``board()`` (the page's board body, rendered once for every browser showing
+    the same view) follows as a ``board`` event, so no browser has to ask for it."""
+
+    async def board_event() -> str:
+        if board is None:
+            return ""
+        try:
+            return sse(0, "board", json.dumps(await board(), ensure_ascii=False))
+        except Exception:  # the database went away meanwhile: the db event says so; the next poll retries
+            log.debug("console feed: board not rendered", exc_info=True)
+            return ""
+
     sub = feed.subscribe()
     try:
         yield "retry: 1500\n\n"
@@ -163,7 +180,7 @@ async def stream(feed: AlertFeed, last_event_id: str | None, max_s: float = 600.
             if missed is None:
                 yield sse(0, "reset", "{}")
             elif missed:
-                yield "".join(sse(*item) for item in missed)
+                yield "".join(sse(*item) for item in missed) + await board_event()
         ends = time.monotonic() + max_s
         while not feed.closing.is_set() and time.monotonic() < ends:
             if sub.overflowed:
@@ -176,6 +193,6 @@ async def stream(feed: AlertFeed, last_event_id: str | None, max_s: float = 600.
                 continue
             if item is BYE:
                 return
-            yield item
+            yield item + (await board_event() if "event: alert" in item else "")
     finally:
         feed.unsubscribe(sub)

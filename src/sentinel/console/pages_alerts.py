@@ -3,13 +3,16 @@ and the devices. Actions call the service functions the API calls, with the sign
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
 import time
+from collections.abc import Mapping
+from dataclasses import replace
 from datetime import timedelta
 from importlib import resources
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote
+from urllib.parse import parse_qsl, quote
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
@@ -115,9 +118,8 @@ def add_routes(router: APIRouter, console: Console) -> None:
         return response
 
     # -- the board --------------------------------------------------------------------------------------------------
-    async def board_values(ctx: Ctx) -> dict[str, Any]:
+    async def board_values(ctx: Ctx, q: Mapping[str, str]) -> dict[str, Any]:
         ctx.require(ALERT_STAFF)
-        q = ctx.request.query_params
         flt = queries.BoardFilter(q.get("sector"), q.get("township"), q.get("grade"), q.get("state"), q.get("site"))
         page = int(q.get("page", "1")) if q.get("page", "1").isdigit() else 1
         board = await web.db(queries.board, flt, page)
@@ -131,42 +133,63 @@ def add_routes(router: APIRouter, console: Console) -> None:
             "states": OPEN_STATES,
             "sectors": SECTORS[:-1],
             "colours": drawing.GRADE_COLOURS,
-            "page_query": lambda n: _query(ctx.request, page=str(n)),
+            "page_query": lambda n: _query(q, page=str(n)),
         }
 
     @router.get("/board")
     async def board_page(request: Request) -> Response:
         ctx = await web.ctx(request)
-        values = await board_values(ctx)
+        values = await board_values(ctx, request.query_params)
         after = console.feed.last_id or 0
         return web.render(ctx, request, "board.html", after=after, **values)
 
-    body_cache: dict[tuple[int, str, str], tuple[float, bytes]] = {}
+    body_cache: dict[tuple[int, str, str], tuple[float, str]] = {}
+    rendering: dict[tuple[int, str, str], asyncio.Future[str]] = {}
+
+    async def board_html(ctx: Ctx, view: str) -> str:
+        """The board's counts and rows for ``view`` (its query string). Every console showing the same view gets
+        the same rendering after a live event: one per (latest event, view, language), reused for a second."""
+        key = (console.feed.last_id or -1, view, ctx.lang)
+        hit = body_cache.get(key)
+        if hit is not None and time.monotonic() - hit[0] < 1.0:
+            return hit[1]
+        pending = rendering.get(key)
+        if pending is not None:
+            return await asyncio.shield(pending)
+        future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        rendering[key] = future
+        try:
+            now = replace(ctx, now=web.clock())
+            values = await board_values(now, dict(parse_qsl(view)))
+            html = bytes(web.render(now, ctx.request, "board_body.html", **values).body).decode()
+            if len(body_cache) > 64:
+                body_cache.clear()
+            body_cache[key] = (time.monotonic(), html)
+            future.set_result(html)
+            return html
+        except Exception as exc:
+            future.set_exception(exc)
+            future.exception()  # retrieved: a waiter gets it, nobody else must
+            raise
+        finally:
+            rendering.pop(key, None)
 
     @router.get("/board/body")
     async def board_body(request: Request) -> Response:
-        """The board's counts and rows, fetched by the page after live events. Every console refreshes after the
-        same event, so one rendering per (latest event, filters, language) serves them all for a second."""
+        """The board's counts and rows (the page fetches them after a reconnect)."""
         ctx = await web.ctx(request)
         ctx.require(ALERT_STAFF)
-        key = (console.feed.last_id or -1, request.url.query, ctx.lang)
-        hit = body_cache.get(key)
-        if hit is not None and time.monotonic() - hit[0] < 1.0:
-            return HTMLResponse(hit[1], headers={"Cache-Control": "no-store"})
-        response = web.render(ctx, request, "board_body.html", **await board_values(ctx))
-        if len(body_cache) > 64:
-            body_cache.clear()
-        body_cache[key] = (time.monotonic(), bytes(response.body))
-        return response
+        return HTMLResponse(await board_html(ctx, request.url.query), headers={"Cache-Control": "no-store"})
 
     @router.get("/events")
-    async def events(request: Request, after: str = "") -> Response:
+    async def events(request: Request, after: str = "", view: str = "") -> Response:
+        """The live stream: alert events, and after each poll that found some, the board's body for ``view``."""
         ctx = await web.ctx(request)
         ctx.require(ALERT_STAFF)
         await console.feed.start()
         last = request.headers.get("last-event-id") or after
         return StreamingResponse(
-            stream(console.feed, last),
+            stream(console.feed, last, board=lambda: board_html(ctx, view)),
             media_type="text/event-stream",
             headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
         )
@@ -328,6 +351,6 @@ def _may(ctx: Ctx, roles: tuple[str, ...]) -> bool:
     return may(ctx.officer.role, roles)
 
 
-def _query(request: Request, **changes: str) -> str:
-    params = dict(request.query_params) | changes
+def _query(query: Mapping[str, str], **changes: str) -> str:
+    params = dict(query) | changes
     return "&".join(f"{quote(k)}={quote(v)}" for k, v in params.items() if v)

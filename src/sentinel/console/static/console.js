@@ -1,7 +1,8 @@
 // Sentinel duty console: the alert board's live updates (server-sent events, no framework).
-// On each alert event the board body is fetched again with the same filters; a new red or orange alert shows a
-// banner with its grade in words (and a beep when the officer turned sound on). EventSource reconnects by itself
-// and sends Last-Event-ID, so the server replays what was missed.
+// After alert events the server pushes the board's body for this page's filters ("board" events, rendered once for
+// every console on the same view); a new red or orange alert shows a banner with its grade in words (and a beep
+// when the officer turned sound on). EventSource reconnects by itself and sends Last-Event-ID, so the server
+// replays what was missed; after a reset or the database's return the body is fetched once.
 (function () {
   "use strict";
   var body = document.getElementById("board-body");
@@ -23,6 +24,13 @@
     live.className = "live-state " + (on ? "on" : "off");
   }
 
+  function show(html) {
+    body.innerHTML = html;
+    body.querySelectorAll("tr.alert-row").forEach(function (tr) {
+      if (!seen[tr.dataset.alert]) { tr.classList.add("fresh"); seen[tr.dataset.alert] = true; }
+    });
+  }
+
   function refresh() {
     pending = null;
     fetch("/board/body" + window.location.search, { credentials: "same-origin", headers: { "Accept": "text/html" } })
@@ -31,13 +39,7 @@
         if (r.status === 503) { dbBanner.hidden = false; return null; }
         return r.ok ? r.text() : null;
       })
-      .then(function (html) {
-        if (html === null || html === undefined) { return; }
-        body.innerHTML = html;
-        body.querySelectorAll("tr.alert-row").forEach(function (tr) {
-          if (!seen[tr.dataset.alert]) { tr.classList.add("fresh"); seen[tr.dataset.alert] = true; }
-        });
-      })
+      .then(function (html) { if (html !== null && html !== undefined) { show(html); } })
       .catch(function () { /* the next event retries */ });
   }
 
@@ -65,15 +67,17 @@
     if (sound.checked) { beep(); }
   }
 
-  var source = new EventSource("/events?after=" + encodeURIComponent(body.dataset.after || ""));
+  var view = window.location.search.replace(/^\?/, "");
+  var source = new EventSource("/events?after=" + encodeURIComponent(body.dataset.after || "") +
+                               "&view=" + encodeURIComponent(view));
   source.onopen = function () { setLive(true); };
   source.onerror = function () { setLive(false); };
   source.addEventListener("alert", function (msg) {
     var ev = JSON.parse(msg.data);
     var raisedOrWorse = ev.from_state === null || (ev.from_grade && ev.to_grade && ev.to_grade !== ev.from_grade);
     if (raisedOrWorse && (ev.to_grade === "red" || ev.to_grade === "orange") && ev.state !== "suppressed") { announce(ev); }
-    schedule();
   });
+  source.addEventListener("board", function (msg) { show(JSON.parse(msg.data)); });
   source.addEventListener("db", function (msg) {
     var ok = JSON.parse(msg.data).ok;
     var was = dbBanner.hidden;
