@@ -85,6 +85,14 @@ def wait_for_next_page(driver: WebDriver, element: WebElement) -> None:
     WebDriverWait(driver, 30).until(expected_conditions.staleness_of(element))
 
 
+def screenshot(driver: WebDriver, name: str) -> None:
+    """Save the whole page (the window made as tall as the document) under build/screenshots."""
+    height = int(driver.execute_script("return document.documentElement.scrollHeight"))
+    driver.set_window_size(1400, max(1000, min(height + 120, 4000)))
+    driver.save_screenshot(str(screenshots_dir() / name))
+    driver.set_window_size(1400, 1000)
+
+
 def alert_state(db: str, alert_id: int) -> str:
     with psycopg.connect(db) as conn:
         row = conn.execute("SELECT state FROM alerts WHERE alert_id = %s", (alert_id,)).fetchone()
@@ -130,7 +138,7 @@ def test_a_reading_posted_over_http_appears_live_then_is_acknowledged_and_shelve
     assert plant.devices[0] in flash.text
     assert text_of(driver, ".count.grade-orange b") == "1"
     assert text_of(driver, "#unacked") == "1"
-    driver.save_screenshot(str(screenshots_dir() / "board.png"))
+    screenshot(driver, "board.png")
 
     row = driver.find_element(By.CSS_SELECTOR, "tr.alert-row[data-grade=orange]")
     alert_id = int(row.get_attribute("data-alert") or 0)
@@ -147,7 +155,7 @@ def test_a_reading_posted_over_http_appears_live_then_is_acknowledged_and_shelve
     assert history.count(officer) == 2
     assert "ack: 已电话通知企业" in history
     assert "企业正在抢修，暂时搁置" in history
-    driver.save_screenshot(str(screenshots_dir() / "alert-detail.png"))
+    screenshot(driver, "alert-detail.png")
     assert alert_state(plant.db, alert_id) == "shelved"
 
 
@@ -207,7 +215,7 @@ def test_escalate_and_walk_the_hazard_to_closed_with_an_evidence_file(
     )
     assert shown == len(PNG)
     assert driver.execute_script("return document.querySelector('#evidence img').naturalWidth") == 1
-    driver.save_screenshot(str(screenshots_dir() / "hazard-item.png"))
+    screenshot(driver, "hazard-item.png")
     with psycopg.connect(plant.db) as conn:
         actors = {r[0] for r in conn.execute("SELECT actor FROM hazard_events")}
     assert actors == {f"{plant.devices[1].split('-')[0]}-supervisor"}
@@ -273,7 +281,7 @@ def test_the_map_shows_the_alerting_site_in_its_grade_colour(served: tuple[Plant
     other = driver.find_element(By.CSS_SELECTOR, f'a.site-dot[data-site="{quiet}"] circle')
     assert other.get_attribute("fill") == GRADE_COLOURS["normal"]
     assert {"town-0", "town-1"} <= {e.text for e in driver.find_elements(By.CSS_SELECTOR, "svg text.town")}
-    driver.save_screenshot(str(screenshots_dir() / "map.png"))
+    screenshot(driver, "map.png")
     driver.get(f"{svc.url}/sites/{alerting}")
     assert driver.find_elements(By.CSS_SELECTOR, "#site-alerts tr.grade-orange")
 

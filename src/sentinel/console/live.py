@@ -159,14 +159,14 @@ async def stream(
 ) -> AsyncIterator[str]:
     """One browser's stream: catch-up after ``Last-Event-ID``, then live events, keep-alive comments, and an end
     after ``max_s`` (the browser reconnects on its own and catches up) so no stream outlives a shutdown for long.
-    After each write of alert events, ``board()`` (the page's board body, rendered once for every browser showing
-    the same view) follows as a ``board`` event, so no browser has to ask for it."""
+    After each write of alert events, ``board()`` (the page's board body as a ready ``board`` event, rendered and
+    encoded once for every browser showing the same view) follows, so no browser has to ask for it."""
 
     async def board_event() -> str:
         if board is None:
             return ""
         try:
-            return sse(0, "board", json.dumps(await board(), ensure_ascii=False))
+            return await board()
         except Exception:  # the database went away meanwhile: the db event says so; the next poll retries
             log.debug("console feed: board not rendered", exc_info=True)
             return ""

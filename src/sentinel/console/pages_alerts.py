@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import json
 import logging
 import time
 from collections.abc import Mapping
@@ -21,7 +22,7 @@ from sentinel.alerts import service
 from sentinel.alerts.maintenance import maintenance_log, set_maintenance
 from sentinel.alerts.states import ACTIONS, GRADES, OPEN_STATES
 from sentinel.console import drawing, i18n, queries, sessions
-from sentinel.console.live import stream
+from sentinel.console.live import sse, stream
 from sentinel.console.web import LANG_COOKIE, SESSION_COOKIE, Ctx, Redirect, Refused, age, lang_of
 from sentinel.engine.catalog import GRADE_NAMES, METRICS
 from sentinel.hazards.states import SECTORS
@@ -143,30 +144,31 @@ def add_routes(router: APIRouter, console: Console) -> None:
         after = console.feed.last_id or 0
         return web.render(ctx, request, "board.html", after=after, **values)
 
-    body_cache: dict[tuple[int, str, str], tuple[float, str]] = {}
-    rendering: dict[tuple[int, str, str], asyncio.Future[str]] = {}
+    body_cache: dict[tuple[int, str, str], tuple[float, str, str]] = {}  # key -> (made, html, as an SSE event)
+    rendering: dict[tuple[int, str, str], asyncio.Future[tuple[str, str]]] = {}
 
-    async def board_html(ctx: Ctx, view: str) -> str:
+    async def board_html(ctx: Ctx, view: str) -> tuple[str, str]:
         """The board's counts and rows for ``view`` (its query string). Every console showing the same view gets
         the same rendering after a live event: one per (latest event, view, language), reused for a second."""
         key = (console.feed.last_id or -1, view, ctx.lang)
         hit = body_cache.get(key)
         if hit is not None and time.monotonic() - hit[0] < 1.0:
-            return hit[1]
+            return hit[1], hit[2]
         pending = rendering.get(key)
         if pending is not None:
             return await asyncio.shield(pending)
-        future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[tuple[str, str]] = asyncio.get_running_loop().create_future()
         rendering[key] = future
         try:
             now = replace(ctx, now=web.clock())
             values = await board_values(now, dict(parse_qsl(view)))
             html = bytes(web.render(now, ctx.request, "board_body.html", **values).body).decode()
+            event = sse(0, "board", json.dumps(html, ensure_ascii=False))
             if len(body_cache) > 64:
                 body_cache.clear()
-            body_cache[key] = (time.monotonic(), html)
-            future.set_result(html)
-            return html
+            body_cache[key] = (time.monotonic(), html, event)
+            future.set_result((html, event))
+            return html, event
         except Exception as exc:
             future.set_exception(exc)
             future.exception()  # retrieved: a waiter gets it, nobody else must
@@ -174,12 +176,16 @@ def add_routes(router: APIRouter, console: Console) -> None:
         finally:
             rendering.pop(key, None)
 
+    async def board_event(ctx: Ctx, view: str) -> str:
+        return (await board_html(ctx, view))[1]
+
     @router.get("/board/body")
     async def board_body(request: Request) -> Response:
         """The board's counts and rows (the page fetches them after a reconnect)."""
         ctx = await web.ctx(request)
         ctx.require(ALERT_STAFF)
-        return HTMLResponse(await board_html(ctx, request.url.query), headers={"Cache-Control": "no-store"})
+        html, _ = await board_html(ctx, request.url.query)
+        return HTMLResponse(html, headers={"Cache-Control": "no-store"})
 
     @router.get("/events")
     async def events(request: Request, after: str = "", view: str = "") -> Response:
@@ -189,7 +195,7 @@ def add_routes(router: APIRouter, console: Console) -> None:
         await console.feed.start()
         last = request.headers.get("last-event-id") or after
         return StreamingResponse(
-            stream(console.feed, last, board=lambda: board_html(ctx, view)),
+            stream(console.feed, last, board=lambda: board_event(ctx, view)),
             media_type="text/event-stream",
             headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
         )
