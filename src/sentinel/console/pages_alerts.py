@@ -135,6 +135,7 @@ def add_routes(router: APIRouter, console: Console) -> None:
             "sectors": SECTORS[:-1],
             "colours": drawing.GRADE_COLOURS,
             "page_query": lambda n: _query(q, page=str(n)),
+            "rule_names": {r.id: r.name_en if ctx.lang == "en" else r.name_zh for r in console.rules.rules},
         }
 
     @router.get("/board")
