@@ -16,9 +16,10 @@ the engine catalogue, the registry and the duplicate filter; the engine runner (
 before ingest accepts anything; it writes transitions through the alert lifecycle, injected here); the ingest sink;
 the registry refresh loop; the MQTT collector (when ``mqtt_url`` or ``mqtt=`` is set); the notifier (webhooks,
 group robots, SMS, e-mail and escalation: :mod:`sentinel.notify`) and the alert/hazard upkeep loop; plugged-in
-parts; last, the HTTP API (uvicorn in this event loop, on ``http_host`` / ``http_port``; port 0 picks a free one).
-Every loop rides out a database outage: ingest spools, the runner reloads from its checkpoint, the notifier and
-upkeep retry, the API answers 503 with a JSON body until the database is back.
+parts; last, the HTTP API (uvicorn in this event loop, on ``http_host`` / ``http_port``; port 0 picks a free one)
+with the duty officer's console at ``/`` (:mod:`sentinel.console`; stopped first, its live streams would hold the
+server's shutdown). Every loop rides out a database outage: ingest spools, the runner reloads from its checkpoint,
+the notifier and upkeep retry, the API answers 503 with a JSON body until the database is back.
 
 Plug-in contract (the web console, notification channels):
 
@@ -59,6 +60,7 @@ from sentinel.api.context import ApiContext, now_utc
 from sentinel.api.server import ApiServer
 from sentinel.batch import IngestBatch
 from sentinel.collect.mqtt import CollectorConfig, MqttCollector
+from sentinel.console import Console, build_console
 from sentinel.engine.catalog import METRICS
 from sentinel.engine.runner import EngineRunner, WallClock, wall_now
 from sentinel.errors import MigrationError
@@ -121,6 +123,7 @@ class Sentinel:
         notifier: Notifier | None = None,
         upkeep: bool = True,
         http: bool = True,
+        console: bool = True,
         ingest_clock: Clock = wall_clock_us,
         api_clock: Callable[[], Any] = now_utc,
         dedup_window_s: float = 3600.0,
@@ -142,6 +145,8 @@ class Sentinel:
         self.notifier = notifier
         self._upkeep = upkeep
         self._http = http
+        self._console = console
+        self.console: Console | None = None
         self._ingest_clock = ingest_clock
         self._api_clock = api_clock
         self._dedup_window_s = dedup_window_s
@@ -319,6 +324,10 @@ class Sentinel:
                 parts=list(self.parts),
             )
             routers = list(self._routers)
+            if self._console:  # the duty officer's console at / (sentinel.console); its live feed polls alert events
+                self.console = build_console(self.settings, conninfo)
+                routers.append(self.console.router)
+                await self.console.start()
             if self.notifier is not None:  # /v1/duty, /v1/alerts/{id}/notifications, /v1/notify/channels
                 routers.append(notify_router(self.notifier, require("officer", "supervisor"), require("admin")))
             app = create_app(ctx, routers)
@@ -327,6 +336,10 @@ class Sentinel:
             await self.api.start(app)
 
     async def stop(self) -> None:
+        if self.console is not None:  # first: an open live stream would hold the HTTP server's shutdown
+            with _logged("console"):
+                await self.console.stop()
+            self.console = None
         if self.api is not None:
             with _logged("HTTP API"):
                 await self.api.stop()

@@ -122,6 +122,8 @@ def demo_sentinel(settings: Settings, db: Database, broker_url: str | None) -> S
 def sign_in_lines(api_url: str, token: str) -> list[str]:
     """How a newcomer acts on an alert they see: the officer key and the exact commands."""
     return [
+        f"[bold]值班台 duty console[/]: {api_url}/  ← 浏览器打开，用下面的密钥登录 "
+        "open it in a browser, sign in with the key below",
         "[bold]值班员登录 officer sign-in[/]: API key (Bearer token) "
         f"[bold green]{token}[/] (role officer, name demo-officer)",
         f"  当前告警 open alerts:  curl -H 'Authorization: Bearer {token}' '{api_url}/v1/alerts?state=active_unack'",
@@ -324,6 +326,7 @@ def _view(
     head = Table.grid(padding=(0, 2))
     head.add_row("running", f"{elapsed:.0f} s", "messages", f"{progress.sent:,}", "rate", f"{progress.rate:,.0f} msg/s")
     head.add_row("devices send over", run.transport, "API", f"{run.api_url}/docs", "metrics", f"{run.api_url}/metrics")
+    head.add_row("值班台 console", f"{run.api_url}/", "officer key", run.officer_token, "", "")
     if database_away:
         head.add_row(
             "[bold red]数据库暂不可用[/]",

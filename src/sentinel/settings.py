@@ -67,6 +67,11 @@ class Settings(BaseSettings):
     retention_days: int = Field(default=90, ge=1)
     partitions_ahead_days: int = Field(default=7, ge=1)
     display_tz: str = "Asia/Shanghai"
+    # The duty officer's console (sentinel.console): how long a sign-in lasts, the largest evidence file accepted,
+    # and an optional map tile URL with {z}/{x}/{y} (an intranet map service); unset draws on a plain background.
+    console_session_hours: float = Field(default=12.0, gt=0, le=24 * 30)
+    console_evidence_max_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
+    console_tile_url: str | None = Field(default=None, pattern=r"^https?://.*\{z\}.*\{x\}.*\{y\}")
     log_level: str = "INFO"
     # "text" (one line per record, for people) or "json" (one JSON object per line, for log shippers).
     log_format: Literal["text", "json"] = "text"

@@ -16,16 +16,19 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from sentinel.alerts import actions
+from sentinel.alerts.maintenance import set_maintenance
 from sentinel.alerts.notify import add_webhook
 from sentinel.alerts.watch import list_reports
 from sentinel.api.auth import require
 from sentinel.api.context import context
 from sentinel.errors import TransitionError
 from sentinel.registry.repository import ApiKey
+from sentinel.registry.roles import ADMIN, ALERT_STAFF, MAINTENANCE
 
 router = APIRouter(tags=["alerts"])
-Officer = Annotated[ApiKey, Depends(require("officer", "supervisor"))]
-Admin = Annotated[ApiKey, Depends(require("admin"))]
+Officer = Annotated[ApiKey, Depends(require(*ALERT_STAFF))]
+Admin = Annotated[ApiKey, Depends(require(*ADMIN))]
+Maintainer = Annotated[ApiKey, Depends(require(*MAINTENANCE))]
 
 
 @contextmanager
@@ -173,3 +176,16 @@ def put_webhook(request: Request, _key: Admin, body: WebhookBody) -> dict[str, A
             townships=body.townships,
         )
     return {"webhook_id": webhook_id, "name": body.name}
+
+
+class MaintenanceBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    maintenance: bool
+    reason: str = Field(min_length=1)
+
+
+@router.put("/v1/devices/{device}/maintenance", tags=["devices"], responses={403: {"description": "supervisor"}})
+def put_maintenance(request: Request, device: str, key: Maintainer, body: MaintenanceBody) -> dict[str, Any]:
+    """Put a device in or out of maintenance: its new process alerts open suppressed while it is in."""
+    with database(request) as conn:
+        return set_maintenance(conn, device, body.maintenance, key.name, body.reason, clock(request))

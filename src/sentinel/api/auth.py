@@ -15,9 +15,10 @@ from fastapi import HTTPException, Request
 
 from sentinel.api.context import context
 from sentinel.registry.repository import ApiKey
+from sentinel.registry.roles import ROLES, may
 
 log = logging.getLogger("sentinel.api.auth")
-ROLES = ("gateway", "officer", "supervisor", "admin")
+__all__ = ["ROLES", "bearer_key", "require"]
 
 
 def bearer_key(request: Request) -> ApiKey:
@@ -44,7 +45,7 @@ def require(*roles: str) -> Callable[[Request], Coroutine[Any, Any, ApiKey]]:
 
     async def dependency(request: Request) -> ApiKey:
         key = bearer_key(request)
-        if key.role != "admin" and key.role not in roles:
+        if not may(key.role, roles):
             log.warning("refused: key %r (role %s) tried %s %s", key.name, key.role, request.method, request.url.path)
             raise HTTPException(
                 403,

@@ -18,9 +18,10 @@ from sentinel.hazards import register
 from sentinel.hazards.states import Request as MoveRequest
 from sentinel.hazards.stats import statistics
 from sentinel.registry.repository import ApiKey
+from sentinel.registry.roles import ALERT_STAFF
 
 router = APIRouter(tags=["hazards"])
-Staff = Annotated[ApiKey, Depends(require("officer", "supervisor"))]
+Staff = Annotated[ApiKey, Depends(require(*ALERT_STAFF))]
 
 
 class HazardBody(BaseModel):

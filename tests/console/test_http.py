@@ -1,0 +1,176 @@
+"""The console over plain HTTP: the session cookie's flags, sign-out and key revocation ending a session, pages in
+English on request, refusals as pages (never a stack trace), the evidence size limit, device maintenance through
+the API and the page recorded with who did it and suppressing the device's next alert, the shipped assets' size,
+and the API's OpenAPI document unchanged by the console."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from importlib import resources
+from pathlib import Path
+
+import httpx
+import psycopg
+import pytest
+
+from sentinel.testing.service import ServiceThread
+from tests.alerts.support import Plant, make_plant
+from tests.console.support import console_service, csrf_of, raise_orange, sign_in_http, wait_for
+
+
+@pytest.fixture
+def served(migrated_db: str, tmp_path: Path) -> Iterator[tuple[Plant, ServiceThread]]:
+    plant = make_plant(migrated_db)
+    with console_service(migrated_db, tmp_path / "spool") as svc:
+        yield plant, svc
+
+
+def test_the_session_cookie_is_http_only_strict_and_expires(served: tuple[Plant, ServiceThread]) -> None:
+    plant, svc = served
+    with httpx.Client(base_url=svc.url) as http:
+        csrf = csrf_of(http.get("/login").text)
+        r = http.post("/login", data={"csrf": csrf, "api_key": plant.keys["officer"], "next": "/map"})
+    assert r.status_code == 303
+    assert r.headers["location"] == "/map"
+    cookie = r.headers["set-cookie"].lower()
+    assert "httponly" in cookie
+    assert "samesite=strict" in cookie
+    assert "max-age=43200" in cookie
+    assert "secure" not in cookie, "plain HTTP on loopback: Secure is set only under TLS"
+    with httpx.Client(base_url=svc.url) as http:
+        refused = http.post("/login", data={"api_key": plant.keys["officer"]})
+    assert refused.status_code == 403, "a sign-in form without its CSRF token"
+
+
+def test_sign_out_and_key_revocation_end_sessions(served: tuple[Plant, ServiceThread]) -> None:
+    plant, svc = served
+    first = sign_in_http(svc.url, plant.keys["officer"])
+    second = sign_in_http(svc.url, plant.keys["officer"])
+    assert first.get("/board").status_code == 200
+    stolen = dict(first.cookies)
+    page = first.get("/board")
+    assert first.post("/logout", data={"csrf": csrf_of(page.text)}).status_code == 303
+    with httpx.Client(base_url=svc.url, cookies=stolen) as replay:
+        assert replay.get("/board").headers["location"].startswith("/login"), "a signed-out cookie still works"
+    assert second.get("/board").status_code == 200
+    with psycopg.connect(plant.db) as conn:
+        conn.execute("UPDATE api_keys SET revoked_at = now() WHERE name LIKE '%-officer'")
+    # A session is rechecked against its key at least every SESSION_RECHECK_S seconds.
+    wait_for(lambda: second.get("/board").status_code == 303, "the revoked key's session to end")
+    first.close()
+    second.close()
+
+
+def test_pages_speak_english_on_request_and_errors_are_pages(served: tuple[Plant, ServiceThread]) -> None:
+    plant, svc = served
+    http = sign_in_http(svc.url, plant.keys["officer"])
+    assert "值班告警" in http.get("/board").text
+    missing = http.get("/alerts/999999")
+    assert missing.status_code == 404
+    assert "找不到" in missing.text
+    assert "Traceback" not in missing.text
+    http.get("/lang/en?next=/board")
+    english = http.get("/board").text
+    assert "Alert board" in english
+    assert "No open alerts." in english
+    wrong_id = http.get("/alerts/not-a-number")
+    assert wrong_id.status_code == 422
+    assert "alert_id" in wrong_id.text
+    bad = http.get("/board?grade=purple")
+    assert bad.status_code == 422
+    assert "grade" in bad.text
+    assert "Traceback" not in bad.text
+    http.close()
+
+
+def test_evidence_over_the_size_limit_or_not_a_photo_is_refused(served: tuple[Plant, ServiceThread]) -> None:
+    plant, svc = served
+    http = sign_in_http(svc.url, plant.keys["supervisor"])
+    form = http.get("/hazards")
+    r = http.post(
+        "/hazards",
+        data={
+            "csrf": csrf_of(form.text),
+            "title": "配电箱无漏电保护",
+            "source": "self_inspection",
+            "sector": "charging",
+            "township": "town-0",
+        },
+    )
+    assert r.status_code == 303
+    hazard = r.headers["location"]
+    csrf = csrf_of(http.get(hazard).text)
+    big = b"%PDF-" + b"0" * (10 * 1024 * 1024)
+    r = http.post(
+        f"{hazard}/transition",
+        data={"csrf": csrf, "action": "comment", "reason": "照片"},
+        files={"file": ("big.pdf", big, "application/pdf")},
+    )
+    assert r.status_code == 422
+    assert "over the limit" in r.text
+    r = http.post(
+        f"{hazard}/transition",
+        data={"csrf": csrf, "action": "comment", "reason": "照片"},
+        files={"file": ("x.exe", b"MZ\x90\x00", "image/png")},
+    )
+    assert r.status_code == 422
+    assert "only photos" in r.text
+    with psycopg.connect(plant.db) as conn:
+        assert conn.execute("SELECT count(*) FROM hazard_evidence").fetchone() == (0,)
+        assert conn.execute("SELECT count(*) FROM hazard_events WHERE reason LIKE 'comment%'").fetchone() == (0,)
+    http.close()
+
+
+def test_maintenance_from_the_api_and_the_page_is_recorded_and_suppresses_new_alerts(
+    served: tuple[Plant, ServiceThread],
+) -> None:
+    plant, svc = served
+    device = plant.devices[0]
+    with httpx.Client(base_url=svc.url) as api:
+        body = {"maintenance": True, "reason": "更换传感器"}
+        officer = api.put(
+            f"/v1/devices/{device}/maintenance", json=body, headers={"Authorization": f"Bearer {plant.keys['officer']}"}
+        )
+        assert officer.status_code == 403
+        done = api.put(
+            f"/v1/devices/{device}/maintenance",
+            json=body,
+            headers={"Authorization": f"Bearer {plant.keys['supervisor']}"},
+        )
+        assert done.status_code == 200
+        assert done.json()["maintenance"] is True
+    raise_orange(svc.url, plant, device)
+    wait_for(lambda: _states(plant.db, device), "the alert")
+    assert _states(plant.db, device) == ["suppressed"]
+    http = sign_in_http(svc.url, plant.keys["supervisor"])
+    page = http.get("/devices")
+    assert device in page.text
+    r = http.post(
+        f"/devices/{device}/maintenance",
+        data={"csrf": csrf_of(page.text), "maintenance": "off", "reason": "传感器已更换"},
+    )
+    assert r.status_code == 303
+    with psycopg.connect(plant.db) as conn:
+        log = conn.execute("SELECT actor, maintenance, reason FROM device_maintenance_log ORDER BY entry_id").fetchall()
+    prefix = device.split("-")[0]
+    assert log == [(f"{prefix}-supervisor", True, "更换传感器"), (f"{prefix}-supervisor", False, "传感器已更换")]
+    http.close()
+
+
+def test_the_console_ships_small_assets_and_leaves_the_openapi_document_alone(
+    served: tuple[Plant, ServiceThread],
+) -> None:
+    _, svc = served
+    static = resources.files("sentinel.console").joinpath("static")
+    size = sum(f.read_bytes().__len__() for f in static.iterdir() if f.name.endswith((".js", ".css")))
+    assert 0 < size < 200_000
+    with httpx.Client(base_url=svc.url) as http:
+        paths = set(http.get("/openapi.json").json()["paths"])
+        assert all(p.startswith("/v1/") or p in ("/healthz", "/readyz", "/metrics") for p in paths), paths
+        assert http.get("/static/console/console.js").status_code == 200
+        assert http.get("/static/console/../../__init__.py").status_code == 404
+
+
+def _states(db: str, device: str) -> list[str]:
+    with psycopg.connect(db) as conn:
+        return [r[0] for r in conn.execute("SELECT state FROM alerts WHERE subject = %s", (device,))]
