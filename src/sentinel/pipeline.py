@@ -22,12 +22,15 @@ from sentinel.collect.mqtt import CollectorConfig, MqttCollector
 from sentinel.engine.catalog import METRICS
 from sentinel.ingest.admission import Admission
 from sentinel.ingest.dedup import DuplicateFilter
+from sentinel.ingest.letters import LetterLimiter
 from sentinel.ingest.sink import Clock, IngestSink, wall_clock_us
 from sentinel.metrics import IngestMetrics
+from sentinel.registry.keys import KeyStore
 from sentinel.registry.repository import RegistryView, ensure_metrics
 from sentinel.store.database import connect
 from sentinel.store.ingest_writer import IngestWriter
 from sentinel.store.spool import Spool
+from sentinel.wire import WireLimits
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +56,8 @@ class IngestPipeline:
         clock: Clock = wall_clock_us,
         on_durable: Callable[[IngestBatch], None] | None = None,
         stage: EngineStage | None = None,
+        limits: WireLimits | None = None,
+        letters: LetterLimiter | None = None,
     ) -> None:
         self.conninfo = conninfo
         self.stage = stage
@@ -70,7 +75,12 @@ class IngestPipeline:
             queue_max_batches=queue_max_batches,
             clock=clock,
             on_durable=on_durable,
+            limits=limits,
+            letters=letters,
         )
+        # API keys are looked up per request (a revoked key stops at once); the registry view answers while the
+        # database is away.
+        self.keys = KeyStore(conninfo, lambda: self.admission.registry)
         self.collector = MqttCollector(mqtt, self.sink.mqtt) if mqtt is not None else None
         collector = self.collector
         if collector is not None:
@@ -106,6 +116,7 @@ class IngestPipeline:
                 await task
         self._tasks.clear()
         await self.sink.stop()
+        self.keys.close()
         if self.stage is not None:
             await self.stage.stop()
 

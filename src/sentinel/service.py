@@ -20,10 +20,12 @@ from sentinel.alerts.upkeep import upkeep_loop
 from sentinel.api.app import create_app
 from sentinel.collect.mqtt import CollectorConfig
 from sentinel.errors import MigrationError
+from sentinel.ingest.letters import LetterLimiter
 from sentinel.pipeline import IngestPipeline
 from sentinel.settings import Settings
 from sentinel.store import migrations
 from sentinel.store.database import Database
+from sentinel.wire import WireLimits
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +57,8 @@ async def running_pipeline(settings: Settings, db: Database, mqtt_url: str | Non
         settings.spool_dir,
         mqtt=collector_config(settings, mqtt_url),
         queue_max_batches=settings.queue_max_batches,
+        limits=WireLimits(max_payload_bytes=settings.max_payload_bytes),
+        letters=LetterLimiter.from_settings(settings),
         stage=EngineStage(
             db.conninfo,
             lateness_s=settings.lateness_s,

@@ -28,7 +28,8 @@ def bearer_key(request: Request) -> ApiKey:
             detail={"error": "unauthorized", "reason": "send Authorization: Bearer <token>"},
             headers={"WWW-Authenticate": "Bearer"},
         )
-    key: ApiKey | None = request.app.state.pipeline.admission.registry.key_for(token.strip())
+    # Looked up in the database per request: a revoked key stops at once (sentinel.registry.keys).
+    key: ApiKey | None = request.app.state.pipeline.keys.lookup(token.strip())
     if key is None:
         raise HTTPException(
             401,

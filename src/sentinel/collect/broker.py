@@ -28,6 +28,8 @@ from sentinel.errors import BrokerError
 
 PASSWORD_ITERATIONS = 101  # mosquitto_passwd's default: cheap enough for reconnect storms of many devices
 PASSWORD_SALT_BYTES = 12
+#: Room for the topic, packet id and properties of a PUBLISH above its payload.
+PACKET_OVERHEAD_BYTES = 65_536
 
 
 @dataclass(frozen=True)
@@ -70,17 +72,30 @@ def mosquitto_config(
     autosave_interval_s: int = 30,
     run_as_user: str | None = None,
     tls: TlsListener | None = None,
+    max_payload_bytes: int = 1_048_576,
+    allow_anonymous: bool = False,
 ) -> str:
     """Return a mosquitto.conf for Sentinel's broker.
 
     ``batch_max_messages`` must be the collector's batch size: the collector acknowledges a message only when the
     batch holding it is durable, so the broker must let at least that many (and, to keep the pipe full while one
     batch is being committed, twice that many) messages be unacknowledged at once.
+
+    Secure by default: without ``password_file`` and ``acl_file`` it refuses unless ``allow_anonymous`` is asked
+    for (tests, demos on one machine). ``max_payload_bytes`` is Sentinel's one payload limit
+    (``SENTINEL_MAX_PAYLOAD_BYTES``): the broker refuses larger messages before Sentinel reads a byte of them.
     """
     if batch_max_messages < 1:
         raise BrokerError(f"batch_max_messages: must be at least 1, got {batch_max_messages}")
     if (password_file is None) != (acl_file is None):
         raise BrokerError("password_file and acl_file: give both (authenticated broker) or neither (open broker)")
+    if password_file is None and not allow_anonymous:
+        raise BrokerError(
+            "no password file and ACL: anyone reaching the broker could publish; write them with "
+            "`sentinel broker acl` and pass --password-file/--acl-file, or ask for --allow-anonymous (tests only)"
+        )
+    if max_payload_bytes < 1:
+        raise BrokerError(f"max_payload_bytes: must be at least 1, got {max_payload_bytes}")
     budget = queue or QueueBudget()
     window = ack_window_for(batch_max_messages)
     lines = [
@@ -112,6 +127,13 @@ def mosquitto_config(
         "# stream to Sentinel into large segments. Measured here at QoS 1: 58-73k msg/s end to end and half the",
         "# collector CPU per message, against 35-44k msg/s with set_tcp_nodelay true.",
         "set_tcp_nodelay false",
+        "",
+        f"# One payload limit for every transport (SENTINEL_MAX_PAYLOAD_BYTES = {max_payload_bytes}): a larger",
+        "# message is refused here (an MQTT 5 publisher gets reason 'packet too large'), so a 100 MB payload never",
+        "# reaches Sentinel, whose MQTT client would buffer it whole. max_packet_size adds room for topic and",
+        "# properties and drops a client that sends a bigger packet at all.",
+        f"message_size_limit {max_payload_bytes}",
+        f"max_packet_size {max_payload_bytes + PACKET_OVERHEAD_BYTES}",
         f"log_dest {log_dest}",
         "log_type error",
         "log_type warning",
@@ -130,7 +152,7 @@ def mosquitto_config(
     else:
         lines += [
             "",
-            "# No password file given: anyone who reaches the listener may publish (tests, demos).",
+            "# Asked for with --allow-anonymous: anyone who reaches the listener may publish (tests, demos only).",
             "allow_anonymous true",
         ]
     if tls is not None:

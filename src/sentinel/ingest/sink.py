@@ -44,6 +44,7 @@ from sentinel.collect.mqtt import MqttMessage
 from sentinel.errors import BackpressureError, DatabaseUnavailable, StoreError
 from sentinel.ingest.admission import Admission, Admitted, Sender
 from sentinel.ingest.isolate import isolate
+from sentinel.ingest.letters import LetterLimiter
 from sentinel.metrics import IngestMetrics
 from sentinel.store.ingest_writer import IngestWriter, Stored
 from sentinel.store.spool import Spool
@@ -104,6 +105,7 @@ class IngestSink:
         clock: Clock = wall_clock_us,
         on_durable: Callable[[IngestBatch], None] | None = None,
         replay_backoff_s: tuple[float, float] = (0.2, 5.0),
+        letters: LetterLimiter | None = None,
     ) -> None:
         self.writer = writer
         self.spool = spool
@@ -119,6 +121,7 @@ class IngestSink:
         self._forgetting: set[asyncio.Task[None]] = set()
         self._backoff = replay_backoff_s
         self._conflicts_counted = 0
+        self.letters = letters or LetterLimiter()
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
@@ -188,6 +191,7 @@ class IngestSink:
                 letters += dead_letters(decoded.rejected, mqtt_source(m.topic), received)
             info = decoded.topic
             if info is None:
+                self.metrics.topic_invalid.labels(decoded.topic_reason or "unknown").inc()
                 continue
             sender = senders_by_topic.get(m.topic)
             if sender is None:
@@ -252,6 +256,12 @@ class IngestSink:
     # ------------------------------------------------------------------ the writer
     async def _durable(self, batch: IngestBatch, *, wait_for_room: bool, origins: _Origins | None = None) -> None:
         origins = origins or _Origins.of(batch, None)
+        if batch.dead_letters or self.letters.owing:
+            received = datetime.fromtimestamp(batch.received_at_us / 1e6, UTC)
+            batch.dead_letters, suppressed = self.letters.admit(batch.dead_letters, received)
+            for code, count in suppressed.items():
+                self.metrics.dead_letters_suppressed.labels(code).inc(count)
+                self.metrics.rejected.labels(code).inc(count)
         pending = _Pending(batch, asyncio.get_running_loop().create_future(), time.perf_counter(), origins)
         if wait_for_room:
             await self._queue.put(pending)
