@@ -128,7 +128,7 @@ def test_generated_config_is_accepted_by_mosquitto(tmp_path: Path) -> None:
     text = conf.read_text()
     assert "max_inflight_messages 16000" in text
     assert "max_queued_messages 6000" in text
-    assert "message_size_limit 1048576" in text
+    assert "message_size_limit 4194304" in text  # 4 x SENTINEL_MAX_PAYLOAD_BYTES
     # Mosquitto refuses to start on an unknown or malformed option, so serving a client proves the file is good.
     process = subprocess.Popen([binary, "-c", str(conf)], stderr=subprocess.PIPE)
     try:
@@ -284,9 +284,15 @@ def test_default_config_refuses_anonymous_and_oversize_at_the_broker(tmp_path: P
         await asyncio.wait_for(collector.connected.wait(), 10)
         topic = "sentinel/v1/plant-a/_gateway/gw-a/telemetry"
         auth = ("gw-a", "gw-a secret")
-        await publish("127.0.0.1", port, [(topic, b"x" * 4096), (topic, b"small")], username=auth[0], password=auth[1])
+        await publish(
+            "127.0.0.1",
+            port,
+            [(topic, b"x" * (4 * 2048 + 1)), (topic, b"y" * 3000), (topic, b"small")],
+            username=auth[0],
+            password=auth[1],
+        )
         for _ in range(200):
-            if received:
+            if len(received) >= 2:
                 break
             await asyncio.sleep(0.05)
         await collector.stop()
@@ -299,4 +305,5 @@ def test_default_config_refuses_anonymous_and_oversize_at_the_broker(tmp_path: P
         process.wait(timeout=10)
         if process.stderr:
             process.stderr.close()
-    assert [m.payload for m in received] == [b"small"]  # the 4 KiB one never reached Sentinel
+    # Over 4 x the limit never reaches Sentinel; over the limit but within 4 x does (and is dead-lettered there).
+    assert [m.payload for m in received] == [b"y" * 3000, b"small"]

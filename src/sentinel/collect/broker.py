@@ -23,13 +23,11 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from sentinel.collect.mqtt import TOPIC_ROOT, ack_window_for
+from sentinel.collect.mqtt import TOPIC_ROOT, ack_window_for, broker_payload_limit, max_packet_for
 from sentinel.errors import BrokerError
 
 PASSWORD_ITERATIONS = 101  # mosquitto_passwd's default: cheap enough for reconnect storms of many devices
 PASSWORD_SALT_BYTES = 12
-#: Room for the topic, packet id and properties of a PUBLISH above its payload.
-PACKET_OVERHEAD_BYTES = 65_536
 
 
 @dataclass(frozen=True)
@@ -128,12 +126,13 @@ def mosquitto_config(
         "# collector CPU per message, against 35-44k msg/s with set_tcp_nodelay true.",
         "set_tcp_nodelay false",
         "",
-        f"# One payload limit for every transport (SENTINEL_MAX_PAYLOAD_BYTES = {max_payload_bytes}): a larger",
-        "# message is refused here (an MQTT 5 publisher gets reason 'packet too large'), so a 100 MB payload never",
-        "# reaches Sentinel, whose MQTT client would buffer it whole. max_packet_size adds room for topic and",
-        "# properties and drops a client that sends a bigger packet at all.",
-        f"message_size_limit {max_payload_bytes}",
-        f"max_packet_size {max_payload_bytes + PACKET_OVERHEAD_BYTES}",
+        f"# One payload limit for every transport: SENTINEL_MAX_PAYLOAD_BYTES = {max_payload_bytes}. Payloads up to",
+        "# four times that reach Sentinel, which dead-letters them as oversized (prefix, size and hash kept) so the",
+        "# sender is seen; larger ones are refused here (an MQTT 5 publisher gets reason 'packet too large') and",
+        "# never reach Sentinel, whose MQTT client would buffer a whole packet. max_packet_size adds room for the",
+        "# topic and properties and disconnects a client that sends a bigger packet at all.",
+        f"message_size_limit {broker_payload_limit(max_payload_bytes)}",
+        f"max_packet_size {max_packet_for(max_payload_bytes)}",
         f"log_dest {log_dest}",
         "log_type error",
         "log_type warning",

@@ -67,10 +67,22 @@ def ack_window_for(batch_max_messages: int) -> int:
     return max(2, min(MQTT_MAX_RECEIVE, 2 * batch_max_messages))
 
 
+#: The broker passes payloads up to this many times Sentinel's limit: Sentinel dead-letters those (their prefix,
+#: size and hash kept), so a moderately oversized message is seen by whoever reads dead letters; the broker refuses
+#: anything larger before Sentinel reads a byte of it.
+BROKER_PAYLOAD_FACTOR = 4
+#: Room for the topic, packet id and properties of a PUBLISH above its payload.
+PACKET_OVERHEAD_BYTES = 65_536
+
+
+def broker_payload_limit(max_payload_bytes: int) -> int:
+    """Mosquitto's ``message_size_limit`` for Sentinel's ``max_payload_bytes``."""
+    return min(0xFFFFFFFF - PACKET_OVERHEAD_BYTES, BROKER_PAYLOAD_FACTOR * max_payload_bytes)
+
+
 def max_packet_for(max_payload_bytes: int) -> int:
-    """The Maximum Packet Size the collector announces: four payload limits plus room for topic and properties
-    (oversized messages up to it are dead-lettered by Sentinel; beyond it the broker discards them)."""
-    return min(0xFFFFFFFF, 4 * max_payload_bytes + 65_536)
+    """The Maximum Packet Size the collector announces (and the broker's ``max_packet_size``)."""
+    return broker_payload_limit(max_payload_bytes) + PACKET_OVERHEAD_BYTES
 
 
 class MqttMessage(NamedTuple):
