@@ -152,11 +152,18 @@ class IngestSink:
         if not messages:
             return
         self.metrics.received.labels("mqtt").inc(len(messages))
+        batch, origins = self.prepare(messages)
+        await self._durable(batch, wait_for_room=True, origins=origins)
+
+    def prepare(self, messages: list[MqttMessage]) -> tuple[IngestBatch, _Origins]:
+        """Decode and admit MQTT messages into one batch: their readings, events and dead letters. Total: bad
+        bytes become dead letters with a reason, and a message whose processing raises is isolated and
+        dead-lettered (code ``internal``); nothing escapes. The duplicate filter holds the batch's keys as pending
+        until the batch is committed or aborted."""
         now_us = self.clock()
         parts = isolate(messages, lambda part: self._prepare(part, now_us), self._internal, self.admission.dedup)
         batch = IngestBatch.merge([b for b, _o in parts]) if len(parts) != 1 else parts[0][0]
-        origins = _Origins.merge([o for _b, o in parts])
-        await self._durable(batch, wait_for_room=True, origins=origins)
+        return batch, _Origins.merge([o for _b, o in parts])
 
     def _internal(self, message: MqttMessage, exc: Exception) -> tuple[IngestBatch, _Origins]:
         """A message whose processing raised: set aside as a dead letter (code ``internal``) so the rest goes on."""
