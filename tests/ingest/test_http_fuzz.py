@@ -37,7 +37,10 @@ def _ndjson(_ctx: Any, value: Any) -> bytes:
     return b"".join(json.dumps(item).encode() + b"\n" for item in items)
 
 
-def _fuzz(db: str, spool: Path, registry: RegistryFile, *, mine: bool, examples: int) -> tuple[list[str], Counter[str], Counter[int]]:  # fmt: skip
+Found = tuple[list[str], Counter[str], Counter[int]]
+
+
+def _fuzz(db: str, spool: Path, registry: RegistryFile, *, mine: bool, examples: int) -> Found:
     with psycopg.connect(db) as conn:
         admin = create_api_key(conn, "fuzz-admin", "admin")
     gateway = registry.gateways[0].secret
