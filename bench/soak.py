@@ -232,7 +232,8 @@ class AlertWatch(threading.Thread):
     def run(self) -> None:
         while not self.done.wait(0.02):
             rows = self.conn.execute(
-                "SELECT alert_id, extract(epoch FROM raised_at) FROM alerts WHERE rule_id = 'gas.ch4_lel'"
+                "SELECT a.alert_id, extract(epoch FROM a.raised_at) FROM alerts a JOIN devices d USING (device_id)"
+                " WHERE a.rule_id = 'gas.ch4_lel' AND d.device LIKE 'sk-%'"
             ).fetchall()
             now = time.time()
             for alert_id, raised in rows:
