@@ -12,6 +12,7 @@ import os
 from hypothesis import HealthCheck, settings
 
 _BUDGETS = {"small": 150, "large": 20_000}
+LARGE = os.environ.get("SENTINEL_FUZZ") == "large"
 EXAMPLES = int(os.environ.get("SENTINEL_FUZZ_EXAMPLES") or _BUDGETS[os.environ.get("SENTINEL_FUZZ", "small")])
 FUZZ = settings(
     max_examples=EXAMPLES,
@@ -19,3 +20,5 @@ FUZZ = settings(
     database=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much],
 )
+#: pytest-timeout's limit for one fuzz test: none for a large run.
+TIMEOUT_S = 0 if LARGE or "SENTINEL_FUZZ_EXAMPLES" in os.environ else 300

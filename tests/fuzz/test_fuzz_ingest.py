@@ -35,7 +35,7 @@ from sentinel.store.ingest_writer import IngestWriter
 from sentinel.store.spool import Spool
 from sentinel.wire import Telemetry, device_topic, encode_batch, encode_telemetry, gateway_topic
 from sentinel.wire.deadletter import INTERNAL
-from tests.fuzz.conftest import EXAMPLES, FUZZ
+from tests.fuzz.conftest import EXAMPLES, FUZZ, TIMEOUT_S
 from tests.wire.strategies import event_like, json_values, status_like, telemetry_like
 
 SITE, OTHER_SITE, GATEWAY = "fz-site", "fz-other", "fz-gw"
@@ -153,6 +153,7 @@ def _account(sink: IngestSink, messages: list[MqttMessage], good: list[Telemetry
         sink._abort(batch)  # nothing is written: release the pending keys for the next example
 
 
+@pytest.mark.timeout(TIMEOUT_S)
 @FUZZ
 @given(
     hostile=st.lists(st.tuples(topics, payloads), min_size=1, max_size=8),

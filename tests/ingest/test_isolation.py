@@ -24,7 +24,7 @@ def test_the_message_that_raises_is_set_aside_and_the_rest_goes_on() -> None:
             raise ZeroDivisionError("a defect")
         return part
 
-    parts = isolate(list(range(20)), prepare, lambda item, exc: [-item, type(exc).__name__], dedup)  # type: ignore[list-item]
+    parts: list[list[object]] = isolate(list(range(20)), prepare, lambda item, exc: [-item, type(exc).__name__], dedup)  # type: ignore[arg-type]
     kept = [i for p in parts for i in p if isinstance(i, int) and i >= 0]
     assert kept == [i for i in range(20) if i != 13]
     assert [-13, "ZeroDivisionError"] in parts
