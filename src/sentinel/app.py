@@ -66,16 +66,19 @@ from sentinel.engine.runner import EngineRunner, WallClock, wall_now
 from sentinel.errors import MigrationError
 from sentinel.ingest.admission import Admission
 from sentinel.ingest.dedup import DuplicateFilter
+from sentinel.ingest.letters import LetterLimiter
 from sentinel.ingest.sink import Clock, IngestSink, wall_clock_us
 from sentinel.notify.api import make_router as notify_router
 from sentinel.notify.service import Notifier, build_notifier
 from sentinel.observability import IngestMetrics
+from sentinel.registry.keys import KeyStore
 from sentinel.registry.repository import RegistryView, ensure_metrics
 from sentinel.settings import Settings
 from sentinel.store import migrations
 from sentinel.store.database import Database, connect
 from sentinel.store.ingest_writer import IngestWriter
 from sentinel.store.spool import Spool
+from sentinel.wire import WireLimits
 
 log = logging.getLogger(__name__)
 RunLoop = Callable[[], Coroutine[Any, Any, None]]
@@ -286,7 +289,12 @@ class Sentinel:
             queue_max_batches=self.settings.queue_max_batches,
             clock=self._ingest_clock,
             on_durable=on_durable,
+            limits=WireLimits(max_payload_bytes=self.settings.max_payload_bytes),
+            letters=LetterLimiter.from_settings(self.settings),
         )
+        # API keys are looked up per request (a revoked key stops at once); while the database is away the last
+        # registry view answers, so gateways keep posting into the spool.
+        self.keys = KeyStore(conninfo, lambda: self.admission.registry)
         runner = self.runner
         if runner is not None:
             self.metrics.watch_engine(lambda: runner.engine.stats)
@@ -320,6 +328,7 @@ class Sentinel:
                 admission=self.admission,
                 metrics=self.metrics,
                 reload_registry=self.reload_registry,
+                keys=self.keys,
                 clock=self._api_clock,
                 parts=list(self.parts),
             )
@@ -362,6 +371,8 @@ class Sentinel:
         if self.runner is not None:
             with _logged("engine runner"):
                 await self.runner.stop()
+        if getattr(self, "keys", None) is not None:
+            self.keys.close()
         if getattr(self, "pool", None) is not None:
             await self.pool.close()
         if getattr(self, "sync_pool", None) is not None:
@@ -394,15 +405,7 @@ class Sentinel:
 
 
 def _collector_config(settings: Settings) -> CollectorConfig | None:
-    if settings.mqtt_url is None:
-        return None
-    return CollectorConfig.from_url(
-        settings.mqtt_url,
-        client_id=settings.mqtt_client_id,
-        session_expiry_s=settings.mqtt_session_expiry_s,
-        batch_max_messages=settings.batch_max_messages,
-        batch_max_wait_s=settings.batch_max_wait_ms / 1000,
-    )
+    return CollectorConfig.from_settings(settings) if settings.mqtt_url is not None else None
 
 
 @contextlib.contextmanager

@@ -79,6 +79,29 @@ class IngestMetrics:
         self.db_write = Histogram(
             "sentinel_db_write_seconds", "Duration of one ingest transaction", buckets=_LATENCY_BUCKETS, registry=r
         )
+        # Input limits (issue 13)
+        self.internal_errors = Counter(
+            "sentinel_ingest_internal_errors_total",
+            "Messages whose processing raised unexpectedly: set aside as dead letters (reason internal)",
+            registry=r,
+        )
+        self.topic_invalid = Counter(
+            "sentinel_ingest_topic_invalid_total",
+            "MQTT messages on a topic outside the contract, by what is wrong with the topic",
+            ["reason"],
+            registry=r,
+        )
+        self.dead_letters_suppressed = Counter(
+            "sentinel_ingest_dead_letters_suppressed_total",
+            "Dead letters not stored one by one because their sender exceeded its rate (summarised instead)",
+            ["reason"],
+            registry=r,
+        )
+        self.seq_conflicts = Counter(
+            "sentinel_ingest_seq_conflicts_total",
+            "Messages whose (device, seq) was seen with another device time: stored (a counter reset), counted",
+            registry=r,
+        )
 
     def watch_mqtt(
         self, stats: Callable[[], CollectorStats | None], connected: Callable[[], bool] | None = None

@@ -81,6 +81,16 @@ class Settings(BaseSettings):
     # notifier's pass interval. Unset file: only the generic webhooks are delivered.
     notify_channels_file: Path | None = None
     notify_interval_s: float = Field(default=2.0, gt=0)
+    # Input limits (issue 13)
+    #: One limit for one payload on every transport: an MQTT message, or an HTTP body (schemas/README). The
+    #: generated mosquitto.conf refuses larger packets at the broker (max_packet_size), before Sentinel reads them.
+    max_payload_bytes: int = Field(default=1_048_576, ge=1024, le=256 * 1_048_576)
+    #: A dead letter keeps at most this many bytes of what was refused, plus its full size and SHA-256.
+    dead_letter_keep_bytes: int = Field(default=4096, ge=0)
+    #: Dead letters stored one by one per sender (MQTT topic or HTTP key): a burst, then a steady rate per second.
+    #: Beyond it they are counted and summarised in one dead letter (code suppressed), never silently dropped.
+    dead_letter_burst: int = Field(default=100, ge=1)
+    dead_letter_rate_per_s: float = Field(default=10.0, gt=0)
 
     @field_validator("database_url")
     @classmethod

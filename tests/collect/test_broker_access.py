@@ -19,7 +19,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from sentinel.collect.broker import BrokerRegistry, password_entry, password_matches, write_access_files
+from sentinel.collect.broker import (
+    BrokerRegistry,
+    mosquitto_config,
+    password_entry,
+    password_matches,
+    write_access_files,
+)
 from sentinel.collect.commands import broker_app, load_broker_registry, parse_broker_registry
 from sentinel.collect.mqtt import CollectorConfig, MqttCollector, MqttMessage
 from sentinel.errors import BrokerError
@@ -117,11 +123,12 @@ def test_generated_config_is_accepted_by_mosquitto(tmp_path: Path) -> None:
     user = pwd.getpwuid(os.geteuid()).pw_name
     args = ["config", "--persistence-dir", str(tmp_path), "--port", str(port), "--bind", "127.0.0.1", "--user", user]
     result = CliRunner().invoke(broker_app, [*args, "--batch-size", "8000", "--rate", "100", "--outage-s", "60",
-                                             "--out", str(conf)])  # fmt: skip
+                                             "--allow-anonymous", "--out", str(conf)])  # fmt: skip
     assert result.exit_code == 0, result.output
     text = conf.read_text()
     assert "max_inflight_messages 16000" in text
     assert "max_queued_messages 6000" in text
+    assert "message_size_limit 4194304" in text  # 4 x SENTINEL_MAX_PAYLOAD_BYTES
     # Mosquitto refuses to start on an unknown or malformed option, so serving a client proves the file is good.
     process = subprocess.Popen([binary, "-c", str(conf)], stderr=subprocess.PIPE)
     try:
@@ -228,3 +235,75 @@ def test_sentinel_login_from_the_broker_url_when_the_registry_has_none(tmp_path:
     assert [e.split(":", 1)[0] for e in entries] == ["ingest", "gw-a"]  # gw-http has no secret: no login
     assert password_matches(entries[0], "p@ss")
     assert "user gw-http" not in (tmp_path / "mosquitto.acl").read_text()
+
+
+def test_generated_config_requires_logins_by_default(tmp_path: Path) -> None:
+    # Issue 13: the default config is the secure one; an open broker must be asked for by name.
+    result = CliRunner().invoke(broker_app, ["config", "--persistence-dir", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert "allow_anonymous false" in result.output
+    assert "password_file /etc/mosquitto/mosquitto.passwd" in result.output
+    assert "allow_anonymous true" not in result.output
+    with pytest.raises(BrokerError, match="allow-anonymous"):
+        mosquitto_config(persistence_dir=tmp_path)
+
+
+def test_default_config_refuses_anonymous_and_oversize_at_the_broker(tmp_path: Path) -> None:
+    binary = find_mosquitto()
+    if binary is None:
+        pytest.skip("mosquitto is not installed")
+    (tmp_path / "registry.yaml").write_text(REGISTRY_YAML, encoding="utf-8")
+    result = CliRunner().invoke(broker_app, ["acl", str(tmp_path / "registry.yaml"), "--out-dir", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    conf, port = tmp_path / "mosquitto.conf", free_port()
+    user = pwd.getpwuid(os.geteuid()).pw_name
+    args = ["config", "--persistence-dir", str(tmp_path), "--port", str(port), "--bind", "127.0.0.1", "--user", user,
+            "--password-file", str(tmp_path / "mosquitto.passwd"), "--acl-file", str(tmp_path / "mosquitto.acl"),
+            "--max-payload", "2048", "--out", str(conf)]  # fmt: skip
+    assert CliRunner().invoke(broker_app, args).exit_code == 0
+    process = subprocess.Popen([binary, "-c", str(conf)], stderr=subprocess.PIPE)
+    received: list[MqttMessage] = []
+
+    async def sink(batch: list[MqttMessage]) -> None:
+        received.extend(batch)
+
+    async def scenario() -> None:
+        for _ in range(500):
+            try:
+                await try_login_at("127.0.0.1", port, "sentinel-ingest", "ingest secret")
+                break
+            except OSError:
+                await asyncio.sleep(0.02)
+        with pytest.raises(MQTTConnectError):
+            await try_login_at("127.0.0.1", port)  # anonymous
+        config = CollectorConfig(
+            host="127.0.0.1", port=port, username="sentinel-ingest", password="ingest secret", batch_max_wait_s=0.05
+        )
+        collector = MqttCollector(config, sink)
+        task = asyncio.create_task(collector.run())
+        await asyncio.wait_for(collector.connected.wait(), 10)
+        topic = "sentinel/v1/plant-a/_gateway/gw-a/telemetry"
+        auth = ("gw-a", "gw-a secret")
+        await publish(
+            "127.0.0.1",
+            port,
+            [(topic, b"x" * (4 * 2048 + 1)), (topic, b"y" * 3000), (topic, b"small")],
+            username=auth[0],
+            password=auth[1],
+        )
+        for _ in range(200):
+            if len(received) >= 2:
+                break
+            await asyncio.sleep(0.05)
+        await collector.stop()
+        await task
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+        if process.stderr:
+            process.stderr.close()
+    # Over 4 x the limit never reaches Sentinel; over the limit but within 4 x does (and is dead-lettered there).
+    assert [m.payload for m in received] == [b"y" * 3000, b"small"]

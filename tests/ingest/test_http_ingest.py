@@ -97,7 +97,7 @@ def test_partly_bad_batch_stores_the_good_and_reports_each_bad_item(
     [
         ({"content-type": "application/json"}, b'{"device": ', 400, "invalid_telemetry"),
         ({"content-type": "text/plain"}, b"hello", 415, "unsupported_media_type"),
-        ({"content-type": "application/json"}, b" " * (8 * 1024 * 1024 + 1), 413, "too_large"),
+        ({"content-type": "application/json"}, b" " * (1024 * 1024 + 1), 413, "too_large"),
     ],
 )
 def test_whole_body_refusals(

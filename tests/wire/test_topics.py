@@ -20,6 +20,7 @@ from sentinel.wire import (
     mqtt_source,
     parse_topic,
 )
+from sentinel.wire.topics import TopicInvalid
 
 NOW_US = 1_795_867_200_000_000
 RECEIVED = datetime(2026, 11, 28, 12, 0, 1, tzinfo=UTC)
@@ -49,22 +50,26 @@ def test_topics_of_the_contract(topic: str, info: TopicInfo) -> None:
 
 
 @pytest.mark.parametrize(
-    ("topic", "why"),
+    ("topic", "why", "kind"),
     [
-        ("sentinel/v2/s/d/telemetry", "not under sentinel/v1/"),
-        ("sentinel/v1/s/telemetry", "too few levels"),
-        ("sentinel/v1/s/d/readings", "unknown kind 'readings'"),
-        ("sentinel/v1/s/d/x/telemetry", "6 levels"),
-        ("sentinel/v1/s/_gateway/g/event", "a gateway publishes telemetry and status only"),
-        ("sentinel/v1/s/_gw/telemetry", "device '_gw' is not an id"),
-        ("sentinel/v1//d/telemetry", "site '' is not an id"),
-        ("sentinel/v1/s/a+b/status", "device 'a+b' is not an id"),
-        ("sentinel/v1/s/_gateway/g h/telemetry", "gateway 'g h' is not an id"),
+        ("sentinel/v2/s/d/telemetry", "not under sentinel/v1/", "outside_root"),
+        ("sentinel/v1/s/telemetry", "too few levels", "too_few_levels"),
+        ("sentinel/v1/s/_gateway/g", "too few levels", "too_few_levels"),
+        ("sentinel/v1/s/d/readings", "unknown kind 'readings'", "unknown_kind"),
+        ("sentinel/v1/s/d/x/telemetry", "6 levels", "extra_level"),
+        ("sentinel/v1/s/_gateway/g/telemetry/x", "7 levels", "extra_level"),
+        ("sentinel/v1/s/_gateway/g/event", "a gateway publishes telemetry and status only", "gateway_kind"),
+        ("sentinel/v1/s/_gw/telemetry", "device '_gw' is not an id", "bad_id"),
+        ("sentinel/v1//d/telemetry", "site '' is not an id", "bad_id"),
+        ("sentinel/v1/s/a+b/status", "device 'a+b' is not an id", "bad_id"),
+        ("sentinel/v1/s/_gateway/g h/telemetry", "gateway 'g h' is not an id", "bad_id"),
     ],
 )
-def test_topics_outside_the_contract(topic: str, why: str) -> None:
-    with pytest.raises(WireError) as caught:
+def test_topics_outside_the_contract(topic: str, why: str, kind: str) -> None:
+    with pytest.raises(TopicInvalid) as caught:
         parse_topic(topic)
+    assert caught.value.kind == kind
+    assert caught.value.problem.code == "topic_invalid"  # type: ignore[attr-defined]
     assert caught.value.problem.where == "topic"
     assert why in caught.value.problem.what
     assert repr(topic) in caught.value.problem.what

@@ -43,7 +43,6 @@ DATABASE_AWAY = {
 def create_app(ctx: ApiContext, routers: Sequence[APIRouter] = ()) -> FastAPI:
     app = FastAPI(title="Sentinel", version=__version__, description="Work-safety risk monitoring and early warning")
     app.state.context = ctx
-    app.state.pipeline = ctx  # api/ingest.py still reads this name; it has the same sink and admission
     app.include_router(ingest_router)
     app.include_router(alerts_router)
     app.include_router(hazards_router)

@@ -7,6 +7,7 @@ and the refused attempt is logged with the key's name.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable, Coroutine
 from typing import Any
@@ -30,7 +31,9 @@ def bearer_key(request: Request) -> ApiKey:
             detail={"error": "unauthorized", "reason": "send Authorization: Bearer <token>"},
             headers={"WWW-Authenticate": "Bearer"},
         )
-    key: ApiKey | None = context(request).admission.registry.key_for(token.strip())
+    # Looked up in the database per request: a revoked key stops at once, a new one works at once
+    # (sentinel.registry.keys). This runs in a worker thread (see require), never on the event loop.
+    key: ApiKey | None = context(request).keys.lookup(token.strip())
     if key is None:
         raise HTTPException(
             401,
@@ -44,7 +47,7 @@ def require(*roles: str) -> Callable[[Request], Coroutine[Any, Any, ApiKey]]:
     """A dependency admitting keys of these roles (admin always passes)."""
 
     async def dependency(request: Request) -> ApiKey:
-        key = bearer_key(request)
+        key = await asyncio.to_thread(bearer_key, request)  # one indexed query: off the loop ingest shares
         if not may(key.role, roles):
             log.warning("refused: key %r (role %s) tried %s %s", key.name, key.role, request.method, request.url.path)
             raise HTTPException(

@@ -20,6 +20,7 @@ from psycopg_pool import AsyncConnectionPool, ConnectionPool
 from sentinel.ingest.admission import Admission
 from sentinel.ingest.sink import IngestSink
 from sentinel.observability import IngestMetrics
+from sentinel.registry.keys import KeyStore
 
 T = TypeVar("T")
 
@@ -37,6 +38,7 @@ class ApiContext:
     admission: Admission
     metrics: IngestMetrics
     reload_registry: Callable[[], Awaitable[None]]
+    keys: KeyStore
     clock: Callable[[], datetime] = now_utc
     parts: list[object] = field(default_factory=list)
 

@@ -4,11 +4,19 @@ Answers: 202 with counts and per-item errors (a partly bad body stores its good 
 body is valid telemetry; 401 without a valid key; 403 when the key may not ingest or every item names a device
 the key may not write for; 413 over the size limit; 415 for another content type; 503 with Retry-After when the
 ingest queue is full. Every refused body or item is stored as a dead letter with its reason.
+
+One size limit for a body, the same as for one MQTT payload: ``SENTINEL_MAX_PAYLOAD_BYTES`` (1 MiB by default, the
+sink's ``limits.max_payload_bytes``). A body whose processing raises unexpectedly is answered 400 with code
+``internal`` and kept as a dead letter, never 500 (the exception type is logged and named; its text is not sent).
+
+Who may post: a gateway key for the sites its gateway is bound to; an admin key for any site (admins are trusted
+with the whole registry, and may need to backfill a site whose gateway is down; its dead letters name the key).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 from datetime import UTC, datetime
 from typing import Annotated, Any, NoReturn
 
@@ -16,14 +24,17 @@ from fastapi import APIRouter, Depends, HTTPException, Request
 from pydantic import BaseModel
 
 from sentinel.api.auth import require
+from sentinel.api.context import context
 from sentinel.errors import BackpressureError, DecodeError
-from sentinel.ingest.admission import Sender
+from sentinel.ingest.admission import Admission, Admitted, Sender
 from sentinel.registry.repository import ApiKey
 from sentinel.resources import data_dir
 from sentinel.wire import WireLimits, dead_letters, decode_http_body, encode_telemetry, http_source
+from sentinel.wire.deadletter import INTERNAL, DeadLetter, internal_letter
 from sentinel.wire.decode import Rejected
 
-MAX_BODY_BYTES = 8 * 1024 * 1024
+log = logging.getLogger(__name__)
+
 JSON_TYPES = ("application/json",)
 NDJSON_TYPES = ("application/x-ndjson", "application/ndjson", "application/jsonl")
 REGISTRY_CODES = {"unknown_device", "foreign_site"}
@@ -112,18 +123,95 @@ def _fail(status: int, error: str, reason: str, path: str = "", errors: list[Ite
     raise HTTPException(status, detail=body.model_dump())
 
 
-async def _read_body(request: Request) -> bytes:
+async def _read_body(request: Request, limit: int) -> bytes:
     declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-        _fail(413, "too_large", f"body is {declared} bytes, the limit is {MAX_BODY_BYTES}")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        _fail(413, "too_large", f"body is {declared} bytes, the limit is {limit} (SENTINEL_MAX_PAYLOAD_BYTES)")
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():
         size += len(chunk)
-        if size > MAX_BODY_BYTES:
-            _fail(413, "too_large", f"body exceeds {MAX_BODY_BYTES} bytes")
+        if size > limit:
+            _fail(413, "too_large", f"body exceeds {limit} bytes (SENTINEL_MAX_PAYLOAD_BYTES)")
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+class _Refused(Exception):
+    """A whole body refused: its dead letter and the error word of the 400."""
+
+    def __init__(self, letter: DeadLetter, error: str) -> None:
+        super().__init__(letter.reason)
+        self.letter = letter
+        self.error = error
+
+
+def _admit(
+    admission: Admission,
+    body: bytes,
+    ndjson: bool,
+    key: ApiKey,
+    source: str,
+    now_us: int,
+    limits: WireLimits,
+) -> tuple[Admitted, list[ItemErrorOut], int]:
+    """Decode and admit a body: (admitted, per-item errors, items received). Raises _Refused for a body refused
+    as a whole, including one whose processing raised (code internal: a defect, set aside, never a 500)."""
+    try:
+        return _admit_body(admission, body, ndjson, key, source, now_us, limits)
+    except DecodeError as exc:
+        letters = dead_letters([Rejected(exc.problem, body)], source, _utc(now_us))  # type: ignore[arg-type]
+        raise _Refused(letters[0], "invalid_telemetry") from None
+    except Exception as exc:
+        log.error(
+            "HTTP body from %s set aside as a dead letter: processing raised %s",
+            source,
+            type(exc).__name__,
+            exc_info=exc,
+        )
+        raise _Refused(internal_letter(body, source, _utc(now_us), exc), INTERNAL) from None
+
+
+def _admit_body(
+    admission: Admission,
+    body: bytes,
+    ndjson: bool,
+    key: ApiKey,
+    source: str,
+    now_us: int,
+    limits: WireLimits,
+) -> tuple[Admitted, list[ItemErrorOut], int]:
+    decoded = decode_http_body(body, ndjson=ndjson, now_us=now_us, limits=limits)
+    sender = Sender(source, allowed_sites=key.sites, gateway=key.gateway)
+    refused = {r.index for r in decoded.rejected}
+    total = len(decoded.messages) + len(decoded.rejected)
+    indices: list[int | None] = [i for i in range(total) if i not in refused]
+    del indices[len(decoded.messages) :]
+    messages = decoded.messages
+    admission.dedup.begin()
+    try:
+        admitted = admission.telemetry(
+            messages,
+            [sender] * len(messages),
+            now_us,
+            raw_of=lambda k: encode_telemetry(messages[k]),
+            indices=indices,
+            path_prefix=lambda i: "" if i is None else f"[{i}]",
+        )
+    except Exception:
+        admission.dedup.rollback()  # its pending marks must not shadow the body sent again
+        raise
+    finally:
+        admission.dedup.end()
+    wire_errors = [
+        ItemErrorOut(index=r.index, path=r.problem.where, reason=r.problem.what, code=str(r.problem.code))
+        for r in decoded.rejected
+    ]
+    errors = wire_errors + [
+        ItemErrorOut(index=e.index, path=e.path, reason=e.reason, code=e.code) for e in admitted.errors
+    ]
+    admitted.batch.dead_letters = dead_letters(decoded.rejected, source, _utc(now_us)) + admitted.batch.dead_letters
+    return admitted, errors, total
 
 
 @router.post(
@@ -147,40 +235,17 @@ async def post_telemetry(request: Request, key: Annotated[ApiKey, Depends(requir
     media = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if media not in JSON_TYPES + NDJSON_TYPES:
         _fail(415, "unsupported_media_type", f"send {JSON_TYPES[0]} or {NDJSON_TYPES[0]}, not {media or 'nothing'}")
-    body = await _read_body(request)
-    pipeline = request.app.state.pipeline
-    sink, admission = pipeline.sink, pipeline.admission
+    ctx = context(request)
+    sink = ctx.sink
+    limits: WireLimits = sink.limits
+    body = await _read_body(request, limits.max_payload_bytes)
     source = http_source(key.gateway or key.name)
     now_us = sink.clock()
-    limits = WireLimits(max_payload_bytes=MAX_BODY_BYTES)
     try:
-        decoded = decode_http_body(body, ndjson=media in NDJSON_TYPES, now_us=now_us, limits=limits)
-    except DecodeError as exc:
-        letters = dead_letters([Rejected(exc.problem, body)], source, _utc(now_us))  # type: ignore[arg-type]
-        await sink.refuse(letters)
-        _fail(400, "invalid_telemetry", exc.problem.what, exc.problem.where)
-    sender = Sender(source, allowed_sites=key.sites, gateway=key.gateway)
-    refused = {r.index for r in decoded.rejected}
-    total = len(decoded.messages) + len(decoded.rejected)
-    indices: list[int | None] = [i for i in range(total) if i not in refused]
-    del indices[len(decoded.messages) :]
-    messages = decoded.messages
-    admitted = admission.telemetry(
-        messages,
-        [sender] * len(messages),
-        now_us,
-        raw_of=lambda k: encode_telemetry(messages[k]),
-        indices=indices,
-        path_prefix=lambda i: "" if i is None else f"[{i}]",
-    )
-    wire_errors = [
-        ItemErrorOut(index=r.index, path=r.problem.where, reason=r.problem.what, code=str(r.problem.code))
-        for r in decoded.rejected
-    ]
-    errors = wire_errors + [
-        ItemErrorOut(index=e.index, path=e.path, reason=e.reason, code=e.code) for e in admitted.errors
-    ]
-    admitted.batch.dead_letters = dead_letters(decoded.rejected, source, _utc(now_us)) + admitted.batch.dead_letters
+        admitted, errors, total = _admit(ctx.admission, body, media in NDJSON_TYPES, key, source, now_us, limits)
+    except _Refused as refused:
+        await sink.refuse([refused.letter])
+        _fail(400, refused.error, refused.letter.reason, refused.letter.path)
     try:
         await sink.http(admitted, received=total)
     except BackpressureError as exc:

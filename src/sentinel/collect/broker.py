@@ -23,7 +23,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from sentinel.collect.mqtt import TOPIC_ROOT, ack_window_for
+from sentinel.collect.mqtt import TOPIC_ROOT, ack_window_for, broker_payload_limit, max_packet_for
 from sentinel.errors import BrokerError
 
 PASSWORD_ITERATIONS = 101  # mosquitto_passwd's default: cheap enough for reconnect storms of many devices
@@ -70,17 +70,30 @@ def mosquitto_config(
     autosave_interval_s: int = 30,
     run_as_user: str | None = None,
     tls: TlsListener | None = None,
+    max_payload_bytes: int = 1_048_576,
+    allow_anonymous: bool = False,
 ) -> str:
     """Return a mosquitto.conf for Sentinel's broker.
 
     ``batch_max_messages`` must be the collector's batch size: the collector acknowledges a message only when the
     batch holding it is durable, so the broker must let at least that many (and, to keep the pipe full while one
     batch is being committed, twice that many) messages be unacknowledged at once.
+
+    Secure by default: without ``password_file`` and ``acl_file`` it refuses unless ``allow_anonymous`` is asked
+    for (tests, demos on one machine). ``max_payload_bytes`` is Sentinel's one payload limit
+    (``SENTINEL_MAX_PAYLOAD_BYTES``): the broker refuses larger messages before Sentinel reads a byte of them.
     """
     if batch_max_messages < 1:
         raise BrokerError(f"batch_max_messages: must be at least 1, got {batch_max_messages}")
     if (password_file is None) != (acl_file is None):
         raise BrokerError("password_file and acl_file: give both (authenticated broker) or neither (open broker)")
+    if password_file is None and not allow_anonymous:
+        raise BrokerError(
+            "no password file and ACL: anyone reaching the broker could publish; write them with "
+            "`sentinel broker acl` and pass --password-file/--acl-file, or ask for --allow-anonymous (tests only)"
+        )
+    if max_payload_bytes < 1:
+        raise BrokerError(f"max_payload_bytes: must be at least 1, got {max_payload_bytes}")
     budget = queue or QueueBudget()
     window = ack_window_for(batch_max_messages)
     lines = [
@@ -112,6 +125,14 @@ def mosquitto_config(
         "# stream to Sentinel into large segments. Measured here at QoS 1: 58-73k msg/s end to end and half the",
         "# collector CPU per message, against 35-44k msg/s with set_tcp_nodelay true.",
         "set_tcp_nodelay false",
+        "",
+        f"# One payload limit for every transport: SENTINEL_MAX_PAYLOAD_BYTES = {max_payload_bytes}. Payloads up to",
+        "# four times that reach Sentinel, which dead-letters them as oversized (prefix, size and hash kept) so the",
+        "# sender is seen; larger ones are refused here (an MQTT 5 publisher gets reason 'packet too large') and",
+        "# never reach Sentinel, whose MQTT client would buffer a whole packet. max_packet_size adds room for the",
+        "# topic and properties and disconnects a client that sends a bigger packet at all.",
+        f"message_size_limit {broker_payload_limit(max_payload_bytes)}",
+        f"max_packet_size {max_packet_for(max_payload_bytes)}",
         f"log_dest {log_dest}",
         "log_type error",
         "log_type warning",
@@ -130,7 +151,7 @@ def mosquitto_config(
     else:
         lines += [
             "",
-            "# No password file given: anyone who reaches the listener may publish (tests, demos).",
+            "# Asked for with --allow-anonymous: anyone who reaches the listener may publish (tests, demos only).",
             "allow_anonymous true",
         ]
     if tls is not None:

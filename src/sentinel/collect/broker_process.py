@@ -133,6 +133,7 @@ class PrivateMosquitto:
                 autosave_interval_s=5,
                 run_as_user=me,
                 tls=tls,
+                allow_anonymous=password_file is None,
             )
             + extra_config,  # e.g. "max_qos 0\n": options after the listener line apply to it
             encoding="utf-8",

@@ -40,7 +40,7 @@ from sentinel.collect.broker import (
     write_access_files,
 )
 from sentinel.errors import BrokerError
-from sentinel.settings import load_settings
+from sentinel.settings import Settings, load_settings
 
 ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")  # the wire contract's ID_PATTERN
 
@@ -179,6 +179,7 @@ def _secret(fields: dict[str, Any], where: str, *, required: bool) -> str | None
 
 @broker_app.command("config")
 def config_command(
+    ctx: typer.Context,
     persistence_dir: Annotated[Path, typer.Option(help="Where Mosquitto keeps sessions and queued messages")] = Path(
         "/var/lib/mosquitto"
     ),
@@ -188,15 +189,26 @@ def config_command(
     rate: Annotated[int, typer.Option(min=1, help="Expected ingest rate, messages/s")] = 2000,
     outage_s: Annotated[int, typer.Option(min=1, help="Longest Sentinel outage the broker must absorb")] = 900,
     queue_mb: Annotated[int, typer.Option(min=1, help="Memory cap of a subscriber's queue, MiB")] = 1024,
-    password_file: Annotated[Path | None, typer.Option(help="From `sentinel broker acl`")] = None,
-    acl_file: Annotated[Path | None, typer.Option(help="From `sentinel broker acl`")] = None,
+    password_file: Annotated[Path, typer.Option(help="From `sentinel broker acl --out-dir /etc/mosquitto`")] = Path(
+        "/etc/mosquitto/mosquitto.passwd"
+    ),
+    acl_file: Annotated[Path, typer.Option(help="From `sentinel broker acl`")] = Path("/etc/mosquitto/mosquitto.acl"),
+    allow_anonymous: Annotated[
+        bool, typer.Option("--allow-anonymous", help="No logins: anyone may publish (tests and demos only)")
+    ] = False,
+    max_payload: Annotated[
+        int | None, typer.Option(min=1, help="Largest payload, bytes [SENTINEL_MAX_PAYLOAD_BYTES]")
+    ] = None,
     user: Annotated[str | None, typer.Option(help="Account Mosquitto switches to when started as root")] = None,
     tls_port: Annotated[int, typer.Option(min=1, max=65535, help="Port of the TLS listener")] = 8883,
     certfile: Annotated[Path | None, typer.Option(help="Server certificate (PEM): adds a TLS listener")] = None,
     keyfile: Annotated[Path | None, typer.Option(help="Its private key (PEM)")] = None,
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Write here instead of standard output")] = None,
 ) -> None:
-    """Print a mosquitto.conf whose queue and in-flight limits match Sentinel's batching."""
+    """Print a mosquitto.conf whose queue and in-flight limits match Sentinel's batching.
+
+    Logins and an ACL are required by default (write them with `sentinel broker acl`); the payload limit is
+    Sentinel's own."""
     if (certfile is None) != (keyfile is None):
         raise BrokerError("--certfile and --keyfile: give both for a TLS listener, or neither")
     tls = TlsListener(tls_port, certfile, keyfile) if certfile is not None and keyfile is not None else None
@@ -206,10 +218,12 @@ def config_command(
         persistence_dir=persistence_dir,
         batch_max_messages=batch_size,
         queue=QueueBudget(rate_msgs_per_s=rate, outage_s=outage_s, memory_bytes=queue_mb << 20),
-        password_file=password_file,
-        acl_file=acl_file,
+        password_file=None if allow_anonymous else password_file,
+        acl_file=None if allow_anonymous else acl_file,
         run_as_user=user,
         tls=tls,
+        max_payload_bytes=max_payload if max_payload is not None else _settings(ctx).max_payload_bytes,
+        allow_anonymous=allow_anonymous,
     )
     if out is None:
         sys.stdout.write(text)
@@ -247,6 +261,12 @@ def acl_command(
     logins = 1 + sum(g.secret is not None for g in accounts.gateways)
     logins += sum(d.secret is not None for d in accounts.devices)
     typer.echo(f"wrote {password_path} ({logins} logins) and {acl_path}; reload Mosquitto (SIGHUP) to apply")
+
+
+def _settings(ctx: typer.Context) -> Settings:
+    obj: dict[str, Any] = ctx.find_root().obj or {}
+    config = obj.get("config")
+    return load_settings(config if isinstance(config, Path) else None)
 
 
 def _login_of(ctx: typer.Context, url: str | None) -> tuple[str, str] | None:

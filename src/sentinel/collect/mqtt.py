@@ -55,13 +55,9 @@ from sentinel.settings import Settings
 log = logging.getLogger(__name__)
 
 TOPIC_ROOT = "sentinel/v1"
-SUBSCRIPTIONS = (
-    f"{TOPIC_ROOT}/+/+/telemetry",
-    f"{TOPIC_ROOT}/+/+/event",
-    f"{TOPIC_ROOT}/+/+/status",
-    f"{TOPIC_ROOT}/+/_gateway/+/telemetry",
-    f"{TOPIC_ROOT}/+/_gateway/+/status",  # the wire contract has gateway status too
-)
+#: Everything under the root: a topic outside the contract (an extra level, an unknown kind, a gateway event) is
+#: received and dead-lettered with its reason by the sink, rather than never delivered and lost unseen.
+SUBSCRIPTIONS = (f"{TOPIC_ROOT}/#",)
 MQTT_MAX_RECEIVE = 65535
 
 
@@ -69,6 +65,24 @@ def ack_window_for(batch_max_messages: int) -> int:
     """Unacknowledged messages the broker may have out to the collector: one batch being committed plus one
     filling, so reading never waits for a commit. Capped by MQTT's two-byte Receive Maximum."""
     return max(2, min(MQTT_MAX_RECEIVE, 2 * batch_max_messages))
+
+
+#: The broker passes payloads up to this many times Sentinel's limit: Sentinel dead-letters those (their prefix,
+#: size and hash kept), so a moderately oversized message is seen by whoever reads dead letters; the broker refuses
+#: anything larger before Sentinel reads a byte of it.
+BROKER_PAYLOAD_FACTOR = 4
+#: Room for the topic, packet id and properties of a PUBLISH above its payload.
+PACKET_OVERHEAD_BYTES = 65_536
+
+
+def broker_payload_limit(max_payload_bytes: int) -> int:
+    """Mosquitto's ``message_size_limit`` for Sentinel's ``max_payload_bytes``."""
+    return min(0xFFFFFFFF - PACKET_OVERHEAD_BYTES, BROKER_PAYLOAD_FACTOR * max_payload_bytes)
+
+
+def max_packet_for(max_payload_bytes: int) -> int:
+    """The Maximum Packet Size the collector announces (and the broker's ``max_packet_size``)."""
+    return broker_payload_limit(max_payload_bytes) + PACKET_OVERHEAD_BYTES
 
 
 class MqttMessage(NamedTuple):
@@ -99,6 +113,12 @@ class CollectorConfig:
     connect_timeout_s: float = 10.0
     backoff_initial_s: float = 0.5
     backoff_max_s: float = 30.0
+    #: MQTT 5 Maximum Packet Size announced at CONNECT: the broker discards larger messages for us instead of
+    #: sending them. gmqtt buffers a whole packet (concatenating 64 KiB reads, quadratic in its size) before we
+    #: see a byte, so this, and the broker's own limit (`sentinel broker config`), are the protection against a
+    #: 100 MB payload. Payloads up to it but over SENTINEL_MAX_PAYLOAD_BYTES still reach the sink and are
+    #: dead-lettered as oversized (a prefix kept), so a moderately oversized message is seen, not lost silently.
+    max_packet_bytes: int | None = None
 
     def __post_init__(self) -> None:
         if self.batch_max_messages < 1:
@@ -124,6 +144,7 @@ class CollectorConfig:
             "session_expiry_s": settings.mqtt_session_expiry_s,
             "batch_max_messages": settings.batch_max_messages,
             "batch_max_wait_s": settings.batch_max_wait_ms / 1000,
+            "max_packet_bytes": max_packet_for(settings.max_payload_bytes),
         }
         return cls.from_url(broker_url, **{**values, **overrides})
 

@@ -64,6 +64,7 @@ class GmqttSession:
             session_expiry_interval=config.session_expiry_s,
             receive_maximum=config.receive_maximum,
             logger=logging.getLogger("sentinel.collect.gmqtt"),
+            **({"maximum_packet_size": config.max_packet_bytes} if config.max_packet_bytes is not None else {}),
         )
         handler = self.client._package_handler
         if not hasattr(handler, "_handle_qos_1_publish_packet") or not hasattr(handler, "current_connection"):

@@ -10,6 +10,13 @@ the keys of batches still being written, and marks it pending; :meth:`commit` ma
 it is durable, :meth:`abort` forgets them when the write failed (the broker will redeliver, and the redelivery must
 not be mistaken for a duplicate). Committed keys are kept for ``window_s`` of arrival time, and the window is
 rebuilt from ``message_log`` on start (:meth:`load`).
+
+The same (device, seq) with another device time is not a duplicate: it is a device whose counter was reset (a
+restart), and refusing it would silence a gas sensor for the whole window. It is stored and counted in
+:attr:`DuplicateFilter.conflicts` (``schemas/README``: a message is identified by device, seq *and* ts).
+
+:meth:`begin`, :meth:`rollback` and :meth:`end` let the ingest sink undo the pending marks of a part of a batch
+whose processing raised (:func:`sentinel.ingest.isolate.isolate`), so a redelivery is not taken for a duplicate.
 """
 
 from __future__ import annotations
@@ -27,6 +34,8 @@ class DuplicateFilter:
         self._committed: dict[Key, tuple[int, int]] = {}  # key -> (ts_us, arrival_us)
         self._pending: dict[Key, int] = {}
         self._arrivals: deque[tuple[int, Key]] = deque()
+        self._journal: list[tuple[Key, int | None]] | None = None
+        self.conflicts = 0  # same (device, seq), another ts: admitted as new, counted
 
     def __len__(self) -> int:
         return len(self._committed)
@@ -37,10 +46,31 @@ class DuplicateFilter:
         committed = self._committed.get(key)
         if committed is not None and committed[0] == ts_us:
             return False
-        if self._pending.get(key) == ts_us:
+        pending = self._pending.get(key)
+        if pending == ts_us:
             return False
+        if committed is not None or pending is not None:
+            self.conflicts += 1
+        if self._journal is not None:
+            self._journal.append((key, pending))
         self._pending[key] = ts_us
         return True
+
+    def begin(self) -> None:
+        """Start recording admissions, so :meth:`rollback` can undo them."""
+        self._journal = []
+
+    def rollback(self) -> None:
+        """Undo the pending marks made since :meth:`begin` (the part that made them raised)."""
+        for key, before in reversed(self._journal or []):
+            if before is None:
+                self._pending.pop(key, None)
+            else:
+                self._pending[key] = before
+        self._journal = []
+
+    def end(self) -> None:
+        self._journal = None
 
     def commit(self, keys: Iterable[tuple[int, int, int]], received_at_us: int) -> None:
         """The batch holding these (device, seq, ts) is durable."""

@@ -43,11 +43,13 @@ from sentinel.batch import IngestBatch
 from sentinel.collect.mqtt import MqttMessage
 from sentinel.errors import BackpressureError, DatabaseUnavailable, StoreError
 from sentinel.ingest.admission import Admission, Admitted, Sender
+from sentinel.ingest.isolate import isolate
+from sentinel.ingest.letters import LetterLimiter
 from sentinel.observability import IngestMetrics
 from sentinel.store.ingest_writer import IngestWriter, Stored
 from sentinel.store.spool import Spool
 from sentinel.wire import WireLimits, dead_letters, decode_mqtt, encode_telemetry, mqtt_source
-from sentinel.wire.deadletter import DeadLetter, Origin, OriginOf
+from sentinel.wire.deadletter import DeadLetter, Origin, OriginOf, internal_letter
 from sentinel.wire.messages import Telemetry
 
 log = logging.getLogger(__name__)
@@ -103,6 +105,7 @@ class IngestSink:
         clock: Clock = wall_clock_us,
         on_durable: Callable[[IngestBatch], None] | None = None,
         replay_backoff_s: tuple[float, float] = (0.2, 5.0),
+        letters: LetterLimiter | None = None,
     ) -> None:
         self.writer = writer
         self.spool = spool
@@ -117,6 +120,8 @@ class IngestSink:
         self._replayer: asyncio.Task[None] | None = None
         self._forgetting: set[asyncio.Task[None]] = set()
         self._backoff = replay_backoff_s
+        self._conflicts_counted = 0
+        self.letters = letters or LetterLimiter()
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
@@ -147,9 +152,38 @@ class IngestSink:
         if not messages:
             return
         self.metrics.received.labels("mqtt").inc(len(messages))
+        batch, origins = self.prepare(messages)
+        await self._durable(batch, wait_for_room=True, origins=origins)
+
+    def prepare(self, messages: list[MqttMessage]) -> tuple[IngestBatch, _Origins]:
+        """Decode and admit MQTT messages into one batch: their readings, events and dead letters. Total: bad
+        bytes become dead letters with a reason, and a message whose processing raises is isolated and
+        dead-lettered (code ``internal``); nothing escapes. The duplicate filter holds the batch's keys as pending
+        until the batch is committed or aborted."""
+        now_us = self.clock()
+        parts = isolate(messages, lambda part: self._prepare(part, now_us), self._internal, self.admission.dedup)
+        batch = IngestBatch.merge([b for b, _o in parts]) if len(parts) != 1 else parts[0][0]
+        return batch, _Origins.merge([o for _b, o in parts])
+
+    def _internal(self, message: MqttMessage, exc: Exception) -> tuple[IngestBatch, _Origins]:
+        """A message whose processing raised: set aside as a dead letter (code ``internal``) so the rest goes on."""
+        log.error(
+            "MQTT message on %r set aside as a dead letter: processing raised %s",
+            message.topic,
+            type(exc).__name__,
+            exc_info=exc,
+        )
+        self.metrics.internal_errors.inc()
+        received = datetime.fromtimestamp(message.received_at, UTC)
+        letter = internal_letter(message.payload, mqtt_source(message.topic), received, exc)
+        batch = IngestBatch.of_dead_letters(int(message.received_at * 1_000_000), [letter])
+        return batch, _Origins.of(batch, None)
+
+    def _prepare(self, messages: list[MqttMessage], now_us: int) -> tuple[IngestBatch, _Origins]:
+        """Decode and admit MQTT messages into one batch (dead letters included). Pure but for the duplicate
+        filter's pending keys, which :func:`isolate` rolls back should this raise."""
         received_us = int(messages[0].received_at * 1_000_000)
         received = datetime.fromtimestamp(received_us / 1e6, UTC)
-        now_us = self.clock()
         telemetry: list[Telemetry] = []
         senders: list[Sender] = []
         raws: list[bytes | None] = []
@@ -164,6 +198,7 @@ class IngestSink:
                 letters += dead_letters(decoded.rejected, mqtt_source(m.topic), received)
             info = decoded.topic
             if info is None:
+                self.metrics.topic_invalid.labels(decoded.topic_reason or "unknown").inc()
                 continue
             sender = senders_by_topic.get(m.topic)
             if sender is None:
@@ -208,7 +243,7 @@ class IngestSink:
         batch = IngestBatch.merge([a.batch for a in parts])
         batch.dead_letters = letters + batch.dead_letters
         origins = _Origins.merge([_Origins.of(a.batch, a.origin) for a in parts])
-        await self._durable(batch, wait_for_room=True, origins=origins)
+        return batch, origins
 
     # ------------------------------------------------------------------ HTTP
     async def http(self, admitted: Admitted, received: int) -> None:
@@ -228,6 +263,12 @@ class IngestSink:
     # ------------------------------------------------------------------ the writer
     async def _durable(self, batch: IngestBatch, *, wait_for_room: bool, origins: _Origins | None = None) -> None:
         origins = origins or _Origins.of(batch, None)
+        if batch.dead_letters or self.letters.owing:
+            received = datetime.fromtimestamp(batch.received_at_us / 1e6, UTC)
+            batch.dead_letters, suppressed = self.letters.admit(batch.dead_letters, received)
+            for code, count in suppressed.items():
+                self.metrics.dead_letters_suppressed.labels(code).inc(count)
+                self.metrics.rejected.labels(code).inc(count)
         pending = _Pending(batch, asyncio.get_running_loop().create_future(), time.perf_counter(), origins)
         if wait_for_room:
             await self._queue.put(pending)
@@ -297,6 +338,9 @@ class IngestSink:
         self.metrics.stored_messages.inc(len(batch.messages))
         self.metrics.stored_readings.inc(len(batch.readings))
         self.metrics.duplicates.inc(batch.duplicates)
+        conflicts = self.admission.dedup.conflicts
+        self.metrics.seq_conflicts.inc(conflicts - self._conflicts_counted)
+        self._conflicts_counted = conflicts
         for letter in batch.dead_letters:
             self.metrics.rejected.labels(letter.code).inc()
         if stored.refused:

@@ -22,6 +22,7 @@ Failures are told apart by what PostgreSQL says (SQLSTATE), because the right an
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 from collections.abc import Iterator
@@ -325,8 +326,11 @@ class IngestWriter:
         with conn.cursor() as cur:
             if batch.events:
                 cur.executemany(
+                    # Idempotent by (device, ts, kind, name): a retained status redelivered on every
+                    # re-subscription, or an event sent twice, is stored once (migration 0013).
                     """INSERT INTO device_events (ts, device_id, kind, name, value, state, note, received_at)
-                       VALUES (to_timestamp(%s / 1e6), %s, %s, %s, %s, %s, %s, to_timestamp(%s / 1e6))""",
+                       VALUES (to_timestamp(%s / 1e6), %s, %s, %s, %s, %s, %s, to_timestamp(%s / 1e6))
+                       ON CONFLICT (device_id, ts, kind, name) DO NOTHING""",
                     [
                         (e.ts_us, e.device_id, e.kind, e.name, e.value, e.state, e.note, batch.received_at_us)
                         for e in batch.events
@@ -334,9 +338,19 @@ class IngestWriter:
                 )
             if batch.dead_letters:
                 cur.executemany(
-                    "INSERT INTO dead_letters (received_at, source, reason, path, raw) VALUES (%s, %s, %s, %s, %s)",
+                    """INSERT INTO dead_letters (received_at, source, reason, path, raw, code, size, sha256)
+                       VALUES (%s, %s, %s, %s, %s, %s, %s, %s)""",
                     [
-                        (d.received_at, nul_safe(d.source), nul_safe(d.reason), nul_safe(d.path), d.raw)
+                        (
+                            d.received_at,
+                            nul_safe(d.source),
+                            nul_safe(d.reason),
+                            nul_safe(d.path),
+                            d.raw,
+                            nul_safe(d.code),
+                            d.size if d.size is not None else len(d.raw),
+                            d.sha256 if d.sha256 is not None else hashlib.sha256(d.raw).digest(),
+                        )
                         for d in batch.dead_letters
                     ],
                 )

@@ -58,6 +58,8 @@ class _Letter(msgspec.Struct, array_like=True):
     path: str
     code: str
     index: int | None
+    size: int | None = None  # records spooled before issue 13 end at index
+    sha256: bytes | None = None
 
 
 class _Record(msgspec.Struct, array_like=True):
@@ -85,7 +87,10 @@ def _encode(batch: IngestBatch) -> bytes:
         m.seq.astype("<i8").tobytes(),
         m.ts_us.astype("<i8").tobytes(),
         [_Event(e.device_id, e.ts_us, e.kind, e.name, e.value, e.state, e.note) for e in batch.events],
-        [_Letter(d.raw, d.source, d.received_at, d.reason, d.path, d.code, d.index) for d in batch.dead_letters],
+        [
+            _Letter(d.raw, d.source, d.received_at, d.reason, d.path, d.code, d.index, d.size, d.sha256)
+            for d in batch.dead_letters
+        ],
     )
     return msgspec.msgpack.encode(record)
 
@@ -111,7 +116,8 @@ def _decode(payload: bytes) -> IngestBatch:
         ),
         events=[DeviceEvent(e.device_id, e.ts_us, e.kind, e.name, e.value, e.state, e.note) for e in rec.events],
         dead_letters=[
-            DeadLetter(d.raw, d.source, d.received_at, d.reason, d.path, d.code, d.index) for d in rec.letters
+            DeadLetter(d.raw, d.source, d.received_at, d.reason, d.path, d.code, d.index, d.size, d.sha256)
+            for d in rec.letters
         ],
     )
 

@@ -103,8 +103,9 @@ def ts_us(value: int | float | str, ctx: Context, where: str = "ts") -> int:
             local, offset_us = value[:-6], _offset_us(value[-6:])
         try:
             delta = datetime.fromisoformat(local) - _EPOCH_NAIVE
-        except ValueError as exc:
-            raise reject(where, f"not a calendar date-time: {value!r} ({exc})", RejectCode.BAD_TIMESTAMP) from None
+        except ValueError:  # the pattern bounds every field, so only the day can be past its month's end
+            what = f"not a calendar date-time: {value!r} (day is out of range for month)"
+            raise reject(where, what, RejectCode.BAD_TIMESTAMP) from None
         result = (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds - offset_us
     else:
         assert isinstance(value, float)

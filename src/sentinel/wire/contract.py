@@ -80,7 +80,7 @@ class RejectCode(StrEnum):
     BAD_TIMESTAMP = "bad_timestamp"
     FUTURE_TIMESTAMP = "future_timestamp"
     TOO_MANY = "too_many"
-    BAD_TOPIC = "bad_topic"
+    BAD_TOPIC = "topic_invalid"
     DEVICE_MISMATCH = "device_mismatch"
 
 

@@ -4,6 +4,7 @@ job; this module only builds the record.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -27,6 +28,8 @@ class DeadLetter(msgspec.Struct, frozen=True):
     - ``code``: a :class:`~sentinel.wire.contract.RejectCode` value, an admission code (``unknown_device``...) or
       :data:`STORE_REFUSED`, for counting rejections by kind
     - ``index``: the item's index in its batch, None for a single message or a whole payload
+    - ``size`` and ``sha256``: the size and hash of the bytes as received when ``raw`` keeps only a prefix of them
+      (:meth:`capped`); None when ``raw`` is whole
     """
 
     raw: bytes
@@ -36,6 +39,17 @@ class DeadLetter(msgspec.Struct, frozen=True):
     path: str
     code: str
     index: int | None = None
+    size: int | None = None
+    sha256: bytes | None = None
+
+    def capped(self, max_bytes: int) -> DeadLetter:
+        """This letter keeping at most ``max_bytes`` of its bytes, plus their full size and SHA-256: a refused
+        10 MB payload must not cost 10 MB of database (issue 13)."""
+        if len(self.raw) <= max_bytes or self.size is not None:
+            return self
+        return msgspec.structs.replace(
+            self, raw=self.raw[:max_bytes], size=len(self.raw), sha256=hashlib.sha256(self.raw).digest()
+        )
 
     @property
     def message(self) -> str:
@@ -48,6 +62,22 @@ class DeadLetter(msgspec.Struct, frozen=True):
             raise ValueError("received_at must be timezone-aware")
         problem = rejected.problem
         return cls(rejected.raw, source, received_at, problem.what, problem.where, str(problem.code), rejected.index)
+
+
+#: The code of a dead letter for a message whose processing raised unexpectedly (a defect, not bad input): it is
+#: set aside so the rest of its batch goes on. The reason names the exception type, never its text.
+INTERNAL = "internal"
+#: The code of a summary dead letter standing for letters not stored one by one (a sender over its rate).
+SUPPRESSED = "suppressed"
+
+
+def internal_letter(raw: bytes, source: str, received_at: datetime, exc: BaseException) -> DeadLetter:
+    """The dead letter of a message whose processing raised ``exc``."""
+    reason = (
+        f"processing this message raised {type(exc).__name__} (a defect in Sentinel, not necessarily in the "
+        "message); it was set aside so the rest of its batch goes on"
+    )
+    return DeadLetter(raw, source, received_at, reason, "", INTERNAL)
 
 
 #: The code of a dead letter for an admitted message (or event) that PostgreSQL refused to store for a reason of

@@ -15,7 +15,6 @@ tests, or leave it None to read the system clock.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -28,6 +27,7 @@ from sentinel.wire import checks
 from sentinel.wire.checks import NeedsExplaining, reject
 from sentinel.wire.contract import RejectCode, WireLimits, WireProblem, join_path, json_kind, prefix_path
 from sentinel.wire.explain import explain_envelope, explain_event, explain_status, explain_telemetry
+from sentinel.wire.locate import locate
 from sentinel.wire.messages import (
     BatchIn,
     BatchRawIn,
@@ -102,44 +102,49 @@ def _check_size(raw: bytes, limits: WireLimits) -> None:
         raise reject("", f"oversized: {len(raw)} bytes, the limit is {limits.max_payload_bytes}", RejectCode.OVERSIZED)
 
 
-def _malformed(exc: Exception, raw: bytes, where: str = "") -> DecodeError:
-    if isinstance(exc, UnicodeDecodeError):  # its offset is within one string; find the byte in the payload
-        try:
-            raw.decode("utf-8")
-            start = exc.start
-        except UnicodeDecodeError as whole:
-            start = whole.start
-        return reject(where, f"malformed JSON: invalid UTF-8 at byte {start}", RejectCode.MALFORMED)
-    text = str(exc)
-    position = re.search(r"\(byte (\d+)\)", text)
-    if position:
-        detail = re.sub(r"^JSON is malformed: |\s*\(byte \d+\)$", "", text)
-        what = f"malformed JSON at byte {position.group(1)}: {detail}"
-    elif "truncated" in text:
-        what = f"malformed JSON: input ends early at byte {len(raw)}"
-    else:
-        what = f"malformed JSON: {text}"
+#: What msgspec raises for bytes that are not (decodable) JSON: its DecodeError (ValidationError, a subclass, is
+#: caught before it), UnicodeDecodeError (msgspec < 0.23) and RecursionError (nesting deeper than it recurses).
+_NOT_JSON = (msgspec.DecodeError, UnicodeDecodeError, RecursionError)
+
+
+def _malformed(raw: bytes, where: str = "") -> DecodeError:
+    """Refuse ``raw`` as malformed, with the byte and the fault found by our own scan (never the dependency's
+    words, which change between releases)."""
+    fault = locate(raw)
+    what = fault.describe() if fault is not None else "malformed JSON: the decoder refused it"
     return reject(where, what, RejectCode.MALFORMED)
+
+
+def _any(decoder: msgspec.json.Decoder[object], raw: bytes, where: str = "") -> object:
+    """Decode without a type; DecodeError (malformed) for bytes that are not JSON."""
+    try:
+        return decoder.decode(raw)
+    except msgspec.ValidationError:
+        raise
+    except _NOT_JSON:
+        raise _malformed(raw, where) from None
 
 
 def _explained(raw: bytes, where: str, explain: Explain, detail: object) -> DecodeError:
     """The slow path: decode without a type and let the explainer name the field."""
     try:
-        problem = explain(where, _ANY_EXACT.decode(raw))
+        problem = explain(where, _any(_ANY_EXACT, raw, where))
     except msgspec.ValidationError:
         problem = None
-    if problem is None:  # the explainer missed a constraint: still refuse, with the fast path's own words
-        problem = WireProblem(where, f"rejected by the decoder: {detail}", RejectCode.WRONG_TYPE)
+    except DecodeError as exc:  # malformed after all (msgspec checks types before it reaches the end)
+        return exc
+    if problem is None:  # the explainer missed a constraint: still refuse, in our words
+        problem = WireProblem(where, f"does not match the {detail}", RejectCode.WRONG_TYPE)
     return DecodeError(problem)
 
 
 def _decode_one(decoder: msgspec.json.Decoder[M], raw: bytes, where: str, explain: Explain) -> M:
     try:
         return decoder.decode(raw)
-    except msgspec.ValidationError as exc:
-        raise _explained(raw, where, explain, exc) from None
-    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
-        raise _malformed(exc, raw, where) from None
+    except msgspec.ValidationError:
+        raise _explained(raw, where, explain, "contract") from None
+    except _NOT_JSON:
+        raise _malformed(raw, where) from None
 
 
 def _finish(
@@ -149,7 +154,7 @@ def _finish(
     try:
         return check(msg, ctx)
     except NeedsExplaining:
-        raise _explained(raw, where, explain, "a pattern did not match") from None
+        raise _explained(raw, where, explain, "contract (a pattern)") from None
     except DecodeError as exc:
         raise DecodeError(_problem(exc, where)) from None
 
@@ -229,8 +234,8 @@ def decode_batch(raw: bytes, *, now_us: int | None = None, limits: WireLimits = 
         batch: BatchIn | None = _BATCH.decode(raw)
     except msgspec.ValidationError:
         batch = None
-    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
-        raise _malformed(exc, raw) from None
+    except _NOT_JSON:
+        raise _malformed(raw) from None
 
     def raw_items() -> list[msgspec.Raw]:
         return _decode_one(_BATCH_RAW, raw, "", explain_envelope).messages
@@ -246,15 +251,18 @@ def decode_array(raw: bytes, *, now_us: int | None = None, limits: WireLimits = 
         items: list[TelemetryIn] | None = _ARRAY.decode(raw)
     except msgspec.ValidationError:
         items = None
-    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
-        raise _malformed(exc, raw) from None
+    except _NOT_JSON:
+        raise _malformed(raw) from None
 
     def raw_items() -> list[msgspec.Raw]:
         try:
             return _ARRAY_RAW.decode(raw)
         except msgspec.ValidationError:
-            what = f"expected an array of telemetry objects, got {json_kind(_ANY.decode(raw))}"
-            raise reject("", what, RejectCode.WRONG_TYPE) from None
+            pass
+        except _NOT_JSON:
+            raise _malformed(raw) from None
+        what = f"expected an array of telemetry objects, got {json_kind(_any(_ANY, raw))}"
+        raise reject("", what, RejectCode.WRONG_TYPE)
 
     return _items(items, raw_items, "", ctx, limits)
 
@@ -296,15 +304,14 @@ def decode_http_body(
     if start == b"{":
         try:
             is_batch = len(_PROBE.decode(raw).messages) > 0
-        except (msgspec.DecodeError, UnicodeDecodeError) as exc:
-            raise _malformed(exc, raw) from None
+        except msgspec.ValidationError:
+            is_batch = False
+        except _NOT_JSON:
+            raise _malformed(raw) from None
         if is_batch:
             return decode_batch(raw, now_us=now_us, limits=limits)
         return Decoded([decode_telemetry(raw, now_us=now_us, limits=limits)])
-    try:
-        value = _ANY.decode(raw)
-    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
-        raise _malformed(exc, raw) from None
+    value = _any(_ANY, raw)
     raise reject(
         "",
         f'expected a telemetry object, an array of them or {{"messages": [...]}}, got {json_kind(value)}',

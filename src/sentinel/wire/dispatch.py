@@ -19,7 +19,7 @@ from sentinel.wire.decode import (
     decode_telemetry,
 )
 from sentinel.wire.messages import Event, Status, Telemetry
-from sentinel.wire.topics import TopicInfo, check_sender, parse_topic
+from sentinel.wire.topics import TopicInfo, TopicInvalid, check_sender, parse_topic
 
 
 @dataclass(slots=True)
@@ -31,6 +31,7 @@ class MqttDecoded:
     events: list[Event] = field(default_factory=list)
     statuses: list[Status] = field(default_factory=list)
     rejected: list[Rejected] = field(default_factory=list)
+    topic_reason: str | None = None  # why the topic is outside the contract (a TOPIC_REASONS word)
 
 
 def _as_wire(problem: object) -> WireProblem:
@@ -44,8 +45,8 @@ def decode_mqtt(
     """Decode ``payload`` as the kind ``topic`` names and check the device against the topic."""
     try:
         info = parse_topic(topic)
-    except WireError as exc:
-        return MqttDecoded(None, rejected=[Rejected(_as_wire(exc.problem), payload)])
+    except TopicInvalid as exc:
+        return MqttDecoded(None, rejected=[Rejected(_as_wire(exc.problem), payload)], topic_reason=exc.kind)
     out = MqttDecoded(info)
     try:
         if info.kind == "telemetry" and info.is_gateway:

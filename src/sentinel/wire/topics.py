@@ -7,6 +7,10 @@
 
 Site, device and gateway ids follow :data:`~sentinel.wire.contract.ID_PATTERN`, which never starts with ``_``,
 so ``_gateway`` cannot be mistaken for a device.
+
+The collector subscribes to everything under the root (:data:`SUBSCRIPTION`), so a topic outside the contract is
+not silently never received: :func:`parse_topic` refuses it with :class:`TopicInvalid` (dead letter code
+``topic_invalid``) whose ``kind`` is one word of :data:`TOPIC_REASONS`, the label of its counter.
 """
 
 from __future__ import annotations
@@ -53,37 +57,56 @@ class TopicInfo:
         return self.gateway is not None
 
 
-def _bad(topic: str, why: str) -> WireError:
-    return WireError(WireProblem("topic", f"{why}; expected {_SHAPES}, got {topic!r}", RejectCode.BAD_TOPIC))
+#: Why a topic is outside the contract: the label of ``sentinel_ingest_topic_invalid_total``.
+TOPIC_REASONS = ("outside_root", "too_few_levels", "extra_level", "unknown_kind", "gateway_kind", "bad_id")
+
+
+class TopicInvalid(WireError):
+    """A topic outside the contract; ``kind`` (why) is one of :data:`TOPIC_REASONS`."""
+
+    def __init__(self, problem: WireProblem, reason: str) -> None:
+        super().__init__(problem)
+        self.kind = reason
+
+
+def _bad(topic: str, why: str, reason: str) -> TopicInvalid:
+    return TopicInvalid(WireProblem("topic", f"{why}; expected {_SHAPES}, got {topic!r}", RejectCode.BAD_TOPIC), reason)
 
 
 def _check_id(topic: str, what: str, value: str) -> None:
     if not _ID.search(value):
-        raise _bad(topic, f"{what} {value!r} is not an id (1-64 of A-Z a-z 0-9 . _ -, not starting with . _ -)")
+        raise _bad(
+            topic, f"{what} {value!r} is not an id (1-64 of A-Z a-z 0-9 . _ -, not starting with . _ -)", "bad_id"
+        )
 
 
 @functools.lru_cache(maxsize=65_536)
 def parse_topic(topic: str) -> TopicInfo:
-    """Split a topic of the contract; raise WireError (path ``topic``, code bad_topic) for any other topic.
+    """Split a topic of the contract; raise TopicInvalid (path ``topic``, code topic_invalid) for any other topic.
 
     Cached: a fleet publishes on a fixed set of topics, and parsing was a third of the per-message decode cost
     (bench/ingest.py). Errors are not cached; TopicInfo is frozen, so sharing it is safe."""
     levels = topic.split("/")
-    if len(levels) < 5 or "/".join(levels[:2]) != ROOT:
-        raise _bad(topic, f"not under {ROOT}/ or too few levels")
+    if "/".join(levels[:2]) != ROOT:
+        raise _bad(topic, f"not under {ROOT}/", "outside_root")
+    gateway = len(levels) > 3 and levels[3] == GATEWAY_WORD
+    expected = 6 if gateway else 5
+    if len(levels) < expected:
+        raise _bad(topic, f"too few levels: {len(levels)} levels, expected {expected}", "too_few_levels")
+    if len(levels) > expected:
+        raise _bad(topic, f"extra level: {len(levels)} levels, expected {expected}", "extra_level")
     kind = levels[-1]
-    if len(levels) == 6 and levels[3] == GATEWAY_WORD:
-        site, gateway = levels[2], levels[4]
+    if gateway:
+        site, gateway_id = levels[2], levels[4]
         if kind not in GATEWAY_KINDS:
-            raise _bad(topic, f"a gateway publishes {' and '.join(GATEWAY_KINDS)} only, not {kind!r}")
+            why = f"a gateway publishes {' and '.join(GATEWAY_KINDS)} only, not {kind!r}"
+            raise _bad(topic, why, "gateway_kind" if kind in KINDS else "unknown_kind")
         _check_id(topic, "site", site)
-        _check_id(topic, "gateway", gateway)
-        return TopicInfo(site=site, kind=kind, gateway=gateway)
-    if len(levels) != 5:
-        raise _bad(topic, f"{len(levels)} levels")
+        _check_id(topic, "gateway", gateway_id)
+        return TopicInfo(site=site, kind=kind, gateway=gateway_id)
     site, device = levels[2], levels[3]
     if kind not in KINDS:
-        raise _bad(topic, f"unknown kind {kind!r}")
+        raise _bad(topic, f"unknown kind {kind!r}", "unknown_kind")
     _check_id(topic, "site", site)
     _check_id(topic, "device", device)
     return TopicInfo(site=site, kind=kind, device=device)
