@@ -25,12 +25,14 @@ def _run(env_extra: dict[str, str], *args: str) -> subprocess.CompletedProcess[s
 @pytest.mark.parametrize(
     ("url", "cause"),
     [
-        (f"postgresql://postgres@127.0.0.1:{free_port()}/sentinel", "Connection refused"),
+        ("postgresql://postgres@127.0.0.1:{free_port}/sentinel", "Connection refused"),
         ("mysql://root@localhost/sentinel", "expected a postgresql:// URL"),
         ("postgresql://postgres@127.0.0.1:notaport/x", 'invalid integer value "notaport"'),
     ],
 )
 def test_bad_database_url_is_one_line_and_exit_2(url: str, cause: str) -> None:
+    # The free port is picked when the test runs: in the test's id it would differ between xdist workers.
+    url = url.replace("{free_port}", str(free_port()))
     result = _run({"SENTINEL_DATABASE_URL": url}, "db", "upgrade")
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
