@@ -21,10 +21,10 @@ drift by rate x memory, and a PCA limit is narrow next to that). Each row:
 What it cannot do: follow a change faster than the limit allows. A level that leaves the limit before the state
 has caught up alarms, and the alarm holds (nothing is learnt while it alarms); a model fitted on too few minutes
 for the plant's drift still needs a longer training period. The recursion runs row by row (each row's gate
-depends on the earlier rows). For a PCA detector (the default) it runs compiled, one pass over every row of every
-device (:mod:`.drift_kernel`); for other detectors across devices at once in numpy (:func:`recentred_loop`): the
-loop is over the k-th row of every device in the batch, so the live engine (many devices, a few rows each per
-batch) pays a few array steps per batch, and offline scoring of one long series one small step per row.
+depends on the earlier rows). For PCA and isolation forest detectors it runs compiled, one pass over every row of
+every device (:mod:`.drift_kernel`), as fast per row as scoring with a fixed centre or faster. Any other
+detector goes through :func:`recentred_loop`, the same recursion in numpy across devices at once: a loop over
+the k-th row of every device in the batch (a few array steps per row position; slow for one long series).
 """
 
 from __future__ import annotations
@@ -33,8 +33,7 @@ import numpy as np
 import numpy.typing as npt
 
 from sentinel.engine.anomaly.detector import Detector, FloatArray
-from sentinel.engine.anomaly.drift_kernel import pca_recentred
-from sentinel.engine.anomaly.pca import PcaDetector
+from sentinel.engine.anomaly.drift_kernel import compiled_recentred, supported
 
 CLIP = 3.0  # training standard deviations a single row may pull the centre by (times alpha)
 
@@ -62,13 +61,13 @@ def recentred_statistics(
     batch. ``centre`` and ``scale`` are the training mean and standard deviation of the columns; ``limit`` the
     model's (``inf`` while fitting: every row then moves the centre).
     """
-    if isinstance(detector, PcaDetector) and len(rows):
+    if supported(detector) and len(rows):
         heads = np.flatnonzero(np.r_[True, group[1:] != group[:-1]])
         lengths = np.diff(np.r_[heads, len(rows)])
         ids = group[heads]
         old = past[ids]
         gain = 1.0 / drift_rows
-        return pca_recentred(
+        return compiled_recentred(
             detector, rows, heads, lengths, ids, offset, past,
             np.nansum(old, axis=1), np.isfinite(old).sum(axis=1).astype(np.float64),
             limit=limit, level_gain=gain * (2.0 - gain), trend_gain=gain * gain, clip=CLIP, centre=centre, scale=scale,

@@ -1,14 +1,15 @@
-"""The drift recursion of :mod:`.drift` for a PCA detector, compiled: one pass over every row of every group.
+"""The drift recursion of :mod:`.drift` compiled, with the PCA or isolation forest statistic inside: one pass.
 
 The recursion is sequential within a device (each row's gate depends on the offset the earlier rows left), so
 numpy can only vectorise it across devices, one array step per row position: fine for many devices with a row
 or two each, but a long series (offline scoring, or a live batch where few devices send many rows) pays the
 Python overhead of a dozen numpy calls per row. Here the same arithmetic, in the same order per row, runs as
-one compiled loop (numba, compiled once and cached on disk, ``cache=True``): the PCA statistic of one row is a
-few dozen multiply-adds. Other detectors (isolation forest) keep the numpy loop of :mod:`.drift`.
+one compiled loop over every row of every group (numba, compiled once and cached on disk, ``cache=True``): the
+PCA statistic of one row is a few dozen multiply-adds, the isolation forest's a walk down each tree (the numpy
+version walks all rows one tree level per step instead). Detectors with history (robust z) never drift.
 
-Results equal the numpy loop's to float rounding (the projection there goes through BLAS, which may sum in
-another order); ``tests/anomaly/test_drift_fast.py`` checks both against a plain per-row reference.
+Results equal the numpy loop's to float rounding (numpy may sum a projection or a mean over trees in another
+order); ``tests/anomaly/test_drift_fast.py`` checks both against a plain per-row reference.
 numba is imported on first use, not at import time, so that commands which never score stay quick to start.
 """
 
@@ -21,18 +22,21 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from sentinel.engine.anomaly.detector import FloatArray
+from sentinel.engine.anomaly.detector import Detector, FloatArray
+from sentinel.engine.anomaly.iforest import IsolationForestDetector, average_path_length
 from sentinel.engine.anomaly.pca import PcaDetector
 
 IntArray = npt.NDArray[np.int64]
-WHICH = {"t2": 0, "q": 1, "combined": 2}
+WHICH = {"t2": 0, "q": 1, "combined": 2}  # the kernel's code for each PCA statistic
+FOREST = 3  # the kernel's code for an isolation forest
 
 
 def _loop(  # pragma: no cover - runs compiled; its Python twin is drift.recentred_loop
     rows: Any, heads: Any, lengths: Any, ids: Any, offset: Any, past: Any, window_sum: Any, window_count: Any,
     limit: float, level_gain: float, trend_gain: float, clip: float, centre: Any, scale: Any,
     mean: Any, pscale: Any, components: Any, variances: Any, which: int, t2_ref: float, q_ref: float,
-    raw: Any, smoothed: Any,
+    left: Any, right: Any, feature: Any, threshold: Any, leaf_path: Any, roots: Any, max_depth: int,
+    path_scale: float, raw: Any, smoothed: Any,
 ) -> None:  # fmt: skip
     f = rows.shape[1]
     k = components.shape[0]
@@ -53,28 +57,42 @@ def _loop(  # pragma: no cover - runs compiled; its Python twin is drift.recentr
             for j in range(f):
                 level[j] += trend[j]
                 shifted[j] = rows[at, j] - level[j]
-                standard[j] = (shifted[j] - mean[j]) / pscale[j]
-            t2 = 0.0
-            for c in range(k):
-                s = 0.0
+            if which == FOREST:  # isolation forest: walk every tree (as IsolationForestDetector.statistic)
                 for j in range(f):
-                    s += standard[j] * components[c, j]
-                scores[c] = s
-                t2 += s * s / variances[c]
-            q = 0.0
-            for j in range(f):
-                back = 0.0
+                    standard[j] = np.float64(np.float32(shifted[j]))  # scikit-learn compares float32 inputs
+                total = 0.0
+                for t in range(len(roots)):
+                    node = roots[t]
+                    for _ in range(max_depth + 1):
+                        if left[node] < 0:
+                            break
+                        node = left[node] if standard[feature[node]] <= threshold[node] else right[node]
+                    total += leaf_path[node]
+                value = 2.0 ** (-(total / len(roots)) / path_scale) if path_scale > 0 else 1.0
+            else:  # PCA: T², Q or the larger of the two against their training references
+                for j in range(f):
+                    standard[j] = (shifted[j] - mean[j]) / pscale[j]
+                t2 = 0.0
                 for c in range(k):
-                    back += scores[c] * components[c, j]
-                residual = standard[j] - back
-                q += residual * residual
-            if which == 0:
-                value = t2
-            elif which == 1:
-                value = q
-            else:
-                a, b = t2 / t2_ref, q / q_ref
-                value = np.nan if np.isnan(a) or np.isnan(b) else (a if a >= b else b)  # as np.maximum
+                    s = 0.0
+                    for j in range(f):
+                        s += standard[j] * components[c, j]
+                    scores[c] = s
+                    t2 += s * s / variances[c]
+                q = 0.0
+                for j in range(f):
+                    back = 0.0
+                    for c in range(k):
+                        back += scores[c] * components[c, j]
+                    residual = standard[j] - back
+                    q += residual * residual
+                if which == 0:
+                    value = t2
+                elif which == 1:
+                    value = q
+                else:
+                    a, b = t2 / t2_ref, q / q_ref
+                    value = np.nan if np.isnan(a) or np.isnan(b) else (a if a >= b else b)  # as np.maximum
             average = (wsum + value) / (wcount + 1.0)
             raw[at] = value
             smoothed[at] = average
@@ -116,8 +134,13 @@ def _compiled() -> Callable[..., None]:
     return compiled
 
 
-def pca_recentred(
-    detector: PcaDetector,
+def supported(detector: Detector) -> bool:
+    """Whether :func:`compiled_recentred` can score this detector."""
+    return isinstance(detector, PcaDetector | IsolationForestDetector)
+
+
+def compiled_recentred(
+    detector: Detector,
     rows: FloatArray,
     heads: IntArray,
     lengths: IntArray,
@@ -137,11 +160,30 @@ def pca_recentred(
     """Raw and smoothed statistic of every row; ``offset`` and ``past`` updated in place (see :mod:`.drift`)."""
     n = len(rows)
     raw, smoothed = np.empty(n), np.empty(n)
+    no_int, no_float = np.empty(0, dtype=np.int64), np.empty(0)
+    pca: tuple[object, ...]
+    forest: tuple[object, ...]
+    if isinstance(detector, PcaDetector):
+        pca = (
+            detector.mean, detector.scale, np.ascontiguousarray(detector.components), detector.variances,
+            WHICH[detector.which], detector.t2_reference, detector.q_reference,
+        )  # fmt: skip
+        forest = (no_int, no_int, no_int, no_float, no_float, no_int, 0, 0.0)
+    elif isinstance(detector, IsolationForestDetector):
+        pca = (no_float, no_float, np.empty((0, 0)), no_float, FOREST, 1.0, 1.0)
+        path_scale = float(average_path_length(np.array([detector.max_samples], dtype=np.float64))[0])
+        nodes = [np.ascontiguousarray(a, dtype=np.int64) for a in (detector.left, detector.right, detector.feature)]
+        forest = (
+            *nodes, np.ascontiguousarray(detector.threshold, dtype=np.float64),
+            np.ascontiguousarray(detector.leaf_path, dtype=np.float64),
+            np.ascontiguousarray(detector.roots, dtype=np.int64), int(detector.max_depth), path_scale,
+        )  # fmt: skip
+    else:
+        raise TypeError(f"no compiled drift loop for a {detector.kind} detector")
     _compiled()(
         np.ascontiguousarray(rows, dtype=np.float64), heads.astype(np.int64), lengths.astype(np.int64),
         ids.astype(np.int64), offset, past, window_sum, window_count, float(limit), level_gain, trend_gain, clip,
         np.ascontiguousarray(centre, dtype=np.float64), np.ascontiguousarray(scale, dtype=np.float64),
-        detector.mean, detector.scale, np.ascontiguousarray(detector.components), detector.variances,
-        WHICH[detector.which], detector.t2_reference, detector.q_reference, raw, smoothed,
+        *pca, *forest, raw, smoothed,
     )  # fmt: skip
     return raw, smoothed
