@@ -187,3 +187,19 @@ def compiled_recentred(
         *pca, *forest, raw, smoothed,
     )  # fmt: skip
     return raw, smoothed
+
+
+def warm_up(detector: Detector) -> None:
+    """Compile the loop now (or load it from numba's disk cache), so that the first batch scored does not wait.
+
+    The first compile in a fresh environment takes a few seconds, a load from the cache about half a second
+    (mostly numba's import); the live engine calls this when it loads a drift-following model.
+    """
+    if not supported(detector):
+        return
+    f = detector.n_features
+    one, zero = np.ones(1, dtype=np.int64), np.zeros(1, dtype=np.int64)
+    compiled_recentred(
+        detector, np.zeros((1, f)), zero, one, zero, np.zeros((1, 2, f)), np.full((1, 1), np.nan), np.zeros(1),
+        np.zeros(1), limit=1.0, level_gain=0.1, trend_gain=0.01, clip=3.0, centre=np.zeros(f), scale=np.ones(f),
+    )  # fmt: skip
