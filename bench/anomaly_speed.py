@@ -14,6 +14,9 @@ Three ways of scoring the same data with a model of the same detector fitted on 
 
 ``offline rows/s``: ``AnomalyModel.score`` on one long series (``--series-rows``; the loop only on
 ``--reference-rows`` of it, it is slow), after one warm-up call (numba compiles once and caches on disk).
+``live scoring step``: the engine's scoring of one batch alone (no row building, no grading), for the dust
+collectors of 1k series (18 devices, ~300 rows each per 100k-reading batch) and of 100k series (1,786 devices, ~3
+rows each): steadier than the engine table on a shared machine, where the rule's whole time is a few dozen ms.
 ``engine rows/s``: the shipped packs with the dust collector's anomaly rule, on ``--sizes`` series, fed the
 stream of ``bench/engine.py``; rows / time inside the anomaly rule's evaluation (row building, scoring, grading),
 best of ``--repeat`` runs. Ratios are against ``fixed`` in the same run. The drift loop and the fast path are also
@@ -73,6 +76,27 @@ def engine_rate(rules: Any, specs: Any, batches: Any, repeat: int, fitted: Any, 
     return rows / inside
 
 
+def step_rate(fitted: Any, devices: int, per: int, rng: np.random.Generator, typical: np.ndarray) -> float:
+    """Rows/s of the live scoring step alone (``AnomalyRules._score``: detector, drift, smoothing, warm-up) on
+    one batch of ``per`` rows for each of ``devices`` devices, repeated on the same windows; best of 5 x 0.2 s."""
+    inst = np.repeat(np.arange(devices), per).astype(np.int64)
+    rows = typical * (1.0 + 0.01 * rng.standard_normal((len(inst), len(typical))))
+    windows = live.Windows.empty(fitted, devices)
+
+    def note(*_: Any) -> None:
+        return None
+
+    live.AnomalyRules._score(fitted, windows, rows, inst, note)  # warm-up
+    best = float("inf")
+    for _ in range(5):
+        began, reps = time.perf_counter(), 0
+        while time.perf_counter() - began < 0.2:
+            live.AnomalyRules._score(fitted, windows, rows, inst, note)
+            reps += 1
+        best = min(best, (time.perf_counter() - began) / reps)
+    return len(rows) / best
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--series-rows", type=int, default=200_000)
@@ -117,6 +141,19 @@ def main() -> None:
         for label, rate, d in (("fixed", fixed_ps, ""), ("drift loop", loop_ps, ""), ("drift fast", fast_ps, diff)):
             shown = f"{d:>13.1e}" if d != "" else f"{'':>13}"
             print(f"{kind:>9} {label:>11} {rate:>12,.0f} {rate / fixed_ps:>9.3f} {shown}", flush=True)
+
+    print("\nlive scoring step alone (AnomalyRules._score on one batch, no row building or grading), best of 5")
+    print(f"{'detector':>9} {'devices x rows':>15} {'path':>11} {'rows/s':>12} {'vs fixed':>9}")
+    for kind in args.detectors:
+        for devices, per in ((18, 300), (1_786, 3)):  # the dust collectors of 1k and of 100k series, per batch
+            fixed_ps = step_rate(models[kind]["fixed"], devices, per, rng, typical)
+            with drift_path(recentred_loop):
+                loop_ps = step_rate(models[kind]["drift"], devices, per, rng, typical)
+            with drift_path(recentred_statistics):
+                fast_ps = step_rate(models[kind]["drift"], devices, per, rng, typical)
+            for label, rate in (("fixed", fixed_ps), ("drift loop", loop_ps), ("drift fast", fast_ps)):
+                shape = f"{devices:,} x {per}"
+                print(f"{kind:>9} {shape:>15} {label:>11} {rate:>12,.0f} {rate / fixed_ps:>9.3f}", flush=True)
 
     for size in args.sizes:
         specs = engine_bench.devices_for(size, {name: c.metrics for name, c in rules.classes.items()})
