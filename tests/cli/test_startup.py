@@ -12,7 +12,7 @@ import pytest
 
 from sentinel.engine import load_rules
 
-HEAVY = ("numpy", "polars", "sklearn", "scipy", "fastapi", "pydantic_settings", "psycopg", "uvicorn")
+HEAVY = ("numpy", "polars", "sklearn", "scipy", "numba", "fastapi", "pydantic_settings", "psycopg", "uvicorn")
 
 _PROBE = """
 import json, sys

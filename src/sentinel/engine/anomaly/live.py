@@ -50,6 +50,7 @@ import numpy as np
 import numpy.typing as npt
 
 from sentinel.engine.anomaly.drift import recentred_statistics
+from sentinel.engine.anomaly.drift_kernel import warm_up
 from sentinel.engine.anomaly.model import AnomalyModel
 from sentinel.engine.anomaly.model_file import load_model
 from sentinel.engine.anomaly.robust_z import RobustZDetector
@@ -176,6 +177,8 @@ class AnomalyRules:
                 log.error("anomaly rule %s %s: %s", live.rule.id, kept, exc)
                 continue
             self.errors.pop(live.rule.id, None)
+            if model.drift_rows:
+                warm_up(model.detector)  # compiled here, not in the first batch's latency
             live.model, live.windows = model, Windows.empty(model, live.instances)
             self.loads += 1
             log.info("anomaly rule %s: loaded %s model from %s", live.rule.id, model.kind, live.path)
