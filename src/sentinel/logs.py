@@ -1,7 +1,9 @@
 """Logging, configured once per process from settings: ``log_level`` and ``log_format`` ("text" or "json").
 
-Text is one line per record for people (``2026-12-05T04:50:00+0800 WARNING sentinel.ingest.sink: ...``); JSON is
-one object per line for log shippers (``{"ts", "level", "logger", "message"}``, plus ``exc`` with a traceback).
+Text is one line per record for people, its time in ``display_tz`` like everything a person reads
+(``2026-12-05T12:50:00+0800 WARNING sentinel.ingest.sink: ...``); JSON is one object per line for log shippers
+(``{"ts", "level", "logger", "message"}``, ``ts`` in UTC ISO 8601, plus ``exc`` with a traceback). The MQTT client
+library's own chatter (``sentinel.collect.gmqtt``: every SUBACK, every connect) is kept to warnings.
 Everything Sentinel logs goes through the standard library's ``logging`` under the ``sentinel`` logger.
 """
 
@@ -12,10 +14,22 @@ import logging
 import sys
 from datetime import UTC, datetime
 from typing import TextIO
+from zoneinfo import ZoneInfo
 
 from sentinel.settings import Settings
 
 _HANDLER_NAME = "sentinel"
+
+
+class DisplayZoneFormatter(logging.Formatter):
+    """Record times in the display time zone, with their offset."""
+
+    def __init__(self, fmt: str, zone: str) -> None:
+        super().__init__(fmt)
+        self.zone = ZoneInfo(zone)
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:  # noqa: N802 (logging's name)
+        return datetime.fromtimestamp(record.created, self.zone).strftime("%Y-%m-%dT%H:%M:%S%z")
 
 
 class JsonFormatter(logging.Formatter):
@@ -42,8 +56,11 @@ def configure_logging(settings: Settings, stream: TextIO | None = None) -> None:
     if settings.log_format == "json":
         handler.setFormatter(JsonFormatter())
     else:
-        text = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%Y-%m-%dT%H:%M:%S%z")
-        handler.setFormatter(text)
+        handler.setFormatter(
+            DisplayZoneFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s", settings.display_tz)
+        )
     root.addHandler(handler)
     root.setLevel(logging.WARNING)  # libraries: warnings only
     logging.getLogger("sentinel").setLevel(settings.log_level)
+    gmqtt_level = max(logging.WARNING, logging.getLevelName(settings.log_level))
+    logging.getLogger("sentinel.collect.gmqtt").setLevel(gmqtt_level)
