@@ -3,9 +3,11 @@ needs (the gateway's for ingest, an admin's, which holds every role, elsewhere),
 request (valid, or negated into invalid), and every response matches the document (status code documented, body
 matching its schema).
 
-The ingest and ops operations are held to that strictly. The other operations (alerts, hazards, registry,
-webhooks) are checked by the second test, which records what it finds; at the time of writing it found a 500 on
-``PUT /v1/webhooks`` and undocumented 404/422 answers on alerts and hazards, owned by other parts of the project.
+Both tests are strict: the first holds the ingest and ops operations, the second every other one (alerts, hazards,
+registry, webhooks, device maintenance, duty and notifications). Each route documents the error answers it really
+gives (sentinel.api.problems); the second test once found a 500 on ``PUT /v1/webhooks`` and ``GET /v1/alerts``
+(text with a NUL character, which PostgreSQL refuses: now a 422 naming the field) and on ``POST /v1/hazards`` (a
+``site_id`` of no registered site: now a 404 saying so). The console stays out of the document.
 """
 
 from __future__ import annotations
@@ -16,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -28,7 +29,12 @@ from sentinel.registry.repository import create_api_key
 from sentinel.testing.service import running_service
 
 MINE = ("/v1/telemetry", "/healthz", "/readyz", "/metrics")
-EXCLUDED = {"/v1/telemetry": [checks.positive_data_acceptance]}
+# Valid by the document yet refused for what a schema cannot say: telemetry for an unknown device or a time far
+# ahead, a registry or roster whose entries refer to each other, a statistics period whose end is not after its start.
+EXCLUDED = {
+    path: [checks.positive_data_acceptance]
+    for path in ("/v1/telemetry", "/v1/registry", "/v1/duty", "/v1/hazards/statistics")
+}
 
 
 @schemathesis.serializer("application/x-ndjson")
@@ -50,6 +56,7 @@ def _fuzz(db: str, spool: Path, registry: RegistryFile, *, mine: bool, examples:
     samples: list[str] = []
     with running_service(db, spool) as svc:
         schema = schemathesis.openapi.from_url(f"{svc.url}/openapi.json")
+        assert "/" not in schema.raw_schema["paths"]  # the console is not part of the API's document
         operations = [result.ok() for result in schema.get_all_operations()]  # type: ignore[union-attr]
         chosen = [op for op in operations if any(op.path.startswith(p) for p in MINE) == mine]
         assert chosen, [op.label for op in operations]
@@ -93,10 +100,11 @@ def test_ingest_and_ops_routes_never_5xx_and_match_the_schema(
     assert {400, 403} <= set(seen), seen
 
 
-@pytest.mark.xfail(reason="other areas' routes: PUT /v1/webhooks 500, undocumented 404/422 (see module doc)")
 def test_every_other_route_never_5xx_and_matches_the_schema(
     ingest_db: str, tmp_path: Path, registry: RegistryFile
 ) -> None:
-    failures, mismatches, _seen = _fuzz(ingest_db, tmp_path / "spool", registry, mine=False, examples=300)
+    failures, mismatches, seen = _fuzz(ingest_db, tmp_path / "spool", registry, mine=False, examples=300)
     assert failures == []
     assert dict(mismatches) == {}
+    # Reached the handlers: answers (200), missing alerts and hazards (404), refused input (422).
+    assert {200, 404, 422} <= set(seen), seen
