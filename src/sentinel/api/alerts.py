@@ -13,7 +13,7 @@ from typing import Annotated, Any
 
 import psycopg
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
 from sentinel.alerts import actions
 from sentinel.alerts.maintenance import set_maintenance
@@ -22,7 +22,7 @@ from sentinel.alerts.states import GRADES, STATES
 from sentinel.alerts.watch import list_reports
 from sentinel.api.auth import require
 from sentinel.api.context import context
-from sentinel.api.problems import KEYED, NO_NUL, QueryText, RowId, Text, answers, choice
+from sentinel.api.problems import KEYED, NO_NUL, QueryText, RowId, Said, Text, answers, choice
 from sentinel.errors import TransitionError
 from sentinel.registry.repository import ApiKey
 from sentinel.registry.roles import ADMIN, ALERT_STAFF, MAINTENANCE
@@ -80,6 +80,14 @@ class WebhookBody(BaseModel):
     grades: list[Annotated[str, Field(json_schema_extra=choice(GRADES))]] = []
     sectors: list[Text] = []
     townships: list[Text] = []
+
+    @field_validator("grades")
+    @classmethod
+    def _known_grades(cls, grades: list[str]) -> list[str]:
+        unknown = [g for g in grades if g not in GRADES]
+        if unknown:
+            raise ValueError(f"grades: {unknown[0]!r} is not one of {', '.join(GRADES)}")
+        return grades
 
 
 @router.get("/v1/alerts")
@@ -148,7 +156,7 @@ def unshelve(request: Request, alert_id: RowId, key: Officer, body: ActionBody |
     return _act(request, alert_id, "unshelve", key, (body or ActionBody()).reason)  # type: ignore[no-any-return]
 
 
-@router.post("/v1/alerts/{alert_id}/comment", responses=ALERT)
+@router.post("/v1/alerts/{alert_id}/comment", responses=MOVE)
 def comment(request: Request, alert_id: RowId, key: Officer, body: ActionBody) -> dict[str, Any]:
     return _act(request, alert_id, "comment", key, body.reason)  # type: ignore[no-any-return]
 
@@ -189,7 +197,7 @@ def put_webhook(request: Request, _key: Admin, body: WebhookBody) -> dict[str, A
 class MaintenanceBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
     maintenance: bool
-    reason: Text = Field(min_length=1)
+    reason: Said
 
 
 @router.put("/v1/devices/{device}/maintenance", tags=["devices"], responses=answers(404, _404="no such device"))

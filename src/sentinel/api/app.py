@@ -30,7 +30,7 @@ from sentinel.api.context import ApiContext
 from sentinel.api.hazards import router as hazards_router
 from sentinel.api.ingest import router as ingest_router
 from sentinel.api.ingest import wire_components
-from sentinel.api.problems import NO_NUL, NO_NUL_REASON, answers
+from sentinel.api.problems import NO_NUL, NO_NUL_REASON, SAID, SAID_REASON, answers
 from sentinel.errors import DatabaseUnavailable, RegistryFileError
 from sentinel.registry.entries import RegistryFile
 from sentinel.registry.repository import ApiKey, upsert_registry
@@ -46,6 +46,7 @@ UNREADABLE_BODY = {
     "reason": "请求体不是 UTF-8 编码的 JSON (the body is not UTF-8 encoded JSON)",
     "path": "body",
 }
+PATTERN_REASONS = {NO_NUL: NO_NUL_REASON, SAID: SAID_REASON}
 
 
 def create_app(ctx: ApiContext, routers: Sequence[APIRouter] = ()) -> FastAPI:
@@ -91,8 +92,9 @@ def create_app(ctx: ApiContext, routers: Sequence[APIRouter] = ()) -> FastAPI:
         extra = first.get("type") == "extra_forbidden"
         reason = f"unknown field {path.removeprefix('body.')!r}" if extra else first["msg"]
         ctx_ = first.get("ctx")
-        if first.get("type") == "string_pattern_mismatch" and isinstance(ctx_, dict) and ctx_.get("pattern") == NO_NUL:
-            reason = f"{path}: {NO_NUL_REASON}"
+        pattern = ctx_.get("pattern") if isinstance(ctx_, dict) else None
+        if first.get("type") == "string_pattern_mismatch" and pattern in PATTERN_REASONS:
+            reason = f"{path}: {PATTERN_REASONS[pattern]}"
         return JSONResponse({"error": "invalid_request", "reason": reason, "path": path}, status_code=422)
 
     @app.get("/healthz", tags=["ops"])

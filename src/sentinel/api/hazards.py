@@ -14,7 +14,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from sentinel.api.alerts import clock, database
 from sentinel.api.auth import require
-from sentinel.api.problems import KEYED, QueryText, RowId, Text, answers, choice
+from sentinel.api.problems import KEYED, QueryText, RowId, Said, Text, answers, choice
 from sentinel.hazards import register
 from sentinel.hazards.states import SECTORS, SOURCES, STATES
 from sentinel.hazards.states import Request as MoveRequest
@@ -30,9 +30,9 @@ Staff = Annotated[ApiKey, Depends(require(*ALERT_STAFF))]
 class HazardBody(BaseModel):
     model_config = ConfigDict(extra="forbid")  # an unknown field is a 422 naming it, never dropped
 
-    title: Text = Field(min_length=1)
+    title: Said
     sector: Annotated[str, Field(json_schema_extra=choice(SECTORS))]
-    township: Text = Field(min_length=1)
+    township: Said
     source: Annotated[str, Field(json_schema_extra=choice(SOURCES))]
     description: Text = ""
     site_id: Text | None = None

@@ -4,7 +4,8 @@ really gives, so a client (and schemathesis, tests/ingest/test_http_fuzz.py) can
 
 ``answers(404, 409)`` is a route's ``responses=``; :data:`KEYED` (401, 403, 422, 503) is what every route behind an
 API key may answer. Inputs that reach PostgreSQL are constrained in the document too: text without NUL characters
-(:data:`Text`, PostgreSQL cannot store them), ids within ``bigint`` (:data:`RowId`), times with an offset.
+(:data:`Text`, PostgreSQL cannot store them), required text not blank (:data:`Said`), ids within ``bigint``
+(:data:`RowId`), times with an offset.
 """
 
 from __future__ import annotations
@@ -14,10 +15,14 @@ from typing import Annotated, Any
 from fastapi import Path, Query
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["KEYED", "NO_NUL", "ErrorBody", "QueryText", "RowId", "Text", "answers", "choice"]
+__all__ = ["KEYED", "NO_NUL", "SAID", "ErrorBody", "QueryText", "RowId", "Said", "Text", "answers", "choice"]
 
 NO_NUL = r"^[^\x00]*$"
 NO_NUL_REASON = "must not contain the NUL character (U+0000)"
+# Python's whitespace (str.isspace), so that text matching SAID is never blank to the domain's ``.strip()``.
+_SPACE = r"\t\n\x0b\x0c\r\x1c-\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+SAID = rf"^[^\x00]*[^\x00{_SPACE}][^\x00]*$"
+SAID_REASON = "must say something: a visible character, and no NUL character (U+0000)"
 BIGINT_MAX = 2**63 - 1
 
 
@@ -61,5 +66,6 @@ def choice(values: tuple[str, ...] | list[str]) -> dict[str, Any]:
 
 
 Text = Annotated[str, Field(pattern=NO_NUL)]
+Said = Annotated[str, Field(pattern=SAID)]  # required text that is not blank (a reason, a title)
 QueryText = Annotated[str | None, Query(pattern=NO_NUL)]
 RowId = Annotated[int, Path(ge=1, le=BIGINT_MAX)]
