@@ -17,6 +17,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import httpx
 import psycopg
 import schemathesis
 from hypothesis import HealthCheck, given, settings
@@ -108,3 +109,26 @@ def test_every_other_route_never_5xx_and_matches_the_schema(
     assert dict(mismatches) == {}
     # Reached the handlers: answers (200), missing alerts and hazards (404), refused input (422).
     assert {200, 404, 422} <= set(seen), seen
+
+
+def test_what_the_fuzzing_found_is_refused_with_where_and_what(ingest_db: str, tmp_path: Path) -> None:
+    """The 500s schemathesis found, each now a 4xx whose reason names the field: text with a NUL character (which
+    PostgreSQL cannot store) in a webhook, an alert filter and the registry; a hazard naming no registered site."""
+    with psycopg.connect(ingest_db) as conn:
+        admin = {"Authorization": f"Bearer {create_api_key(conn, 'fuzz-found', 'admin')}"}
+    with running_service(ingest_db, tmp_path / "spool") as svc, httpx.Client(base_url=svc.url, headers=admin) as http:
+        hook = {"name": "a\x00b", "url": "http://127.0.0.1:9/", "secret": "12345678"}
+        answer = http.put("/v1/webhooks", json=hook)
+        assert (answer.status_code, answer.json()["path"]) == (422, "body.name"), answer.text
+        assert "NUL" in answer.json()["reason"]
+        answer = http.get("/v1/alerts", params={"township": "x\x00"})
+        assert (answer.status_code, answer.json()["path"]) == (422, "query.township"), answer.text
+        site = {"id": "s-nul", "name": "n\x00", "township": "t", "sector": "gas", "lat": 30.0, "lon": 120.0}
+        answer = http.put("/v1/registry", json={"sites": [site], "gateways": [], "devices": []})
+        assert answer.status_code == 400, answer.text
+        assert answer.json()["reason"].startswith("$.sites[0].name: must not contain the NUL character"), answer.text
+        entry = {"title": "漏气", "sector": "gas", "township": "城关镇", "source": "public_report"}
+        answer = http.post("/v1/hazards", json={**entry, "site_id": "nowhere"})
+        assert answer.status_code == 404, answer.text
+        assert answer.json()["reason"] == "site_id: site 'nowhere' is not in the registry"
+        assert http.put("/v1/webhooks", json={**hook, "name": "ok", "grades": ["purple"]}).status_code == 422
