@@ -25,6 +25,8 @@ from hypothesis import strategies as st
 from schemathesis import GenerationMode
 from schemathesis.specs.openapi import checks
 
+from sentinel.notify import config as notify_config
+from sentinel.notify.service import Notifier
 from sentinel.registry.entries import RegistryFile
 from sentinel.registry.repository import create_api_key
 from sentinel.testing.service import running_service
@@ -55,12 +57,15 @@ def _fuzz(db: str, spool: Path, registry: RegistryFile, *, mine: bool, examples:
     mismatches: Counter[str] = Counter()
     seen: Counter[int] = Counter()
     samples: list[str] = []
-    with running_service(db, spool) as svc:
+    # With a notifier (it sends nothing: webhooks off) the duty and notification routes are served too.
+    notifier = Notifier(db, notify_config.parse({"channels": []}, "fuzz"), display_tz="Asia/Shanghai", webhooks=False)
+    with running_service(db, spool, notifier=notifier) as svc:
         schema = schemathesis.openapi.from_url(f"{svc.url}/openapi.json")
         assert "/" not in schema.raw_schema["paths"]  # the console is not part of the API's document
         operations = [result.ok() for result in schema.get_all_operations()]  # type: ignore[union-attr]
         chosen = [op for op in operations if any(op.path.startswith(p) for p in MINE) == mine]
         assert chosen, [op.label for op in operations]
+        assert mine or {"/v1/duty", "/v1/notify/channels", "/v1/webhooks"} <= {op.path for op in chosen}
         strategy = st.one_of(*[op.as_strategy(generation_mode=mode) for op in chosen for mode in GenerationMode])
 
         @given(case=strategy)
@@ -116,7 +121,11 @@ def test_what_the_fuzzing_found_is_refused_with_where_and_what(ingest_db: str, t
     PostgreSQL cannot store) in a webhook, an alert filter and the registry; a hazard naming no registered site."""
     with psycopg.connect(ingest_db) as conn:
         admin = {"Authorization": f"Bearer {create_api_key(conn, 'fuzz-found', 'admin')}"}
-    with running_service(ingest_db, tmp_path / "spool") as svc, httpx.Client(base_url=svc.url, headers=admin) as http:
+    notifier = Notifier(
+        ingest_db, notify_config.parse({"channels": []}, "t"), display_tz="Asia/Shanghai", webhooks=False
+    )
+    service = running_service(ingest_db, tmp_path / "spool", notifier=notifier)
+    with service as svc, httpx.Client(base_url=svc.url, headers=admin) as http:
         hook = {"name": "a\x00b", "url": "http://127.0.0.1:9/", "secret": "12345678"}
         answer = http.put("/v1/webhooks", json=hook)
         assert (answer.status_code, answer.json()["path"]) == (422, "body.name"), answer.text
@@ -132,3 +141,7 @@ def test_what_the_fuzzing_found_is_refused_with_where_and_what(ingest_db: str, t
         assert answer.status_code == 404, answer.text
         assert answer.json()["reason"] == "site_id: site 'nowhere' is not in the registry"
         assert http.put("/v1/webhooks", json={**hook, "name": "ok", "grades": ["purple"]}).status_code == 422
+        officer = {"name": "甲\x00", "mobile": "13900000001"}
+        roster = {"shifts": [{"name": "全天", "start": "00:00", "end": "24:00", "officers": [officer]}]}
+        answer = http.put("/v1/duty", json=roster)
+        assert answer.status_code == 422, answer.text

@@ -17,6 +17,7 @@ from psycopg.types.json import Jsonb
 
 from sentinel.errors import RegistryFileError
 from sentinel.registry.entries import RegistryFile
+from sentinel.store.text import NUL_REASON, nul_path
 
 
 def token_digest(token: str) -> str:
@@ -33,31 +34,13 @@ class UpsertReport:
         return f"{self.sites} site(s), {self.gateways} gateway(s), {self.devices} device(s)"
 
 
-def _nul_path(node: Any, path: str) -> str | None:
-    """Where the first text holding a NUL character is (a JSONPath), or None."""
-    if isinstance(node, str):
-        return path if "\x00" in node else None
-    if isinstance(node, dict):
-        items: Iterable[tuple[str, Any]] = ((f"{path}.{k}", k) for k in node)
-        for key_path, key in items:
-            found = _nul_path(key, key_path) or _nul_path(node[key], key_path)
-            if found is not None:
-                return found
-    if isinstance(node, list):
-        for i, item in enumerate(node):
-            found = _nul_path(item, f"{path}[{i}]")
-            if found is not None:
-                return found
-    return None
-
-
 def upsert_registry(
     conn: psycopg.Connection[Any], registry: RegistryFile, *, known_classes: Iterable[str] | None = None
 ) -> UpsertReport:
     """Insert or update every entry in one transaction; entries not in the file are left alone."""
-    nul = _nul_path(msgspec.to_builtins(registry), "$")
+    nul = nul_path(msgspec.to_builtins(registry))
     if nul is not None:  # PostgreSQL cannot store it: refuse with where, not with the database's error
-        raise RegistryFileError(f"{nul}: must not contain the NUL character (U+0000)")
+        raise RegistryFileError(f"{nul}: {NUL_REASON}")
     classes = set(known_classes) if known_classes is not None else None
     report = UpsertReport()
     with conn.transaction():
