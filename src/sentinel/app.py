@@ -57,6 +57,7 @@ from sentinel.alerts.watch import AlertWriter
 from sentinel.api.app import create_app
 from sentinel.api.auth import require
 from sentinel.api.context import ApiContext, now_utc
+from sentinel.api.problems import answers
 from sentinel.api.server import ApiServer
 from sentinel.batch import IngestBatch
 from sentinel.collect.mqtt import CollectorConfig, MqttCollector
@@ -338,7 +339,8 @@ class Sentinel:
                 routers.append(self.console.router)
                 await self.console.start()
             if self.notifier is not None:  # /v1/duty, /v1/alerts/{id}/notifications, /v1/notify/channels
-                routers.append(notify_router(self.notifier, require("officer", "supervisor"), require("admin")))
+                readers = require("officer", "supervisor")
+                routers.append(notify_router(self.notifier, readers, require("admin"), answers=answers))
             app = create_app(ctx, routers)
             for path, sub in self._mounts:
                 app.mount(path, sub)

@@ -21,6 +21,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from psycopg_pool import PoolTimeout
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from sentinel import __version__
 from sentinel.api.alerts import router as alerts_router
@@ -29,6 +30,7 @@ from sentinel.api.context import ApiContext
 from sentinel.api.hazards import router as hazards_router
 from sentinel.api.ingest import router as ingest_router
 from sentinel.api.ingest import wire_components
+from sentinel.api.problems import NO_NUL, NO_NUL_REASON, SAID, SAID_REASON, answers
 from sentinel.errors import DatabaseUnavailable, RegistryFileError
 from sentinel.registry.entries import RegistryFile
 from sentinel.registry.repository import ApiKey, upsert_registry
@@ -38,6 +40,13 @@ DATABASE_AWAY = {
     "error": "database_unavailable",
     "reason": "数据库暂不可用，稍后重试 (the database is unavailable; retry shortly)",
 }
+
+UNREADABLE_BODY = {
+    "error": "invalid_request",
+    "reason": "请求体不是 UTF-8 编码的 JSON (the body is not UTF-8 encoded JSON)",
+    "path": "body",
+}
+PATTERN_REASONS = {NO_NUL: NO_NUL_REASON, SAID: SAID_REASON}
 
 
 def create_app(ctx: ApiContext, routers: Sequence[APIRouter] = ()) -> FastAPI:
@@ -60,10 +69,14 @@ def create_app(ctx: ApiContext, routers: Sequence[APIRouter] = ()) -> FastAPI:
 
     app.openapi = openapi  # type: ignore[method-assign]
 
-    @app.exception_handler(HTTPException)
-    async def _http_error(_request: Request, exc: HTTPException) -> JSONResponse:
-        detail = exc.detail if isinstance(exc.detail, dict) else {"error": "http_error", "reason": str(exc.detail)}
-        return JSONResponse(detail, status_code=exc.status_code, headers=exc.headers)
+    @app.exception_handler(StarletteHTTPException)  # FastAPI's HTTPException is one too
+    async def _http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if isinstance(exc.detail, dict):
+            return JSONResponse(exc.detail, status_code=exc.status_code, headers=exc.headers)
+        if exc.status_code == 400:  # FastAPI could not read the body (not UTF-8): invalid like malformed JSON, 422
+            return JSONResponse(UNREADABLE_BODY, status_code=422)
+        body = {"error": "http_error", "reason": str(exc.detail)}
+        return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
 
     @app.exception_handler(psycopg.OperationalError)
     @app.exception_handler(PoolTimeout)
@@ -78,6 +91,10 @@ def create_app(ctx: ApiContext, routers: Sequence[APIRouter] = ()) -> FastAPI:
         path = ".".join(str(p) for p in first.get("loc", ()))
         extra = first.get("type") == "extra_forbidden"
         reason = f"unknown field {path.removeprefix('body.')!r}" if extra else first["msg"]
+        ctx_ = first.get("ctx")
+        pattern = ctx_.get("pattern") if isinstance(ctx_, dict) else None
+        if first.get("type") == "string_pattern_mismatch" and pattern in PATTERN_REASONS:
+            reason = f"{path}: {PATTERN_REASONS[pattern]}"
         return JSONResponse({"error": "invalid_request", "reason": reason, "path": path}, status_code=422)
 
     @app.get("/healthz", tags=["ops"])
@@ -104,7 +121,7 @@ def create_app(ctx: ApiContext, routers: Sequence[APIRouter] = ()) -> FastAPI:
         """Prometheus exposition."""
         return Response(generate_latest(ctx.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
-    @app.put("/v1/registry", tags=["registry"], responses={400: {"description": "invalid registry"}})
+    @app.put("/v1/registry", tags=["registry"], responses=answers(400, 401, 403, 503, _400="invalid registry"))
     async def put_registry(request: Request, _key: Annotated[ApiKey, Depends(require("admin"))]) -> dict[str, Any]:
         """Upsert sites, gateways and devices (the registry file's shape, as JSON). Admin only."""
         body = await request.body()

@@ -6,50 +6,53 @@ Officers and supervisors may read and create; which transitions a role may take 
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request
-from pydantic import BaseModel, ConfigDict, Field
+from fastapi import APIRouter, Depends, Query, Request
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from sentinel.api.alerts import clock, database
 from sentinel.api.auth import require
+from sentinel.api.problems import KEYED, QueryText, RowId, Said, Text, answers, choice
 from sentinel.hazards import register
+from sentinel.hazards.states import SECTORS, SOURCES, STATES
 from sentinel.hazards.states import Request as MoveRequest
-from sentinel.hazards.stats import statistics
+from sentinel.hazards.stats import GROUPINGS, statistics
 from sentinel.registry.repository import ApiKey
 from sentinel.registry.roles import ALERT_STAFF
 
-router = APIRouter(tags=["hazards"])
+router = APIRouter(tags=["hazards"], responses=KEYED)
+HAZARD = answers(404, _404="no such hazard")
 Staff = Annotated[ApiKey, Depends(require(*ALERT_STAFF))]
 
 
 class HazardBody(BaseModel):
     model_config = ConfigDict(extra="forbid")  # an unknown field is a 422 naming it, never dropped
 
-    title: str = Field(min_length=1)
-    sector: str
-    township: str = Field(min_length=1)
-    source: str
-    description: str = ""
-    site_id: str | None = None
-    evidence: list[str] = []
+    title: Said
+    sector: Annotated[str, Field(json_schema_extra=choice(SECTORS))]
+    township: Said
+    source: Annotated[str, Field(json_schema_extra=choice(SOURCES))]
+    description: Text = ""
+    site_id: Text | None = None
+    evidence: list[Text] = []
 
 
 class TransitionBody(BaseModel):
     model_config = ConfigDict(extra="forbid")  # an unknown field is a 422 naming it, never dropped
 
-    action: str
-    reason: str = ""
-    level: str | None = None
+    action: Text
+    reason: Text = ""
+    level: Text | None = None
     deadline: date | None = None
-    responsible_unit: str | None = None
-    supervising_department: str | None = None
-    plan: dict[str, str] | None = None
-    evidence: list[str] = []
+    responsible_unit: Text | None = None
+    supervising_department: Text | None = None
+    plan: dict[Text, Text] | None = None
+    evidence: list[Text] = []
 
 
-@router.post("/v1/hazards", status_code=201)
+@router.post("/v1/hazards", status_code=201, responses=answers(404, _404="site_id names no registered site"))
 def create(request: Request, key: Staff, body: HazardBody) -> dict[str, Any]:
     """Record an entry from people: self-inspection, supervisory inspection, public report, insurer inspection."""
     now = clock(request)
@@ -73,9 +76,9 @@ def create(request: Request, key: Staff, body: HazardBody) -> dict[str, Any]:
 def list_hazards(
     request: Request,
     _key: Staff,
-    state: str | None = None,
-    sector: str | None = None,
-    township: str | None = None,
+    state: Annotated[str | None, Query(json_schema_extra=choice(STATES))] = None,
+    sector: QueryText = None,
+    township: QueryText = None,
     overdue: bool | None = None,
 ) -> list[dict[str, Any]]:
     with database(request) as conn:
@@ -84,23 +87,28 @@ def list_hazards(
         )
 
 
-@router.get("/v1/hazards/statistics")
+@router.get("/v1/hazards/statistics", responses=answers(422, _422="invalid request, or end not after start"))
 def hazard_statistics(
-    request: Request, _key: Staff, start: datetime, end: datetime, by: str = "sector", level: str | None = None
+    request: Request,
+    _key: Staff,
+    start: AwareDatetime,
+    end: AwareDatetime,
+    by: Annotated[str, Query(json_schema_extra=choice(list(GROUPINGS)))] = "sector",
+    level: QueryText = None,
 ) -> list[dict[str, Any]]:
     """Stock, increment, closed and closure rate per group for the period [start, end)."""
     with database(request) as conn:
         return statistics(conn, start, end, by, level)
 
 
-@router.get("/v1/hazards/{hazard_id}")
-def show(request: Request, hazard_id: int, _key: Staff) -> dict[str, Any]:
+@router.get("/v1/hazards/{hazard_id}", responses=HAZARD)
+def show(request: Request, hazard_id: RowId, _key: Staff) -> dict[str, Any]:
     with database(request) as conn:
         return register.get(conn, hazard_id, clock(request).date())
 
 
-@router.post("/v1/hazards/{hazard_id}/transitions", responses={409: {"description": "transition refused"}})
-def transition(request: Request, hazard_id: int, key: Staff, body: TransitionBody) -> dict[str, Any]:
+@router.post("/v1/hazards/{hazard_id}/transitions", responses=answers(404, 409, _404="no such hazard"))
+def transition(request: Request, hazard_id: RowId, key: Staff, body: TransitionBody) -> dict[str, Any]:
     req = MoveRequest(
         reason=body.reason,
         level=body.level,

@@ -26,7 +26,7 @@ from pydantic import BaseModel
 from sentinel.api.auth import require
 from sentinel.api.context import context
 from sentinel.errors import BackpressureError, DecodeError
-from sentinel.ingest.admission import Admission, Admitted, Sender
+from sentinel.ingest.admission import Admission, Admitted
 from sentinel.registry.repository import ApiKey
 from sentinel.resources import data_dir
 from sentinel.wire import WireLimits, dead_letters, decode_http_body, encode_telemetry, http_source
@@ -182,7 +182,7 @@ def _admit_body(
     limits: WireLimits,
 ) -> tuple[Admitted, list[ItemErrorOut], int]:
     decoded = decode_http_body(body, ndjson=ndjson, now_us=now_us, limits=limits)
-    sender = Sender(source, allowed_sites=key.sites, gateway=key.gateway)
+    sender = admission.sender_for_key(key, source)
     refused = {r.index for r in decoded.rejected}
     total = len(decoded.messages) + len(decoded.rejected)
     indices: list[int | None] = [i for i in range(total) if i not in refused]

@@ -81,6 +81,8 @@ def create(
     if not title.strip() or not township.strip():
         raise ValueError("title and township: must not be empty")
     with conn.transaction(), conn.cursor() as cur:
+        if site_id is not None and cur.execute("SELECT 1 FROM sites WHERE site_id = %s", (site_id,)).fetchone() is None:
+            raise LookupError(f"site_id: site {site_id!r} is not in the registry")
         cur.execute(
             """INSERT INTO hazards (title, description, site_id, sector, township, source, alert_id, state,
                                     created_at, updated_at, reported_by)

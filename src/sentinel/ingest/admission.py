@@ -1,10 +1,15 @@
-"""Admission: decoded messages meet the registry and the duplicate filter.
+"""Admission: decoded messages meet the registry and the duplicate filter. Every authorisation decision of ingest
+is taken here, the same way for both transports: who the sender is and what it may write for
+(:meth:`Admission.sender_for_topic` for an MQTT topic, :meth:`Admission.sender_for_key` for an HTTP key), then per
+message whether the sender may write for the device's site (:meth:`Admission.telemetry`, :meth:`Admission.events`).
 
-A message is refused (one dead letter, with a reason naming the field) when its device is unknown, or when the
-sender may not write for the device's site: an MQTT topic names a different site, or a gateway (topic or HTTP key)
-is not bound to it. A duplicate (same device, seq and time) is dropped and counted. Readings of metrics outside the
-catalogue are refused on their own (one dead letter listing them) while the message's other readings are kept:
-an extra diagnostic value from new firmware must not silence a gas sensor. An event whose text PostgreSQL cannot
+A gateway topic is refused as a whole (a :class:`Refusal`, one dead letter of the payload) when its gateway is not
+in the registry (``unknown_gateway``) or not bound to the topic's site (``foreign_site``). A message is refused (one
+dead letter, with a reason naming the field) when its device is unknown, or when the sender may not write for the
+device's site: an MQTT topic names a different site, or a gateway (topic or HTTP key) is not bound to it. A
+duplicate (same device, seq and time) is dropped and counted. Readings of metrics outside the catalogue are refused
+on their own (one dead letter listing them) while the message's other readings are kept: an extra diagnostic value
+from new firmware must not silence a gas sensor. An event whose text PostgreSQL cannot
 store (a NUL character in its note) is refused here, with a reason naming the field, rather than by the database.
 
 Every :class:`Admitted` can say where each of its admitted items came from (:attr:`Admitted.origin`), so that the
@@ -23,11 +28,12 @@ import numpy as np
 
 from sentinel.batch import DeviceEvent, IngestBatch, MessageKeys, ReadingBatch
 from sentinel.ingest.dedup import DuplicateFilter
-from sentinel.registry.repository import DeviceRecord, RegistryView
+from sentinel.registry.repository import ApiKey, DeviceRecord, RegistryView
 from sentinel.wire.columns import to_columns
 from sentinel.wire.contract import RejectCode
 from sentinel.wire.deadletter import DeadLetter, Origin, OriginOf
 from sentinel.wire.messages import Event, Status, Telemetry
+from sentinel.wire.topics import TopicInfo
 
 
 def _no_origin(kind: Literal["message", "event"], index: int) -> Origin | None:
@@ -45,6 +51,18 @@ class Sender:
     site: str | None = None
     allowed_sites: frozenset[str] | None = None
     gateway: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """A transport input refused as a whole before its messages are read: why (``code``, ``reason``) and where."""
+
+    code: str
+    reason: str
+    path: str = "topic"
+
+    def letter(self, raw: bytes, source: str, received: datetime) -> DeadLetter:
+        return DeadLetter(raw, source, received, self.reason, self.path, self.code)
 
 
 @dataclass(slots=True)
@@ -69,6 +87,22 @@ class Admission:
     def __init__(self, registry: RegistryView, dedup: DuplicateFilter) -> None:
         self.registry = registry
         self.dedup = dedup
+
+    def sender_for_topic(self, info: TopicInfo, source: str) -> Sender | Refusal:
+        """The sender of an MQTT topic: it writes for devices of the topic's site; a gateway topic's gateway must be
+        in the registry and bound to that site."""
+        if info.gateway is not None:
+            bound = self.registry.gateway_sites.get(info.gateway)
+            if bound is None:
+                return Refusal("unknown_gateway", f"unknown gateway {info.gateway!r}: not in the registry")
+            if info.site not in bound:
+                return Refusal("foreign_site", f"gateway {info.gateway!r} is not bound to site {info.site!r}")
+        return Sender(source, site=info.site, gateway=info.gateway)
+
+    def sender_for_key(self, key: ApiKey, source: str) -> Sender:
+        """The sender of an HTTP body: a gateway key writes for the sites its gateway is bound to; an admin key (no
+        sites) for any site."""
+        return Sender(source, allowed_sites=key.sites, gateway=key.gateway)
 
     def _device_problem(self, device: str, sender: Sender) -> tuple[str, str] | None:
         record = self.registry.devices.get(device)

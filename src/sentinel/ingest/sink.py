@@ -42,7 +42,7 @@ from typing import Literal
 from sentinel.batch import IngestBatch
 from sentinel.collect.mqtt import MqttMessage
 from sentinel.errors import BackpressureError, DatabaseUnavailable, StoreError
-from sentinel.ingest.admission import Admission, Admitted, Sender
+from sentinel.ingest.admission import Admission, Admitted, Refusal, Sender
 from sentinel.ingest.isolate import isolate
 from sentinel.ingest.letters import LetterLimiter
 from sentinel.observability import IngestMetrics
@@ -190,36 +190,23 @@ class IngestSink:
         indices: list[int | None] = []
         letters: list[DeadLetter] = []
         extra: list[Admitted] = []
-        gateways = self.admission.registry.gateway_sites
-        senders_by_topic: dict[str, Sender] = {}
+        senders_by_topic: dict[str, Sender | Refusal] = {}
         for m in messages:
+            source = mqtt_source(m.topic)
             decoded = decode_mqtt(m.topic, m.payload, now_us=now_us, limits=self.limits)
             if decoded.rejected:
-                letters += dead_letters(decoded.rejected, mqtt_source(m.topic), received)
+                letters += dead_letters(decoded.rejected, source, received)
             info = decoded.topic
             if info is None:
                 self.metrics.topic_invalid.labels(decoded.topic_reason or "unknown").inc()
                 continue
             sender = senders_by_topic.get(m.topic)
             if sender is None:
-                sender = Sender(mqtt_source(m.topic), site=info.site, gateway=info.gateway)
-                senders_by_topic[m.topic] = sender
-            source = sender.source
+                sender = senders_by_topic[m.topic] = self.admission.sender_for_topic(info, source)
+            if isinstance(sender, Refusal):  # a gateway topic whose gateway may not write for the topic's site
+                letters.append(sender.letter(m.payload, source, received))
+                continue
             if info.gateway is not None:
-                bound = gateways.get(info.gateway)
-                problem = (
-                    f"unknown gateway {info.gateway!r}: not in the registry"
-                    if bound is None
-                    else (
-                        f"gateway {info.gateway!r} is not bound to site {info.site!r}"
-                        if info.site not in bound
-                        else None
-                    )
-                )
-                if problem is not None:
-                    code = "unknown_gateway" if bound is None else "foreign_site"
-                    letters.append(DeadLetter(m.payload, source, received, problem, "topic", code))
-                    continue
                 refused = {r.index for r in decoded.rejected}
                 good = [i for i in range(len(decoded.telemetry) + len(refused)) if i not in refused]
                 indices += good[: len(decoded.telemetry)]

@@ -1,16 +1,18 @@
 """HTTP routes of the notification layer, as a router the app includes: who is on duty, an alert's notification
 history, the configured channels (secrets shown as ``***``).
 
-The app passes its auth dependency in (this package does not import the API layer):
-``app.include_router(make_router(notifier, require("officer", "supervisor"), require("admin")))``.
+The app passes its auth dependency and its error answers in (this package does not import the API layer):
+``make_router(notifier, require("officer", "supervisor"), require("admin"), answers=sentinel.api.problems.answers)``;
+``answers(*codes)`` gives a route's documented error responses.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException
+from fastapi import APIRouter, Depends, HTTPException, Path, Query
 
 from sentinel.errors import NotifyConfigError
 from sentinel.notify.audit import alert_notifications
@@ -18,14 +20,22 @@ from sentinel.notify.roster import COUNTY, parse_document, save
 from sentinel.notify.service import Notifier
 from sentinel.store.database import connect
 
+Answers = Callable[..., dict[int | str, dict[str, Any]]]
+BIGINT_MAX = 2**63 - 1
 
-def make_router(notifier: Notifier, reader: Any, admin: Any = None) -> APIRouter:
-    """Routes for keys passing ``reader``; with ``admin``, also ``PUT /v1/duty`` (load a roster) for keys passing it."""
-    router = APIRouter(tags=["notifications"])
+
+def _described(*codes: int, **descriptions: str) -> dict[int | str, dict[str, Any]]:
+    return {code: {"description": descriptions.get(f"_{code}", "error")} for code in codes}
+
+
+def make_router(notifier: Notifier, reader: Any, admin: Any = None, answers: Answers = _described) -> APIRouter:
+    """Routes for keys passing ``reader``; with ``admin``, also ``PUT /v1/duty`` (load a roster) for keys passing it.
+    ``answers(*codes)`` documents the error answers (401, 403, 422, 503 on every route, as the app's handlers give)."""
+    router = APIRouter(tags=["notifications"], responses=answers(401, 403, 422, 503))
 
     if admin is not None:
 
-        @router.put("/v1/duty", dependencies=[Depends(admin)], responses={422: {"description": "invalid roster"}})
+        @router.put("/v1/duty", dependencies=[Depends(admin)], responses=answers(422, _422="invalid roster"))
         def put_duty(document: dict[str, Any]) -> dict[str, Any]:
             """Replace the roster: the roster file's shape (shifts, overrides, department_head) as JSON."""
             try:
@@ -38,8 +48,10 @@ def make_router(notifier: Notifier, reader: Any, admin: Any = None) -> APIRouter
 
     readers = [Depends(reader)]
 
-    @router.get("/v1/duty", dependencies=readers)
-    def duty(township: str | None = None, sector: str = "", at: datetime | None = None) -> dict[str, Any]:
+    @router.get("/v1/duty", dependencies=readers, responses=answers(404, _404="no roster loaded"))
+    def duty(
+        township: str | None = None, sector: str = "", at: Annotated[datetime | None, Query()] = None
+    ) -> dict[str, Any]:
         """Who is on duty now (or ``at``), for one township or every township of the roster plus the county."""
         moment = at or notifier.clock()
         with connect(notifier.conninfo) as conn:
@@ -53,8 +65,10 @@ def make_router(notifier: Notifier, reader: Any, admin: Any = None) -> APIRouter
             "duty": [roster.on_duty(t, sector, moment).as_dict() | {"township": t or COUNTY} for t in towns],
         }
 
-    @router.get("/v1/alerts/{alert_id}/notifications", dependencies=readers)
-    def notifications(alert_id: int) -> dict[str, Any]:
+    @router.get(
+        "/v1/alerts/{alert_id}/notifications", dependencies=readers, responses=answers(404, _404="no such alert")
+    )
+    def notifications(alert_id: Annotated[int, Path(ge=1, le=BIGINT_MAX)]) -> dict[str, Any]:
         """Every notification of the alert: deliveries (sent alone, in a digest, queued, failed, cancelled), each
         attempt (channel, recipient, time, result), and the escalation chain."""
         with connect(notifier.conninfo) as conn:

@@ -31,6 +31,7 @@ import psycopg
 import yaml
 
 from sentinel.errors import NotifyConfigError
+from sentinel.store.text import NUL_REASON, nul_path
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 COUNTY = "全县"
@@ -239,6 +240,9 @@ def _shift(raw: Any, where: str) -> Shift:
 def parse_document(doc: Any, source: str, default_tz: str) -> Roster:
     if not isinstance(doc, dict):
         raise _fail(source, "expected a mapping with shifts: (and optionally overrides:, department_head:)")
+    nul = nul_path(doc)
+    if nul is not None:  # the roster is stored as jsonb, which cannot hold it
+        raise _fail(f"{source}: {nul}", NUL_REASON)
     tz = str(doc.get("timezone") or default_tz)
     try:
         ZoneInfo(tz)

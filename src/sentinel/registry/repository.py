@@ -11,11 +11,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+import msgspec
 import psycopg
 from psycopg.types.json import Jsonb
 
 from sentinel.errors import RegistryFileError
 from sentinel.registry.entries import RegistryFile
+from sentinel.store.text import NUL_REASON, nul_path
 
 
 def token_digest(token: str) -> str:
@@ -36,6 +38,9 @@ def upsert_registry(
     conn: psycopg.Connection[Any], registry: RegistryFile, *, known_classes: Iterable[str] | None = None
 ) -> UpsertReport:
     """Insert or update every entry in one transaction; entries not in the file are left alone."""
+    nul = nul_path(msgspec.to_builtins(registry))
+    if nul is not None:  # PostgreSQL cannot store it: refuse with where, not with the database's error
+        raise RegistryFileError(f"{nul}: {NUL_REASON}")
     classes = set(known_classes) if known_classes is not None else None
     report = UpsertReport()
     with conn.transaction():
