@@ -94,6 +94,11 @@ def test_a_second_owner_is_refused_and_a_command_shares_while_the_first_runs(dat
 
         shared = _sentinel(data_dir, "db", "status")
         assert shared.returncode == 0, shared.stderr
+        # Every short command shares the running server: keys and the duty roster are what an operator changes
+        # while serve runs (they were refused like a second owner).
+        for command in (("db", "upgrade"), ("keys", "list"), ("keys", "revoke", "nobody"), ("duty", "now")):
+            ran = _sentinel(data_dir, *command)
+            assert "in use by pid" not in ran.stderr, (command, ran.stderr)
         assert first.poll() is None
 
         out, err = first.communicate(input="", timeout=60)  # closes its stdin: it queries once more and ends

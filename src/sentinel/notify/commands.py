@@ -37,7 +37,7 @@ def load(ctx: typer.Context, file: Annotated[Path, typer.Argument(help="roster Y
 
     settings = cli_settings(ctx)
     parsed = roster.load_file(file, settings.display_tz)
-    with Database.open(settings) as db, connect(db.conninfo) as conn:
+    with Database.open(settings, share=True) as db, connect(db.conninfo) as conn:
         roster.save(conn, parsed, str(file), datetime.now(UTC))
     overrides = len(parsed.overrides)
     typer.echo(
@@ -59,7 +59,7 @@ def now(
     from sentinel.store.database import Database, connect
 
     settings = cli_settings(ctx)
-    with Database.open(settings) as db, connect(db.conninfo) as conn:
+    with Database.open(settings, share=True) as db, connect(db.conninfo) as conn:
         current = roster.stored(conn, settings.display_tz)
     if current is None:
         raise NotifyConfigError("duty roster: none loaded; run `sentinel duty load FILE`")

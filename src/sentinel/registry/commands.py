@@ -70,7 +70,7 @@ def list_command(ctx: typer.Context) -> None:
     """List API keys (names, roles, gateways, when created and revoked); never their tokens."""
     settings = cli_settings(ctx)
     tz = ZoneInfo(settings.display_tz)
-    with Database.open(settings) as db, db.connect() as conn:
+    with Database.open(settings, share=True) as db, db.connect() as conn:
         rows = list_keys(conn)
     table = Table(title=f"API 密钥 API keys (时间 times: {settings.display_tz})")
     for header in ("名称 name", "角色 role", "网关 gateway", "创建 created", "吊销 revoked", "状态 state"):
@@ -90,6 +90,6 @@ def revoke_command(
 ) -> None:
     """Revoke an API key: a running Sentinel refuses it from its next request on."""
     settings = cli_settings(ctx)
-    with Database.open(settings) as db, db.connect() as conn:
+    with Database.open(settings, share=True) as db, db.connect() as conn:
         revoked = revoke_key(conn, name)
     console.print(f"已吊销 revoked {name!r} at {_shown(revoked, ZoneInfo(settings.display_tz))}")

@@ -64,7 +64,7 @@ class Database:
         second owner is refused with DataDirInUse before anything is touched. ``share=True`` is for short commands:
         they use the server of an owner that runs, and never stop it.
         """
-        lock = DataLock(settings.data_dir)
+        lock = DataLock(settings.data_dir, settings.display_tz)
         if share:
             alone = lock.acquire_shared()  # False: an owner runs; its server is used and never stopped here
         else:

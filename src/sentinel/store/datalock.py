@@ -4,7 +4,7 @@
 they start, the spool and the models there are theirs until they exit. A second owner pointed at the same folder is
 refused at once, before anything in the folder is touched, with one line naming the folder and the other process::
 
-    sentinel: data folder /var/lib/sentinel is in use by pid 4711 (sentinel demo, since 2026-12-05T04:40:12+00:00);
+    sentinel: data folder /var/lib/sentinel is in use by pid 4711 (sentinel demo, since 2026-12-05 12:40:12 +0800);
     stop it, or give this one its own folder: SENTINEL_DATA_DIR=/path/to/other sentinel demo
 
 Short commands (``sentinel alerts list``, ``db upgrade``, …) *share*: when an owner holds the folder they use its
@@ -25,6 +25,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
+from zoneinfo import ZoneInfo
 
 from sentinel.errors import DataDirInUse, StoreError
 
@@ -42,8 +43,9 @@ def _command_line() -> str:
 class DataLock:
     """The lock on one data folder. ``acquire`` then ``release`` (or use it as a context manager)."""
 
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, display_tz: str = "Asia/Shanghai") -> None:
         self.data_dir = data_dir
+        self.display_tz = display_tz  # the refusal names the holder's start time in it (a person reads it)
         self.path = data_dir / LOCK_NAME
         self._file: IO[str] | None = None
         self.role: str | None = None
@@ -94,10 +96,18 @@ class DataLock:
             holder = self.holder()
             if holder.get("role") != "command" or time.monotonic() >= deadline:
                 file.close()
-                raise DataDirInUse(self.data_dir, holder)
+                raise DataDirInUse(self.data_dir, self._shown(holder))
             time.sleep(0.2)
         self._write(file, "owner")
         self._file, self.role = file, "owner"
+
+    def _shown(self, holder: dict[str, Any]) -> dict[str, Any]:
+        """The holder with its start time (stored in UTC) in the display zone."""
+        try:
+            since = datetime.fromisoformat(str(holder["since"])).astimezone(ZoneInfo(self.display_tz))
+        except (KeyError, ValueError):
+            return holder
+        return {**holder, "since": since.strftime("%Y-%m-%d %H:%M:%S %z")}
 
     def acquire_shared(self) -> bool:
         """For a short command: True when this process now holds the folder (nobody else runs on it), False when
