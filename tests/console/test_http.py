@@ -52,10 +52,14 @@ def test_sign_out_and_key_revocation_end_sessions(served: tuple[Plant, ServiceTh
     assert first.post("/logout", data={"csrf": csrf_of(page.text)}).status_code == 303
     with httpx.Client(base_url=svc.url, cookies=stolen) as replay:
         assert replay.get("/board").headers["location"].startswith("/login"), "a signed-out cookie still works"
-    assert second.get("/board").status_code == 200
+    board = second.get("/board")  # the session is now remembered for page views
+    assert board.status_code == 200
     with psycopg.connect(plant.db) as conn:
         conn.execute("UPDATE api_keys SET revoked_at = now() WHERE name LIKE '%-officer'")
-    # A session is rechecked against its key at least every SESSION_RECHECK_S seconds.
+    # An action asks the database every time: the revoked key's session can do nothing from its next request on.
+    acted = second.post("/logout", data={"csrf": csrf_of(board.text)})
+    assert acted.headers["location"].startswith("/login?next="), "an action of a revoked key's session went through"
+    # Page views recheck the session against its key at least every SESSION_RECHECK_S seconds.
     wait_for(lambda: second.get("/board").status_code == 303, "the revoked key's session to end")
     first.close()
     second.close()

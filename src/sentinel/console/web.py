@@ -140,11 +140,12 @@ class Web:
     async def ctx(self, request: Request) -> Ctx:
         """The signed-in officer, or a redirect to the sign-in page. A session found is remembered for
         ``SESSION_RECHECK_S`` (every console refreshes its board after each live event; a database round trip per
-        refresh would cost the ingest path), so a revoked key's sessions end within that time; signing out ends
-        the session at once."""
+        refresh would cost the ingest path), so a revoked key's sessions can still *read* pages for that time; an
+        action (any request but GET) always asks the database, so a revoked key can do nothing from its next request
+        on. Signing out ends the session at once."""
         now = self.clock()
         token = request.cookies.get(SESSION_COOKIE)
-        known = self._sessions.get(token or "")
+        known = self._sessions.get(token or "") if request.method == "GET" else None
         if known is not None and known[1] > _time.monotonic():
             officer: Officer | None = known[0]
         else:
