@@ -92,6 +92,11 @@ class Notifier:
         if self.cfg.webhooks and not self._webhooks_saved:
             self.save_webhooks()
         with connect(self.conninfo) as conn:
+            # One pass at a time across notifiers (processes): a pass that routed only part of the outbox while
+            # another was still routing the rest would judge that part "not a flood" and send low grades alone
+            # before the other's red and orange. Held by this connection: released when the pass ends.
+            conn.execute("SELECT pg_advisory_lock(hashtext('sentinel.notify.pass'))")
+            conn.commit()  # a session lock outlives the transaction; the pass's own transactions stay its own
             roster = self.roster(conn)
             routed = route_pending(conn, self.cfg, roster, now, self.tz)
             self.metrics.fallbacks.inc(routed.fallbacks)
