@@ -58,7 +58,9 @@ class FitSettings:
       percentile: a stated false-alarm rate of about 1 % on rows the model has not seen. A detector fits its
       own rows best, and a short training period hides how far the plant moves next to it; the held-back
       blocks show both, so a short or drifting training period gets a wider limit by itself and a long steady
-      one nearly the in-sample limit. ``limit_folds=0``: the in-sample quantile alone (the limit before).
+      one nearly the in-sample limit. A block too short for the smoothing windows (under twice the warm-up
+      rows) or whose complement cannot be fitted is skipped, so with few training rows the limit is in-sample.
+      ``limit_folds=0``: the in-sample quantile alone (the limit before).
     - ``smoothing=10``: the statistic is averaged over 10 rows, so one noisy row cannot alarm; ``persistence=1``
       (the smoothing already asks for a run of high rows).
     - ``drop_slow=True``: a feature whose training rows have an effective sample size (rows x (1 - r1) /
