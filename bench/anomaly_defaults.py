@@ -131,8 +131,8 @@ def drift(skab_root: Path, work: Path) -> None:
             train = work / "train.csv"
             frame.head(rows).write_csv(train, separator=";")
             figures = []
-            for extra in ((), ("--limit-folds", "0")):
-                alarm, _ = fit_and_score(train, free, work, ";", *extra)
+            for options in ([], ["--limit-folds", "0"]):
+                alarm, _ = fit_and_score(train, free, work, ";", *options)
                 figures.append(f"FAR {100 * alarm[rows:].mean():5.1f} %")
             print(f"  anomaly-free, fitted on its first {rows:5d} rows: {figures[0]}   (in-sample limit: {figures[1]})")
     else:
@@ -149,7 +149,12 @@ def drift(skab_root: Path, work: Path) -> None:
     later = np.arange(len(session)) >= TRAIN_ROWS
     heads = np.flatnonzero(np.diff(fault.astype(np.int8), prepend=0) == 1)
     ends = np.flatnonzero(np.diff(fault.astype(np.int8), append=0) == -1) + 1
-    for name, extra in (("defaults", ()), ("--limit-folds 0", ("--limit-folds", "0")), ("--no-drift", ("--no-drift",))):
+    variants: list[tuple[str, list[str]]] = [
+        ("defaults", []),
+        ("--limit-folds 0", ["--limit-folds", "0"]),
+        ("--no-drift", ["--no-drift"]),
+    ]
+    for name, extra in variants:
         excluded = [a for label in LABELS for a in ("--exclude", label)]
         alarm, _ = fit_and_score(train, whole, work, ";", *excluded, *extra)
         seen = sum(bool(alarm[a:b].any()) for a, b in zip(heads, ends, strict=True))
