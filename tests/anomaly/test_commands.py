@@ -155,3 +155,23 @@ def test_no_or_two_time_columns_is_an_error_naming_the_columns(tmp_path: Path) -
     command = ["fit", "--csv", str(none), "--out", str(tmp_path / "m.npz"), "--time-column", ""]
     result = runner.invoke(anomaly_app, command)
     assert result.exit_code == 0, result.output
+
+
+def test_limit_folds_option_reaches_the_fit(files: dict[str, Path], tmp_path: Path) -> None:
+    """`--limit-folds 0` gives the in-sample limit, the default the held-back one (the library's, same rows)."""
+    from sentinel.engine.anomaly import FitSettings, fit_model
+
+    train = pl.read_csv(files["train"], separator=";").select(NAMES).to_numpy()
+    for extra, settings in (([], FitSettings()), (["--limit-folds", "0"], FitSettings(limit_folds=0))):
+        out = tmp_path / f"m{len(extra)}.npz"
+        result = runner.invoke(
+            anomaly_app,
+            ["fit", "--csv", str(files["train"]), "--out", str(out), "--sep", ";", "--exclude", "anomaly", *extra],
+        )
+        assert result.exit_code == 0, result.output
+        assert load_model(out).limit == pytest.approx(fit_model(train, NAMES, settings).limit, rel=1e-12)
+    assert load_model(tmp_path / "m0.npz").limit >= load_model(tmp_path / "m2.npz").limit
+    bad = runner.invoke(anomaly_app, ["fit", "--csv", str(files["train"]), "--out", str(tmp_path / "x.npz"),
+                                      "--sep", ";", "--limit-folds", "-1"])  # fmt: skip
+    assert bad.exit_code == 2
+    assert "limit_folds" in bad.output

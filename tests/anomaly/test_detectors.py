@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
+from dataclasses import replace
+
 import numpy as np
 import pytest
 from sklearn.ensemble import IsolationForest
@@ -65,12 +68,43 @@ def test_normalised_score_is_statistic_over_limit_and_alarm_needs_persistence() 
 
 
 def test_limit_is_the_training_quantile_of_the_smoothed_statistic_once_windows_are_full() -> None:
-    settings = FitSettings(detector="pca", smoothing=5, limit_quantile=0.95, margin=1.5)
+    settings = FitSettings(detector="pca", smoothing=5, limit_quantile=0.95, margin=1.5, limit_folds=0)
     model = fit_model(TRAIN, NAMES, settings)
-    fresh = fit_model(TRAIN, NAMES, FitSettings(detector="pca", smoothing=5, limit_quantile=1.0))
+    fresh = fit_model(TRAIN, NAMES, replace(settings, limit_quantile=1.0, margin=1.0))
     smoothed = fresh.score(TRAIN).statistic
     assert model.warmup_rows == 4
     assert model.limit == pytest.approx(1.5 * np.quantile(smoothed[4:], 0.95))
+
+
+def test_held_back_limit_is_the_quantile_of_blocks_scored_by_models_of_the_other_blocks() -> None:
+    # Without drift following, so that scoring with the fitted limit moves nothing the fit's limit-free run did not.
+    settings = FitSettings(detector="pca", smoothing=5, limit_quantile=0.95, limit_folds=4, drift=False)
+    model = fit_model(TRAIN, NAMES, settings)
+    in_sample = fit_model(TRAIN, NAMES, replace(settings, limit_folds=0)).limit
+    # By hand: block j scored after the other blocks by a model fitted on them alone.
+    edges = np.linspace(0, len(TRAIN), 5).astype(int)
+    held = []
+    for start, stop in itertools.pairwise(edges):
+        rest = np.r_[TRAIN[:start], TRAIN[stop:]]
+        other = fit_model(rest, NAMES, replace(settings, limit_folds=0))
+        statistic = other.score(np.r_[rest, TRAIN[start:stop]]).statistic
+        held.append(statistic[len(rest) + model.warmup_rows :])
+    expected = max(in_sample, float(np.quantile(np.concatenate(held), 0.95)))
+    assert model.limit == pytest.approx(expected, rel=1e-9)
+    assert model.limit >= in_sample
+
+
+def test_held_back_limit_widens_for_a_short_drifting_training_period() -> None:
+    """A training period that drifts: the in-sample limit is too narrow for what comes next, the held-back one
+    sees the drift between blocks and keeps the later normal rows nearly quiet."""
+    rng = np.random.default_rng(21)
+    walk = np.cumsum(rng.normal(scale=0.08, size=(3000, 1)), axis=0)  # slow wander shared by two sensors
+    rows = rng.normal(size=(3000, 3)) + np.c_[walk, 0.5 * walk, np.zeros((3000, 1))]
+    names = ("a", "b", "c")
+    held = fit_model(rows[:400], names)
+    in_sample = fit_model(rows[:400], names, FitSettings(limit_folds=0))
+    assert held.limit > in_sample.limit
+    assert held.score(rows).alarm[400:].mean() < in_sample.score(rows).alarm[400:].mean()
 
 
 def test_a_fresh_stream_does_not_alarm_before_its_windows_fill() -> None:

@@ -1,9 +1,8 @@
 """Drift of normal operation: a model fitted on one normal period keeps its false-alarm rate on a later one, and
 still catches a fault there; the limit's stated false-alarm rate holds on fresh normal data; slow features.
 
-The SKAB test reads ../shared/data/skab/anomaly-free (skips when absent). Its fault is synthetic (a step added
-to the recording's later part, said so below): the development data has no fault recorded in the same session as
-a long normal period.
+The SKAB tests read ../shared/data/skab (skip when absent): the anomaly-free recording for a long normal period,
+and valve1's 16 files as the one five-hour session they are, for real faults hours after the training period.
 """
 
 from __future__ import annotations
@@ -20,7 +19,18 @@ from sentinel.engine.anomaly import FitSettings, fit_model
 from sentinel.engine.anomaly.model import slow_features
 from tests.anomaly.synthetic import NAMES, drifting_rows, normal_rows
 
-FREE = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "skab" / "anomaly-free" / "anomaly-free.csv"
+# ../shared/data beside the checkout (or beside the folder of worktrees the checkout is in).
+_HERE = Path(__file__).resolve()
+SKAB = next(
+    (
+        p / "shared" / "data" / "skab"
+        for p in (_HERE.parents[2].parent, _HERE.parents[3].parent)
+        if (p / "shared").is_dir()
+    ),
+    _HERE.parents[2].parent / "shared" / "data" / "skab",
+)
+FREE = SKAB / "anomaly-free" / "anomaly-free.csv"
+VALVE1 = SKAB / "valve1"
 FAR_TARGET = 0.15
 
 
@@ -83,24 +93,43 @@ def test_slow_features_are_left_out_but_kept_in_the_rows() -> None:
 
 @pytest.mark.slow
 @pytest.mark.skipif(not FREE.is_file(), reason=f"SKAB anomaly-free recording not found at {FREE}")
-def test_skab_anomaly_free_later_period_stays_quiet_and_a_synthetic_fault_is_caught() -> None:
+def test_skab_anomaly_free_later_period_stays_quiet() -> None:
     """Fit on the first quarter of SKAB's anomaly-free recording (2,351 rows, 39 minutes), score the 7,054 normal
-    rows after it: drift-following keeps the false alarms under the target, a fixed centre does not. Then a
-    SYNTHETIC fault (not a recorded one): flow down and current up by 5 training standard deviations for 300
-    rows, an hour after the training period."""
+    rows after it: under the target (0.4 % with the held-back limit, 9.6 % with the in-sample one)."""
     frame = pl.read_csv(FREE, separator=";")
     names = tuple(c for c in frame.columns if c != "datetime")
     values = frame.select(names).to_numpy().astype(np.float64)
     cut = len(values) // 4
-    model = fit_model(values[:cut], names)
-    assert model.score(values).alarm[cut:].mean() <= FAR_TARGET
-    fixed = fit_model(values[:cut], names, FitSettings(drift=False))
-    assert fixed.score(values).alarm[cut:].mean() > 0.5
-    faulty = values.copy()
-    fault = slice(6000, 6300)
-    spread = values[:cut].std(axis=0)
-    for name, sign in (("Volume Flow RateRMS", -1), ("Current", 1)):
-        column = names.index(name)
-        faulty[fault, column] += sign * 5 * spread[column]
-    alarm = model.score(faulty).alarm
-    assert alarm[fault.start + 20 : fault.stop].mean() >= 0.9
+    assert fit_model(values[:cut], names).score(values).alarm[cut:].mean() <= FAR_TARGET
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not VALVE1.is_dir(), reason=f"SKAB valve1 not found at {VALVE1}")
+def test_skab_valve1_session_a_model_of_its_first_minutes_keeps_quiet_for_hours_and_catches_the_real_faults() -> None:
+    """valve1's 16 files are one five-hour recording (each file starts a second after the one before ends, no
+    pause over 76 s; checked below) with 16 real, labelled valve faults. A model fitted on the first 400 rows
+    (under 7 minutes) scores all of it: the normal rows of the next five hours stay under the FAR target, and
+    the faults are still caught. (SKAB's anomaly-free recording is not used for this: it was recorded a month
+    earlier at another operating point, 160-180 of its training standard deviations away on three sensors, so
+    any model fitted on it alarms on every valve1 row, normal or not.) Labels only count here; nothing is
+    chosen with them."""
+    files = sorted(VALVE1.glob("*.csv"), key=lambda p: int(p.stem))
+    frames = [pl.read_csv(p, separator=";") for p in files]
+    frame = pl.concat(frames)
+    times = frame["datetime"].str.to_datetime().to_numpy()
+    # One row a second, from 10:14 to 15:34 on one day; the longest pause is 76 s.
+    assert np.diff(times).max() <= np.timedelta64(2, "m"), "valve1 files are not one continuous recording"
+    names = tuple(c for c in frame.columns if c not in ("datetime", "anomaly", "changepoint"))
+    values = frame.select(names).to_numpy().astype(np.float64)
+    fault = frame["anomaly"].to_numpy() > 0.5
+    alarm = fit_model(values[:400], names).score(values).alarm
+    later = np.arange(len(values)) >= 400
+    assert alarm[later & ~fault].mean() <= FAR_TARGET  # 11.0 % when written
+    assert alarm[fault].mean() >= 0.7  # 78 % of the fault rows
+    heads = np.flatnonzero(np.diff(fault.astype(np.int8)) == 1) + 1
+    ends = np.flatnonzero(np.diff(fault.astype(np.int8)) == -1) + 1
+    assert len(heads) == len(ends) == 16
+    assert all(alarm[a:b].any() for a, b in zip(heads, ends, strict=True)), "a recorded fault went unseen"
+    # Without drift following the same model alarms on most of the later normal rows: the drift is real.
+    fixed = fit_model(values[:400], names, FitSettings(drift=False)).score(values).alarm
+    assert fixed[later & ~fault].mean() > 0.5

@@ -2,8 +2,9 @@
 
 The reference below is the recursion of :mod:`sentinel.engine.anomaly.drift` written the obvious way: one device
 after another, one row after another, the detector called on one row. Random batches of several devices, with
-spikes that the cap clips and steps that push the smoothed statistic over the limit (rows then learnt nothing),
-starting from random carried state, must give the same statistics and the same state after the batch.
+spikes that the cap clips, steps that push the smoothed statistic over the limit (rows then learnt nothing) and
+rows with a missing value (NaN: they move nothing, and their statistic stays out of later windows), starting from
+random carried state, must give the same statistics and the same state after the batch.
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ def per_row_reference(c: Case) -> tuple[FloatArray, FloatArray, FloatArray, Floa
         raw[i], smoothed[i] = value, mean
         if past.shape[1]:
             past[g] = np.r_[past[g, 1:], value]
-        if mean <= c.limit:
+        if mean <= c.limit and np.all(np.isfinite(shifted)):  # a row with a missing value moves nothing
             pull = (shifted - c.centre) / c.scale
             capped += int(np.any(np.abs(pull) > CLIP))
             step = np.clip(pull, -CLIP, CLIP) * c.scale
@@ -81,6 +82,9 @@ def cases(draw: st.DrawFn) -> Case:
     if draw(st.booleans()):
         start = int(rng.integers(0, n))
         rows[start : start + int(rng.integers(1, 30))] += 4.0 * train.std(axis=0)  # a fault: gated rows
+    if draw(st.booleans()):  # readings missing (NaN) in some rows, as the Scorer API may be given
+        holes = rng.random(n) < 0.1
+        rows[holes, int(rng.integers(0, f))] = np.nan
     span = draw(st.integers(0, 6))
     past = rng.gamma(2.0, 1.0, (states, span))
     past[:, : int(rng.integers(0, span + 1))] = np.nan  # windows not yet full (oldest entries missing)
@@ -100,6 +104,7 @@ def check(c: Case) -> tuple[int, int]:
             c.detector, c.rows, c.group, o, p,
             limit=c.limit, drift_rows=c.drift_rows, centre=c.centre, scale=c.scale,
         )  # fmt: skip
+        assert np.all(np.isfinite(o)), "a row with a missing value made the drift state NaN"
         np.testing.assert_allclose(r, raw, rtol=1e-9, atol=1e-12)
         np.testing.assert_allclose(s, smoothed, rtol=1e-9, atol=1e-12)
         np.testing.assert_allclose(o, offset, rtol=1e-9, atol=1e-12)
@@ -132,3 +137,25 @@ def test_the_cases_hold_gated_and_capped_rows_for_both_paths() -> None:
     gated, capped = check(case)
     assert gated >= 20
     assert capped >= 1
+
+
+def test_a_row_with_a_missing_value_leaves_the_drift_state_finite_through_the_scorer() -> None:
+    """Through the public Scorer API: one NaN reading must not turn the model's drift offset into NaN for good
+    (every later row would then score NaN and never alarm again)."""
+    from sentinel.engine.anomaly import fit_model
+    from sentinel.engine.anomaly.model import Scorer
+
+    rng = np.random.default_rng(3)
+    train = rng.standard_normal((400, 3))
+    model = fit_model(train, ("a", "b", "c"))
+    assert model.drift_rows
+    rows = rng.standard_normal((300, 3))
+    rows[100, 1] = np.nan
+    rows[200:260] += 6.0  # a fault after the missing reading: it must still be caught
+    scorer = Scorer(model)
+    scores = scorer.score_batch(rows)
+    assert np.isnan(scores.statistic[100])
+    assert np.all(np.isfinite(scores.statistic[110:]))
+    assert scores.alarm[215:260].all()
+    later = scorer.score_batch(rng.standard_normal((50, 3)))
+    assert np.all(np.isfinite(later.statistic))

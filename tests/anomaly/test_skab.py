@@ -10,7 +10,16 @@ import pytest
 
 from sentinel.engine.anomaly import FitSettings, fit_model
 
-SKAB = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "skab"
+_HERE = Path(__file__).resolve()
+# ../shared/data beside the checkout (or beside the folder of worktrees the checkout is in).
+SKAB = next(
+    (
+        p / "shared" / "data" / "skab"
+        for p in (_HERE.parents[2].parent, _HERE.parents[3].parent)
+        if (p / "shared").is_dir()
+    ),
+    _HERE.parents[2].parent / "shared" / "data" / "skab",
+)
 FAST_METRICS = ("Accelerometer1RMS", "Accelerometer2RMS", "Current", "Pressure", "Voltage", "Volume Flow RateRMS")
 
 pytestmark = pytest.mark.skipif(not SKAB.is_dir(), reason=f"SKAB data not found at {SKAB}")

@@ -20,7 +20,11 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 BENCH = ROOT / "bench" / "skab.py"
-SKAB = ROOT.parent / "shared" / "data" / "skab"
+# ../shared/data beside the checkout (or beside the folder of worktrees the checkout is in).
+SKAB = next(
+    (p / "shared" / "data" / "skab" for p in (ROOT.parent, ROOT.parent.parent) if (p / "shared").is_dir()),
+    ROOT.parent / "shared" / "data" / "skab",
+)
 needs_skab = pytest.mark.skipif(not SKAB.is_dir(), reason=f"SKAB data not found at {SKAB}")
 DETECTORS = ("defaults (no tuning)", "pca", "iforest", "robust_z", "pca, any feature subset")
 FIGURES = r"F1 (\d\.\d{3})  FAR +([\d.]+) %  MAR +([\d.]+) %"

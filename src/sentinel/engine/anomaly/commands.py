@@ -57,6 +57,13 @@ DropSlowOption = Annotated[
 DriftOption = Annotated[
     bool, typer.Option("--drift/--no-drift", help="Let the centre follow slow drift of rows judged normal")
 ]
+LimitFoldsOption = Annotated[
+    int,
+    typer.Option(
+        help="Take the limit from training rows held back from the fit, in this many consecutive blocks "
+        "(each scored by a model of the others); 0: from the training rows themselves"
+    ),
+]
 DriftRowsOption = Annotated[
     int, typer.Option(help="Memory of the drift-following centre in rows; 0: as many as the training rows")
 ]
@@ -173,11 +180,12 @@ def fit_command(  # typer maps each option to a parameter
     drop_slow: DropSlowOption = _DEFAULTS.drop_slow,
     drift: DriftOption = _DEFAULTS.drift,
     drift_rows: DriftRowsOption = _DEFAULTS.drift_rows,
+    limit_folds: LimitFoldsOption = _DEFAULTS.limit_folds,
 ) -> None:
     """Fit a model on the rows of CSV (all of them are taken as normal) and write it to OUT."""
     settings = _settings(
         detector, smoothing, quantile, margin, persistence, variance, statistic, trees, window, seed,
-        drop_slow=drop_slow, drift=drift, drift_rows=drift_rows,
+        drop_slow=drop_slow, drift=drift, drift_rows=drift_rows, limit_folds=limit_folds,
     )  # fmt: skip
     table = _table(csv, sep, time_column, exclude or ())
     model = fit_model(
@@ -226,6 +234,7 @@ def train_command(  # typer maps each option to a parameter
     drop_slow: DropSlowOption = _DEFAULTS.drop_slow,
     drift: DriftOption = _DEFAULTS.drift,
     drift_rows: DriftRowsOption = _DEFAULTS.drift_rows,
+    limit_folds: LimitFoldsOption = _DEFAULTS.limit_folds,
 ) -> None:
     """Fit a model for a device class on its stored readings between --since and --until, and write it to OUT."""
     from sentinel.cli_settings import cli_settings  # database code only for this command
@@ -235,7 +244,7 @@ def train_command(  # typer maps each option to a parameter
     chosen = detector or rule_detector or _DEFAULTS.detector
     settings = _settings(
         chosen, smoothing, quantile, margin, 1, variance, statistic, trees, window, seed,
-        drop_slow=drop_slow, drift=drift, drift_rows=drift_rows,
+        drop_slow=drop_slow, drift=drift, drift_rows=drift_rows, limit_folds=limit_folds,
     )  # fmt: skip
     start, end = _time(since, "--since"), _time(until, "--until") if until else None
     with Database.open(cli_settings(ctx), share=True) as db, db.connect() as conn:

@@ -16,7 +16,8 @@ drift by rate x memory, and a PCA limit is narrow next to that). Each row:
 - if the row was judged normal (its smoothed score, the value the alarm is taken from, was not above the limit),
   the offset and trend take in the row's deviation, clipped to ``CLIP`` training standard deviations per feature
   so that one wild reading inside the limit pulls little. During an alarm they take in nothing: a fault is not
-  learnt as the new normal, however long it lasts.
+  learnt as the new normal, however long it lasts. A row with a missing value (NaN) moves nothing either, and
+  its NaN statistic stays out of later rows' smoothing windows.
 
 What it cannot do: follow a change faster than the limit allows. A level that leaves the limit before the state
 has caught up alarms, and the alarm holds (nothing is learnt while it alarms); a model fitted on too few minutes
@@ -120,12 +121,14 @@ def recentred_loop(
         raw[at], smoothed[at] = value, mean
         if span:
             # The value leaving the window: from before the batch, or this batch's row ``span`` rows back.
+            # A missing value (NaN) neither enters the window nor counts in it.
             leaving = old[:m, k] if k < span else raw[at - span]
-            known = np.isfinite(leaving)
-            window_sum[:m] += value - np.where(known, leaving, 0.0)
-            window_count[:m] += ~known
-        normal = mean <= limit
-        step = np.clip((shifted - centre) / scale, -CLIP, CLIP) * scale * normal[:, None]
+            entering_known, leaving_known = np.isfinite(value), np.isfinite(leaving)
+            window_sum[:m] += np.where(entering_known, value, 0.0) - np.where(leaving_known, leaving, 0.0)
+            window_count[:m] += entering_known.astype(np.float64) - leaving_known
+        # Only a complete row judged normal moves the centre (NaN would make the offset NaN for good).
+        normal = (mean <= limit) & np.isfinite(shifted).all(axis=1)
+        step = np.where(normal[:, None], np.clip((shifted - centre) / scale, -CLIP, CLIP) * scale, 0.0)
         level[:m] += level_gain * step
         trend[:m] += trend_gain * step
     offset[ids, 0], offset[ids, 1] = level, trend

@@ -96,23 +96,27 @@ def _loop(  # pragma: no cover - runs compiled; its Python twin is drift.recentr
             average = (wsum + value) / (wcount + 1.0)
             raw[at] = value
             smoothed[at] = average
-            if span:
+            if span:  # a missing value (NaN) neither enters the window nor counts in it
                 leaving = past[gid, r] if r < span else raw[at - span]
-                if np.isfinite(leaving):
-                    wsum += value - leaving
-                else:
-                    wsum += value - 0.0
-                    wcount += 1.0
-            normal = 1.0 if average <= limit else 0.0
+                entering_known, leaving_known = np.isfinite(value), np.isfinite(leaving)
+                wsum += (value if entering_known else 0.0) - (leaving if leaving_known else 0.0)
+                wcount += (1.0 if entering_known else 0.0) - (1.0 if leaving_known else 0.0)
+            # Only a complete row judged normal moves the centre: NaN in a row (a reading missing) would
+            # otherwise turn the offset into NaN for good.
+            normal = average <= limit
             for j in range(f):
-                v = (shifted[j] - centre[j]) / scale[j]
-                if v < -clip:
-                    v = -clip
-                elif v > clip:
-                    v = clip
-                step = v * scale[j] * normal
-                level[j] += level_gain * step
-                trend[j] += trend_gain * step
+                if not np.isfinite(shifted[j]):
+                    normal = False
+            if normal:
+                for j in range(f):
+                    v = (shifted[j] - centre[j]) / scale[j]
+                    if v < -clip:
+                        v = -clip
+                    elif v > clip:
+                        v = clip
+                    step = v * scale[j]
+                    level[j] += level_gain * step
+                    trend[j] += trend_gain * step
         # The group's last ``span`` statistics: this batch's tail, older ones from before the batch.
         tail = head + n - 1
         last = np.empty(span)

@@ -9,7 +9,10 @@ of a fresh stream) are scored but never alarm.
 
 The limit is the ``limit_quantile`` quantile of the smoothed statistic over the training rows, times ``margin``:
 derived from the data, not from a distribution assumed for it, and computed with the drift-following centre
-running over the training rows as it will in use. Features whose training rows are too slow to support that
+running over the training rows as it will in use. By default the rows it is taken from are held back: each of
+``limit_folds`` consecutive blocks of the training rows is scored by a model fitted on the other blocks
+(:func:`held_back_statistics`), so the limit states the false-alarm rate on rows the detector has not seen (the
+in-sample quantile is the floor). Features whose training rows are too slow to support that
 quantile (see :func:`slow_features`) are kept in the model's feature list but not used by the detector.
 :class:`Scorer` carries the rows, statistics, drift offsets and over-limit run a window needs across
 micro-batches, so a stream scored batch by batch gets the same numbers as the whole series scored at once;
@@ -20,6 +23,7 @@ micro-batches, so a stream scored batch by batch gets the same numbers as the wh
 from __future__ import annotations
 
 import copy
+import itertools
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
@@ -48,8 +52,15 @@ class FitSettings:
     - ``detector="pca"``, ``pca_statistic="combined"``, ``pca_variance=0.9``: T² and Q, so that both a level
       outside the normal range and a broken relation between sensors show (the published SKAB reference
       detector, kept from before).
-    - ``limit_quantile=0.99``, ``margin=1.0``: the limit is the 99th percentile of the smoothed statistic over
-      the training rows, a stated false-alarm rate of about 1 % on data like the training data.
+    - ``limit_quantile=0.99``, ``margin=1.0``, ``limit_folds=4``: the limit is the 99th percentile of the
+      smoothed statistic over training rows held back from the detector's fit (4 consecutive blocks, each
+      scored by a model of the other three, drift following running), and never below the in-sample 99th
+      percentile: a stated false-alarm rate of about 1 % on rows the model has not seen. A detector fits its
+      own rows best, and a short training period hides how far the plant moves next to it; the held-back
+      blocks show both, so a short or drifting training period gets a wider limit by itself and a long steady
+      one nearly the in-sample limit. A block too short for the smoothing windows (under twice the warm-up
+      rows) or whose complement cannot be fitted is skipped, so with few training rows the limit is in-sample.
+      ``limit_folds=0``: the in-sample quantile alone (the limit before).
     - ``smoothing=10``: the statistic is averaged over 10 rows, so one noisy row cannot alarm; ``persistence=1``
       (the smoothing already asks for a run of high rows).
     - ``drop_slow=True``: a feature whose training rows have an effective sample size (rows x (1 - r1) /
@@ -76,6 +87,7 @@ class FitSettings:
     drop_slow: bool = True
     drift: bool = True
     drift_rows: int = 0
+    limit_folds: int = 4
 
     def __post_init__(self) -> None:
         if self.detector not in DETECTOR_KINDS:
@@ -84,6 +96,8 @@ class FitSettings:
             raise ValueError("smoothing, persistence, window and trees must be at least 1")
         if not 0.0 < self.limit_quantile <= 1.0 or self.margin <= 0:
             raise ValueError("limit_quantile must be in (0, 1] and margin positive")
+        if self.limit_folds < 0:
+            raise ValueError("limit_folds must be 0 (limit from the training rows themselves) or more")
         if self.drift_rows < 0:
             raise ValueError("drift_rows must be 0 (as many as the training rows) or more")
 
@@ -288,8 +302,32 @@ def fit_model(
         slow = slow_features(train, settings.limit_quantile)
         if slow.any() and not slow.all():
             used = tuple(int(i) for i in np.flatnonzero(~slow))
+    detector = fit_detector(train[:, list(used)] if used is not None else train, settings)
+    provisional = _unlimited(train, names, detector, used, settings, TrainingInfo(len(train), first, last, source))
+    # While fitting there is no limit yet: every training row moves the drift centre.
+    statistic = Scorer(provisional)._score(train, np.inf).statistic
+    # The limit comes from rows with full windows, the only rows it will ever be compared with.
+    settled = statistic[provisional.warmup_rows :] if len(train) > 2 * provisional.warmup_rows else statistic
+    limit = float(np.quantile(settled, settings.limit_quantile))
+    held = held_back_statistics(train, names, used, settings, provisional.warmup_rows)
+    if len(held):
+        limit = max(limit, float(np.quantile(held, settings.limit_quantile)))
+    limit *= settings.margin
+    if not limit > 0:
+        raise DatasetError("training data gives a zero control limit: the features never vary")
+    return replace(provisional, limit=limit)
+
+
+def _unlimited(
+    train: FloatArray,
+    names: tuple[str, ...],
+    detector: Detector,
+    used: tuple[int, ...] | None,
+    settings: FitSettings,
+    training: TrainingInfo,
+) -> AnomalyModel:
+    """The model around a fitted detector before its limit is known (limit 1.0, drift centre from ``train``)."""
     columns = train[:, list(used)] if used is not None else train
-    detector = fit_detector(columns, settings)
     drift_rows = 0
     centre = scale = None
     if settings.drift and detector.history_rows == 0:
@@ -297,15 +335,38 @@ def fit_model(
         centre = columns.mean(axis=0)
         spread = columns.std(axis=0, ddof=1) if len(columns) > 1 else np.zeros(columns.shape[1])
         scale = np.where(spread > 1e-9, spread, 1.0)
-    provisional = AnomalyModel(
+    return AnomalyModel(
         detector, names, 1.0, settings.smoothing, settings.persistence, settings.limit_quantile,
-        settings.margin, TrainingInfo(len(train), first, last, source), used, drift_rows, centre, scale,
+        settings.margin, training, used, drift_rows, centre, scale,
     )  # fmt: skip
-    # While fitting there is no limit yet: every training row moves the drift centre.
-    statistic = Scorer(provisional)._score(train, np.inf).statistic
-    # The limit comes from rows with full windows, the only rows it will ever be compared with.
-    settled = statistic[provisional.warmup_rows :] if len(train) > 2 * provisional.warmup_rows else statistic
-    limit = float(np.quantile(settled, settings.limit_quantile)) * settings.margin
-    if not limit > 0:
-        raise DatasetError("training data gives a zero control limit: the features never vary")
-    return replace(provisional, limit=limit)
+
+
+def held_back_statistics(
+    train: FloatArray, names: tuple[str, ...], used: tuple[int, ...] | None, settings: FitSettings, warmup: int
+) -> FloatArray:
+    """The smoothed statistic of training rows scored by a model that did not see them (``limit_folds`` blocks).
+
+    The training rows are cut into ``limit_folds`` consecutive blocks; for each block a model is fitted on the
+    other blocks and scores them, then the block (the drift centre running through both, as it will in use).
+    What the block's rows score is what the plant does next to a period the model knows: on a short training
+    period it holds the drift and the estimation error that the in-sample statistic hides (a detector always
+    fits its own rows best). Blocks whose complement cannot be fitted (too few rows, no variation) are skipped;
+    no block at all: an empty array, and the limit is in-sample only.
+    """
+    folds = settings.limit_folds
+    block_rows = len(train) // folds if folds >= 2 else 0
+    if block_rows <= 2 * warmup or block_rows < 2:
+        return np.empty(0)
+    edges = np.linspace(0, len(train), folds + 1).astype(np.int64)
+    columns = list(used) if used is not None else list(range(train.shape[1]))
+    pooled: list[FloatArray] = []
+    for start, stop in itertools.pairwise(edges):
+        rest = np.r_[train[:start], train[stop:]]
+        try:
+            detector = fit_detector(rest[:, columns], settings)
+        except DatasetError:
+            continue
+        model = _unlimited(rest, names, detector, used, settings, TrainingInfo(len(rest)))
+        statistic = Scorer(model)._score(np.r_[rest, train[start:stop]], np.inf).statistic
+        pooled.append(statistic[len(rest) + warmup :])
+    return np.concatenate(pooled) if pooled else np.empty(0)
