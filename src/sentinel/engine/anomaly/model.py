@@ -33,7 +33,7 @@ import numpy.typing as npt
 from sentinel.engine.anomaly.detector import Detector, FloatArray
 from sentinel.engine.anomaly.drift import recentred_statistics
 from sentinel.engine.anomaly.iforest import fit_isolation_forest
-from sentinel.engine.anomaly.pca import PcaStatistic, fit_pca
+from sentinel.engine.anomaly.pca import PcaDetector, PcaStatistic, fit_pca
 from sentinel.engine.anomaly.robust_z import fit_robust_z
 from sentinel.engine.anomaly.windows import run_lengths, trailing_mean
 from sentinel.errors import DatasetError, ModelError
@@ -88,6 +88,7 @@ class FitSettings:
     drift: bool = True
     drift_rows: int = 0
     limit_folds: int = 4
+    one_sensor_sigma: float = 3.0
 
     def __post_init__(self) -> None:
         if self.detector not in DETECTOR_KINDS:
@@ -98,6 +99,8 @@ class FitSettings:
             raise ValueError("limit_quantile must be in (0, 1] and margin positive")
         if self.limit_folds < 0:
             raise ValueError("limit_folds must be 0 (limit from the training rows themselves) or more")
+        if not (self.one_sensor_sigma >= 0 and np.isfinite(self.one_sensor_sigma)):
+            raise ValueError("one_sensor_sigma must be 0 (one sensor limited like several) or a positive number")
         if self.drift_rows < 0:
             raise ValueError("drift_rows must be 0 (as many as the training rows) or more")
 
@@ -302,8 +305,16 @@ def fit_model(
         slow = slow_features(train, settings.limit_quantile)
         if slow.any() and not slow.all():
             used = tuple(int(i) for i in np.flatnonzero(~slow))
+    one_sensor = _one_sensor_chart(train.shape[1] if used is None else len(used), settings)
+    if one_sensor:
+        settings = replace(settings, smoothing=1)  # the limit is on each reading (see FitSettings)
     detector = fit_detector(train[:, list(used)] if used is not None else train, settings)
     provisional = _unlimited(train, names, detector, used, settings, TrainingInfo(len(train), first, last, source))
+    if one_sensor:
+        assert isinstance(detector, PcaDetector)
+        # T² of one feature is its squared z-score: sigma² is the Shewhart limit |x - mean| = sigma x sd.
+        chart = settings.one_sensor_sigma**2 / (detector.t2_reference if detector.which == "combined" else 1.0)
+        return replace(provisional, limit=chart * settings.margin)
     # While fitting there is no limit yet: every training row moves the drift centre.
     statistic = Scorer(provisional)._score(train, np.inf).statistic
     # The limit comes from rows with full windows, the only rows it will ever be compared with.
@@ -316,6 +327,14 @@ def fit_model(
     if not limit > 0:
         raise DatasetError("training data gives a zero control limit: the features never vary")
     return replace(provisional, limit=limit)
+
+
+def _one_sensor_chart(used_features: int, settings: FitSettings) -> bool:
+    """Whether the model is a Shewhart chart of one sensor (see ``one_sensor_sigma`` in :class:`FitSettings`)."""
+    return (
+        used_features == 1 and settings.one_sensor_sigma > 0 and settings.detector == "pca"
+        and settings.pca_statistic in ("t2", "combined")
+    )  # fmt: skip
 
 
 def _unlimited(
