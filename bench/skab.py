@@ -171,12 +171,17 @@ def candidates(quick: bool = False) -> dict[str, list[Candidate]]:
     # The defaults: one setting, FitSettings() on all eight sensors, so "choosing" it sees no labels at all.
     grid: dict[str, list[Candidate]] = {DEFAULTS: [Candidate(SENSORS, FitSettings())]}
     grid |= {"pca": [], "iforest": [], "robust_z": [], "pca, any feature subset": []}
-    # The tuned grids keep the fixed centre and every feature of their set, as before the defaults adapted:
-    # what they tune is what they were.
+    # The tuned grids keep the fixed centre, every feature of their set and the quantile limit (also for one
+    # sensor), as before the defaults adapted: what they tune is what they were.
     for features in FEATURE_SETS.values():
         for smoothing, quantile in itertools.product(smoothings, quantiles):
             base = FitSettings(
-                smoothing=smoothing, limit_quantile=quantile, drift=False, drop_slow=False, limit_folds=0
+                smoothing=smoothing,
+                limit_quantile=quantile,
+                drift=False,
+                drop_slow=False,
+                limit_folds=0,
+                one_sensor_sigma=0,
             )
             for statistic in ("t2", "combined") if quick else ("t2", "q", "combined"):
                 for variance in (0.9,) if quick else (0.9, 0.99):
@@ -200,6 +205,7 @@ def candidates(quick: bool = False) -> dict[str, list[Candidate]]:
                 drift=False,
                 drop_slow=False,
                 limit_folds=0,
+                one_sensor_sigma=0,  # one-sensor subsets are tuned like the others (smoothing, quantile)
             )
             grid["pca, any feature subset"].append(Candidate(features, pca))
     return grid

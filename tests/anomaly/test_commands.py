@@ -175,3 +175,26 @@ def test_limit_folds_option_reaches_the_fit(files: dict[str, Path], tmp_path: Pa
                                       "--sep", ";", "--limit-folds", "-1"])  # fmt: skip
     assert bad.exit_code == 2
     assert "limit_folds" in bad.output
+
+
+def test_one_sensor_sigma_option_reaches_the_fit(tmp_path: Path) -> None:
+    """A univariate file (NAB's layout: timestamp, value) gets the 3-sigma chart by default; the option sets
+    sigma, 0 gives the quantile limit of several sensors; a negative sigma is a usage error."""
+    values = np.random.default_rng(3).gamma(2.0, size=500)
+    times = [f"2026-01-01 {i // 60:02d}:{i % 60:02d}:00" for i in range(len(values))]
+    csv = tmp_path / "one.csv"
+    pl.DataFrame({"timestamp": times, "value": values}).write_csv(csv)
+    limits = {}
+    for sigma in ("3", "4", "0"):
+        out = tmp_path / f"m{sigma}.npz"
+        result = runner.invoke(anomaly_app, ["fit", "--csv", str(csv), "--out", str(out), "--one-sensor-sigma", sigma])
+        assert result.exit_code == 0, result.output
+        model = load_model(out)
+        limits[sigma] = (model.limit * model.detector.t2_reference, model.smoothing)  # type: ignore[attr-defined]
+    assert limits["3"] == (pytest.approx(9.0), 1)
+    assert limits["4"] == (pytest.approx(16.0), 1)
+    assert limits["0"][1] == 10
+    bad = runner.invoke(anomaly_app, ["fit", "--csv", str(csv), "--out", str(tmp_path / "x.npz"),
+                                      "--one-sensor-sigma", "-1"])  # fmt: skip
+    assert bad.exit_code == 2
+    assert "one_sensor_sigma" in bad.output

@@ -7,11 +7,13 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sklearn.ensemble import IsolationForest
 
 from sentinel.engine.anomaly import FitSettings, fit_model
 from sentinel.engine.anomaly.iforest import fit_isolation_forest
-from sentinel.engine.anomaly.pca import fit_pca
+from sentinel.engine.anomaly.pca import PcaStatistic, fit_pca
 from tests.anomaly.synthetic import NAMES, decorrelated_rows, normal_rows, shifted_rows
 
 TRAIN = normal_rows(1000, seed=1)
@@ -145,3 +147,44 @@ def test_fit_refuses_non_finite_training_data_naming_the_place() -> None:
     bad[17, 2] = np.nan
     with pytest.raises(DatasetError, match=r"row 17, feature 'current'"):
         fit_model(bad, NAMES)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    seed=st.integers(0, 2**31 - 1),
+    rows=st.integers(20, 300),
+    sigma=st.sampled_from([2.0, 3.0, 4.5]),
+    statistic=st.sampled_from(["t2", "combined"]),
+)
+def test_one_sensor_alarms_exactly_beyond_mean_plus_minus_sigma_sd(
+    seed: int, rows: int, sigma: float, statistic: PcaStatistic
+) -> None:
+    """One sensor, no drift: the alarm is the Shewhart chart |x - training mean| > sigma x training sd (ddof 1)
+    on each reading, whatever the training values' shape (skewed, spiky, bounded); nothing smooths it."""
+    rng = np.random.default_rng(seed)
+    train = rng.lognormal(sigma=rng.uniform(0.1, 1.5), size=(rows, 1)) + np.sin(np.arange(rows) / 7)[:, None]
+    mean, sd = train.mean(), train.std(ddof=1)
+    model = fit_model(train, ("x",), FitSettings(one_sensor_sigma=sigma, pca_statistic=statistic, drift=False))
+    assert model.smoothing == 1
+    assert model.warmup_rows == 0
+    z = rng.uniform(-2 * sigma, 2 * sigma, size=500)
+    z = z[np.abs(np.abs(z) - sigma) > 1e-6]  # not on the limit itself (float rounding decides there)
+    alarm = model.score(mean + z[:, None] * sd).alarm
+    np.testing.assert_array_equal(alarm, np.abs(z) > sigma)
+
+
+def test_one_sensor_sigma_zero_limits_one_sensor_like_several_and_several_are_unchanged() -> None:
+    rng = np.random.default_rng(5)
+    one = rng.normal(size=(400, 1))
+    chart = fit_model(one, ("x",))
+    quantile = fit_model(one, ("x",), FitSettings(one_sensor_sigma=0))
+    assert (chart.smoothing, quantile.smoothing) == (1, FitSettings().smoothing)
+    assert chart.limit == pytest.approx(9.0 / chart.detector.t2_reference)  # type: ignore[attr-defined]
+    # The held-back quantile limit of the 10-row mean, as for several sensors.
+    settled = fit_model(one, ("x",), FitSettings(one_sensor_sigma=0, limit_folds=0)).limit
+    assert quantile.limit >= settled
+    several = fit_model(TRAIN, NAMES)
+    assert several.limit == fit_model(TRAIN, NAMES, FitSettings(one_sensor_sigma=0)).limit
+    assert several.smoothing == FitSettings().smoothing
+    with pytest.raises(ValueError, match="one_sensor_sigma"):
+        FitSettings(one_sensor_sigma=-1.0)

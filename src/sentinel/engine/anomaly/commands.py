@@ -64,6 +64,13 @@ LimitFoldsOption = Annotated[
         "(each scored by a model of the others); 0: from the training rows themselves"
     ),
 ]
+OneSensorSigmaOption = Annotated[
+    float,
+    typer.Option(
+        help="With one sensor (PCA): the limit is this many training standard deviations on each reading "
+        "(a Shewhart chart, no smoothing); 0: limited like several sensors"
+    ),
+]
 DriftRowsOption = Annotated[
     int, typer.Option(help="Memory of the drift-following centre in rows; 0: as many as the training rows")
 ]
@@ -181,11 +188,13 @@ def fit_command(  # typer maps each option to a parameter
     drift: DriftOption = _DEFAULTS.drift,
     drift_rows: DriftRowsOption = _DEFAULTS.drift_rows,
     limit_folds: LimitFoldsOption = _DEFAULTS.limit_folds,
+    one_sensor_sigma: OneSensorSigmaOption = _DEFAULTS.one_sensor_sigma,
 ) -> None:
     """Fit a model on the rows of CSV (all of them are taken as normal) and write it to OUT."""
     settings = _settings(
         detector, smoothing, quantile, margin, persistence, variance, statistic, trees, window, seed,
         drop_slow=drop_slow, drift=drift, drift_rows=drift_rows, limit_folds=limit_folds,
+        one_sensor_sigma=one_sensor_sigma,
     )  # fmt: skip
     table = _table(csv, sep, time_column, exclude or ())
     model = fit_model(
@@ -235,6 +244,7 @@ def train_command(  # typer maps each option to a parameter
     drift: DriftOption = _DEFAULTS.drift,
     drift_rows: DriftRowsOption = _DEFAULTS.drift_rows,
     limit_folds: LimitFoldsOption = _DEFAULTS.limit_folds,
+    one_sensor_sigma: OneSensorSigmaOption = _DEFAULTS.one_sensor_sigma,
 ) -> None:
     """Fit a model for a device class on its stored readings between --since and --until, and write it to OUT."""
     from sentinel.cli_settings import cli_settings  # database code only for this command
@@ -245,6 +255,7 @@ def train_command(  # typer maps each option to a parameter
     settings = _settings(
         chosen, smoothing, quantile, margin, 1, variance, statistic, trees, window, seed,
         drop_slow=drop_slow, drift=drift, drift_rows=drift_rows, limit_folds=limit_folds,
+        one_sensor_sigma=one_sensor_sigma,
     )  # fmt: skip
     start, end = _time(since, "--since"), _time(until, "--until") if until else None
     with Database.open(cli_settings(ctx), share=True) as db, db.connect() as conn:
