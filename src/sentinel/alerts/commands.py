@@ -100,11 +100,16 @@ def escalate(ctx: typer.Context, alert_id: int, reason: Reason, actor: Actor = "
 
 
 @alerts_app.command("reports")
-def reports(ctx: typer.Context, kind: Annotated[str | None, typer.Option(help="chatter or flood")] = None) -> None:
+def reports(
+    ctx: typer.Context,
+    report_type: Annotated[
+        str | None, typer.Option("--type", "--kind", help="chatter or flood (--kind: its old name, until 0.2)")
+    ] = None,
+) -> None:
     """Chattering and flood reports."""
     with database(ctx) as conn:
-        rows = list_reports(conn, kind)
-    cols = ("report_id", "kind", "desk", "alert_id", "window_start", "window_end", "count")
+        rows = list_reports(conn, report_type)
+    cols = ("report_id", "report_type", "desk", "alert_id", "window_start", "window_end", "count")
     table(rows, cols, "reports", display_zone(ctx))
 
 

@@ -91,7 +91,7 @@ class Engine:
         self.lateness_us = round(lateness_s * 1e6)
         self.table = DeviceTable(rules)
         self.rule_ids = tuple(r.id for r in rules.rules)
-        self.alert_kinds = tuple(r.alert_kind for r in rules.rules)
+        self.alert_classes = tuple(r.alert_class for r in rules.rules)
         self.site_scope = tuple(r.scope == "site" and r.kind in GROUP_KINDS for r in rules.rules)
         self.params: list[RuleParams | None] = [None] * len(rules.rules)
         self.states = {r.id: RuleState.empty(r) for r in rules.rules}
@@ -222,7 +222,7 @@ class Engine:
         return out
 
     def _merge(self, pieces: list[Piece]) -> Transitions:
-        return merge(pieces, self.rule_ids, self.site_scope, self.device_ids, self.table.sites, self.alert_kinds)
+        return merge(pieces, self.rule_ids, self.site_scope, self.device_ids, self.table.sites, self.alert_classes)
 
     def _pass(self, cols: Columns) -> tuple[list[Piece], SortedBatch, BatchRecord | None]:
         """Evaluate readings in order (one vectorised pass over every rule); the record of the pass for the log

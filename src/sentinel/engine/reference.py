@@ -16,7 +16,7 @@ import numpy.typing as npt
 
 from sentinel.engine.anomaly.live import load_rule_model
 from sentinel.engine.anomaly.model import AnomalyModel, Scorer
-from sentinel.engine.catalog import GRADE_NAMES, METRIC_INDEX, transition_kind
+from sentinel.engine.catalog import GRADE_NAMES, METRIC_INDEX, grade_move
 from sentinel.engine.devices import DeviceSpec, DeviceTable
 from sentinel.engine.model import GROUP_KINDS, Rule, RuleSet
 from sentinel.engine.params import RuleParams, concat, resolve
@@ -166,11 +166,11 @@ class ReferenceEngine:
                 self.table.specs[r.device].id,
                 GRADE_NAMES[before],
                 GRADE_NAMES[after],
-                transition_kind(before, after),
+                grade_move(before, after),
                 r.te,
                 r.value,
                 r.seq,
-                rule.alert_kind,
+                rule.alert_class,
             ),
         )
 
@@ -351,11 +351,11 @@ class ReferenceEngine:
                                 name,
                                 GRADE_NAMES[before],
                                 GRADE_NAMES[grade],
-                                transition_kind(before, grade),
+                                grade_move(before, grade),
                                 now_us,
                                 age / 1e6,
                                 -1,
-                                rule.alert_kind,
+                                rule.alert_class,
                             ),
                         )
                     )
