@@ -124,5 +124,6 @@ def test_alert_class_comes_from_the_rule(migrated_db: str) -> None:
         # 0.1's name of the field stays until 0.2 (deprecated), in the API's rows and the webhook payloads.
         assert get_alert(conn, rising)["kind"] == "warning"
         payloads = [r[0] for r in conn.execute("SELECT payload FROM outbox WHERE payload->>'type' = 'alert'")]
-        assert payloads and all(p["kind"] == p["alert_class"] for p in payloads)
+        assert payloads
+        assert all(p["kind"] == p["alert_class"] for p in payloads)
         assert {p["alert_class"] for p in payloads} == {"warning", "alarm"}
