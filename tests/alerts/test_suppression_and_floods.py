@@ -27,8 +27,8 @@ def apply(conn: psycopg.Connection[object], *transitions: Transition) -> ApplyRe
 
 
 def ch4(device: str, before: str, after: str, k: int, rule: str = "gas.ch4_lel") -> Transition:
-    kind = "raise" if before == "none" else "clear" if after == "none" else "escalate"
-    return Transition(rule, device, device, before, after, kind, T0 + k * 1_000_000, 1.0, k)
+    move = "raise" if before == "none" else "clear" if after == "none" else "escalate"
+    return Transition(rule, device, device, before, after, move, T0 + k * 1_000_000, 1.0, k)
 
 
 def test_suppressed_by_design_and_released_when_the_comm_fault_clears(migrated_db: str) -> None:
@@ -50,7 +50,7 @@ def test_suppressed_by_design_and_released_when_the_comm_fault_clears(migrated_d
             ("active_unack", None),  # the communication fault itself is raised
             ("suppressed", "upstream device offline (communication fault open)"),
         ]
-        assert states[comm]["kind"] == "comm"
+        assert states[comm]["alert_class"] == "comm"
         notified = {r[0] for r in conn.execute("SELECT payload->>'alert_id' FROM outbox")}
         assert notified == {str(comm)}  # held-back alarms notify nobody
         apply(conn, ch4(d1, "blue", "none", 5, "gas.comm_loss"))

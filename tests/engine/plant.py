@@ -64,7 +64,7 @@ class Plant:
         return got
 
     def of(self, rule_id: str) -> list[tuple[str, str, str, float]]:
-        """(kind, to grade, device, seconds) of one rule's transitions so far."""
+        """(move, to grade, device, seconds) of one rule's transitions so far."""
         return [(t.move, t.to_grade, t.subject, (t.ts_us - T0) / 1e6) for t in self.emitted if t.rule_id == rule_id]
 
 

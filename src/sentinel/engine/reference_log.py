@@ -207,15 +207,15 @@ class ReferenceLog:
         return undo
 
     def _restore(self, entry: tuple[str, int, int], saved: object) -> None:
-        kind, ri, owner = entry
-        if kind == "series":
+        where, ri, owner = entry
+        if where == "series":
             assert isinstance(saved, dict)
             for sid, value in saved.items():
                 if value is None:
                     self.state.series.pop(sid, None)
                 else:
                     self.state.series[sid] = value
-        elif kind == "site":
+        elif where == "site":
             assert isinstance(saved, dict)
             self._put_state(ri, owner, saved)
         else:

@@ -261,10 +261,10 @@ class Rewinder:
         return touched, newest[touched]
 
     def _array(self, field: Field) -> npt.NDArray[np.generic]:
-        kind, ri, name = field
-        if kind == "series":
+        where, ri, name = field
+        if where == "series":
             array: npt.NDArray[np.generic] = getattr(self.series, name)
-        elif kind == "rule":
+        elif where == "rule":
             array = getattr(self.states[self.rule_ids[ri]], name)
         else:
             array = getattr(self.anomaly.live[ri].windows, name)
@@ -273,15 +273,15 @@ class Rewinder:
     def _undo_of(self, journal: Journal) -> list[Undo]:
         """Journal entries (old values in write order) with the device or site that owns each index."""
         out = []
-        for (kind, ri, name), row, index, old in journal:
-            if kind == "rule" and self.site_scope[ri]:
+        for (where, ri, name), row, index, old in journal:
+            if where == "rule" and self.site_scope[ri]:
                 owner, site = index, True
             else:
                 classes = self.rules.rules[ri].device_classes
                 if classes not in self._members:
                     self._members[classes] = self.table.members(classes)
                 owner, site = self._members[classes][index], False
-            out.append(Undo((kind, ri, name), row, index, owner, site, old))
+            out.append(Undo((where, ri, name), row, index, owner, site, old))
         return out
 
     def _apply(self, undos: list[Undo]) -> None:

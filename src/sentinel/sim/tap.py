@@ -139,8 +139,8 @@ def stored_transitions(conninfo: str) -> list[Transition]:
         ).fetchall()
     out = []
     for rule, subject, device, from_grade, to_grade, ts_us, value in rows:
-        kind = grade_move(GRADE_INDEX[from_grade], GRADE_INDEX[to_grade])
-        out.append(Transition(rule, subject, device, from_grade, to_grade, kind, int(ts_us), float(value), -1))
+        move = grade_move(GRADE_INDEX[from_grade], GRADE_INDEX[to_grade])
+        out.append(Transition(rule, subject, device, from_grade, to_grade, move, int(ts_us), float(value), -1))
     return out
 
 
