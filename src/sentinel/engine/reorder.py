@@ -9,14 +9,15 @@ and is driven through a small interface: :meth:`Rewinder.rewind` before a batch 
 state changes under the log. The log it works on (records, journal of old values, bounds) and the rules it
 follows are in :mod:`sentinel.engine.rewind`.
 
-Why corrections (only what was not sent, plus one move to the grade now) rather than re-sending everything the
-rewind re-evaluated with a "grade now" per subject and letting the lifecycle drop what it has seen by key: on
+Why corrections (only what was not sent, plus one move to the grade now) rather than re-sending everything the rewind
+re-evaluated with a "grade now" per subject and letting the lifecycle drop what it has seen by key: on
 bench/engine.py's stream with 1 % of readings a batch late, the repeats alone would hand the lifecycle 1.7 to 2.7
 times the transitions, up to 2.5 to 3 times with the "grade now" ones (bench/late_corrections.py: 26,494 sent today
-against 70,970 + up to 9,791 at 1k series, 22,032 against 37,046 + up to 17,278 at 100k), each one a database
-lookup there, and every other reader of transitions (the simulator's report, counters) would have to deduplicate. And without the keys sent, the "grade now" could not be left
-out where nothing changed: a repeat (dropped by the lifecycle) can end a subject's sequence after new ones, so it
-would be needed for every re-evaluated subject, and the lifecycle would need a "set the grade if it differs" input.
+against 70,970 + up to 9,791 at 1k series, 22,032 against 37,046 + up to 17,278 at 100k), each one a database lookup
+there, and every other reader of transitions (the simulator's report, counters) would have to deduplicate. And without
+the keys sent, the "grade now" could not be left out where nothing changed: a repeat (dropped by the lifecycle) can
+end a subject's sequence after new ones, so it would be needed for every re-evaluated subject, and the lifecycle would
+need a "set the grade if it differs" input.
 """
 
 from __future__ import annotations
