@@ -147,7 +147,7 @@ class AnomalyRules:
         }
         self.errors: dict[str, ModelError] = {}
         self.loads = 0
-        self.journal: Journal | None = None  # set by the engine while it keeps a rewind log
+        self.journal: Journal | None = None  # set by the engine's Rewinder (reorder.py) while it keeps a rewind log
         self.refresh()
 
     def grow(self, ri: int, n: int) -> None:
