@@ -62,8 +62,8 @@ def test_alert_lifecycle_state_machine(migrated_db: str) -> None:
                 return
             self.ts_us += 1_000_000
             self.seq += 1
-            move = "raise" if before == "none" else "clear" if to == "none" else "escalate"
-            t = Transition(rule_id, device, device, before, to, move, self.ts_us, 1.0, self.seq)
+            kind = "raise" if before == "none" else "clear" if to == "none" else "escalate"
+            t = Transition(rule_id, device, device, before, to, kind, self.ts_us, 1.0, self.seq)
             with self.conn.transaction():
                 apply_transitions(self.conn, [t], RULES, self.now)
             self.grade[(rule_id, device)] = to
