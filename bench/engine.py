@@ -156,7 +156,7 @@ def run(n_series: int, readings: int, batch: int, ref_readings: int, repeat: int
             if i % 10 == 9:
                 transitions += len(engine.tick(int(cols[2][-1])))
         fast_s = min(fast_s, time.perf_counter() - began)
-    log_mb = engine.rewind.nbytes() / 1e6
+    log_mb = (engine.late.log.nbytes() if engine.late is not None else 0) / 1e6
     fast_n = sum(len(c[0]) for c in batches)
     # Late readings: the same stream with a share of each batch's readings delivered with the next batch, so
     # the engine rewinds their devices and re-evaluates in device-time order (engine/rewind.py).

@@ -11,7 +11,8 @@ the contract written in pyproject.toml (``[tool.importlinter]``). From the botto
 * **wire** — the message contract: topics, decoding, dead letters. Knows nothing of storage. :mod:`.batch` (the
   columnar micro-batch) sits on it.
 * **store** — PostgreSQL: connections, migrations, the ingest writer, the spool, the embedded server, and the SQL
-  of the engine runner's checkpoint (:mod:`.store.checkpoints`).
+  of the engine runner's checkpoint (:mod:`.store.checkpoints`). Just above it, :mod:`.cli_common`: what the
+  command modules over the database share (a command's connection, the display zone, tables for a person).
 * **engine** — the rule engine (a library: arrays in, transitions out) and, on top of it, its runner
   (:mod:`.engine.runner`: durable batches → engine → a ``write_transitions`` callback, checkpoint and catch-up).
   The runner does not know what is done with transitions: the composition root injects the alert lifecycle.

@@ -83,7 +83,7 @@ class DeviceEvent:
 
     device_id: int
     ts_us: int
-    kind: str  # 'event' or 'status'
+    topic_type: str  # 'event' or 'status' (the topic it came on; stored in column device_events.kind)
     name: str  # the event id, or 'online' / 'offline'
     value: float | None = None
     state: str | None = None

@@ -130,3 +130,29 @@ def test_unknown_body_fields_are_refused_with_422_naming_the_field(served: tuple
     created = http.post("/v1/hazards", json=entry, headers=officer)
     assert (created.status_code, created.json()["path"]) == (422, "body.owner")
     assert http.post(f"/v1/alerts/{alert}/ack", json={"reason": "on my way"}, headers=officer).status_code == 200
+
+
+def test_alert_class_and_report_type_by_their_names_and_by_the_deprecated_kind(
+    served: tuple[Plant, httpx.Client],
+) -> None:
+    """0.1 called the alert class and the report type both ``kind``: the new names are served, and the old one
+    still works (in rows and as the reports filter) until 0.2, marked deprecated in the OpenAPI document."""
+    plant, http = served
+    raise_alert(plant, plant.devices[0])
+    with psycopg.connect(plant.db) as conn:
+        for i, report_type in enumerate(("flood", "chatter")):
+            conn.execute(
+                """INSERT INTO alert_reports (kind, report_key, desk, window_start, window_end, count)
+                   VALUES (%s, %s, 'town-0', now(), now(), %s)""",
+                (report_type, f"k{i}", 11 + i),
+            )
+    officer = auth(plant, "officer")
+    [alert] = http.get("/v1/alerts", headers=officer).json()
+    assert (alert["alert_class"], alert["kind"]) == ("alarm", "alarm")
+    by_new = http.get("/v1/alerts/reports", params={"report_type": "flood"}, headers=officer).json()
+    by_old = http.get("/v1/alerts/reports", params={"kind": "flood"}, headers=officer).json()
+    assert [(r["report_type"], r["kind"], r["count"]) for r in by_new] == [("flood", "flood", 11)]
+    assert by_old == by_new
+    assert len(http.get("/v1/alerts/reports", headers=officer).json()) == 2
+    params = http.get("/openapi.json").json()["paths"]["/v1/alerts/reports"]["get"]["parameters"]
+    assert {p["name"]: p.get("deprecated", False) for p in params} == {"report_type": False, "kind": True}

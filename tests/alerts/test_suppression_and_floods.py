@@ -27,8 +27,8 @@ def apply(conn: psycopg.Connection[object], *transitions: Transition) -> ApplyRe
 
 
 def ch4(device: str, before: str, after: str, k: int, rule: str = "gas.ch4_lel") -> Transition:
-    kind = "raise" if before == "none" else "clear" if after == "none" else "escalate"
-    return Transition(rule, device, device, before, after, kind, T0 + k * 1_000_000, 1.0, k)
+    move = "raise" if before == "none" else "clear" if after == "none" else "escalate"
+    return Transition(rule, device, device, before, after, move, T0 + k * 1_000_000, 1.0, k)
 
 
 def test_suppressed_by_design_and_released_when_the_comm_fault_clears(migrated_db: str) -> None:
@@ -50,7 +50,7 @@ def test_suppressed_by_design_and_released_when_the_comm_fault_clears(migrated_d
             ("active_unack", None),  # the communication fault itself is raised
             ("suppressed", "upstream device offline (communication fault open)"),
         ]
-        assert states[comm]["kind"] == "comm"
+        assert states[comm]["alert_class"] == "comm"
         notified = {r[0] for r in conn.execute("SELECT payload->>'alert_id' FROM outbox")}
         assert notified == {str(comm)}  # held-back alarms notify nobody
         apply(conn, ch4(d1, "blue", "none", 5, "gas.comm_loss"))
@@ -72,7 +72,8 @@ def test_flood_and_chatter_are_reported_once(migrated_db: str) -> None:
         apply(conn, burst[FLOOD_LIMIT])
         apply(conn, ch4(town0[5], "none", "blue", 30, "gas.ch4_rising"))  # the twelfth: same flood, same report
         floods = list_reports(conn, "flood")
-        assert [(r["desk"], r["count"]) for r in floods] == [("town-0", FLOOD_LIMIT + 1)]
+        assert [(r["desk"], r["count"], r["report_type"]) for r in floods] == [("town-0", FLOOD_LIMIT + 1, "flood")]
+        assert floods[0]["kind"] == "flood"  # 0.1's name of report_type, deprecated until 0.2
         # A non-latching rule flapping on one device: a new alert per raise, one chatter report.
         d = plant.devices[-1]
         flaps = [
@@ -109,14 +110,20 @@ def test_major_hazard_rule_enters_the_register_once(migrated_db: str) -> None:
         assert get_alert(conn, alert)["hazard_id"] == hazards[0][0]
 
 
-def test_alert_kind_comes_from_the_rule(migrated_db: str) -> None:
+def test_alert_class_comes_from_the_rule(migrated_db: str) -> None:
     """One source decides alarm (报警) vs early warning (预警): the rule. A trend rule marked ``alert: warning``
     in its pack is stored as a warning; a rate rule that is a real-time alarm (burst bag) is not."""
     plant = make_plant(migrated_db)
     d0 = plant.devices[0]
-    assert RULES.rule("gas.ch4_rising").alert_kind == "warning"
-    assert RULES.rule("dust.dc_dp_sudden_drop").alert_kind == "alarm"
+    assert RULES.rule("gas.ch4_rising").alert_class == "warning"
+    assert RULES.rule("dust.dc_dp_sudden_drop").alert_class == "alarm"
     with psycopg.connect(migrated_db) as conn:
         rising = apply(conn, ch4(d0, "none", "blue", 1, "gas.ch4_rising")).new_alerts[0]
         level = apply(conn, ch4(d0, "none", "yellow", 2)).new_alerts[0]
-        assert (get_alert(conn, rising)["kind"], get_alert(conn, level)["kind"]) == ("warning", "alarm")
+        assert (get_alert(conn, rising)["alert_class"], get_alert(conn, level)["alert_class"]) == ("warning", "alarm")
+        # 0.1's name of the field stays until 0.2 (deprecated), in the API's rows and the webhook payloads.
+        assert get_alert(conn, rising)["kind"] == "warning"
+        payloads = [r[0] for r in conn.execute("SELECT payload FROM outbox WHERE payload->>'type' = 'alert'")]
+        assert payloads
+        assert all(p["kind"] == p["alert_class"] for p in payloads)
+        assert {p["alert_class"] for p in payloads} == {"warning", "alarm"}

@@ -6,7 +6,7 @@ model on it the way ``sentinel anomaly train`` does (:func:`feature_rows` then :
 fresh stream (another seed) through the :class:`Engine` with the shipped packs in one-minute micro-batches:
 twenty hours of normal operation (every demand peak, most of the daily temperature cycle), then the drift. It
 checks that no warning comes during the normal hours, that the first anomaly transition (an early warning,
-``alert_kind == "warning"``) comes after the drift starts, and that it comes before the first threshold alarm of
+``alert_class == "warning"``) comes after the drift starts, and that it comes before the first threshold alarm of
 the same device, which must also fire.
 
 The streams are generated here (the scenario simulators in ``sentinel.sim`` were being written at the same time):
@@ -95,10 +95,10 @@ def first_raises(engine: Engine, device: DeviceSpec, t: np.ndarray, signals: dic
     cuts = np.searchsorted(ts, np.arange(ts[0], ts[-1] + 60_000_000, 60_000_000))
     for a, b in itertools.pairwise(cuts):
         for tr in engine.process(dev[a:b], met[a:b], ts[a:b], val[a:b], seq[a:b]).records():
-            if tr.subject == device.id and tr.kind == "raise":
+            if tr.subject == device.id and tr.move == "raise":
                 # Rules of kind anomaly are the early warnings; every other rule on the device counts as a
                 # threshold alarm here, whatever the alert lifecycle files it as.
-                which = "warning" if tr.alert_kind == "warning" else "alarm"
+                which = "warning" if tr.alert_class == "warning" else "alarm"
                 first.setdefault(which, tr.ts_us / 1e6)
                 first.setdefault(f"{which}:{tr.rule_id}", tr.ts_us / 1e6)
         if "alarm" in first:

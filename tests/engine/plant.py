@@ -64,8 +64,8 @@ class Plant:
         return got
 
     def of(self, rule_id: str) -> list[tuple[str, str, str, float]]:
-        """(kind, to grade, device, seconds) of one rule's transitions so far."""
-        return [(t.kind, t.to_grade, t.subject, (t.ts_us - T0) / 1e6) for t in self.emitted if t.rule_id == rule_id]
+        """(move, to grade, device, seconds) of one rule's transitions so far."""
+        return [(t.move, t.to_grade, t.subject, (t.ts_us - T0) / 1e6) for t in self.emitted if t.rule_id == rule_id]
 
 
 def normal_rows(devices: dict[str, dict[str, Callable[[float], float]]], seconds: float, every: float) -> list[Row]:

@@ -48,7 +48,7 @@ def run_both(stream: Stream, only: tuple[str, ...], restore_at: int | None = Non
         cols = (stream.device[a:b], stream.metric[a:b], stream.ts[a:b], stream.value[a:b], stream.seq[a:b])
         got, want = fast.process(*cols).records(), slow.process(*cols)
         assert same(got, want), f"batch {i} [{a}:{b}]\n{got}\n!=\n{want}"
-        warnings += sum(t.alert_kind == "warning" for t in got)
+        warnings += sum(t.alert_class == "warning" for t in got)
         if restore_at == i:  # a restarted engine rebuilt from the snapshot carries on with the same windows
             blob = fast.snapshot()
             fast = Engine(rules, devices, lateness_s=LATENESS_S, models_dir=MODELS)

@@ -36,7 +36,7 @@ def engine_with(models: Path, tmp: Path) -> Engine:
 
 
 def kinds(out: list[Transition]) -> set[tuple[str, str]]:
-    return {(t.rule_id, t.alert_kind) for t in out}
+    return {(t.rule_id, t.alert_class) for t in out}
 
 
 @pytest.fixture

@@ -121,7 +121,7 @@ def test_list_shows_rules_and_refuses_an_unknown_pack() -> None:
     assert CliRunner().invoke(rules_app, ["list", "--pack", "nope"]).exit_code == 2
 
 
-def test_alert_kind_key_is_checked(tmp_path: Path) -> None:
+def test_alert_class_key_is_checked(tmp_path: Path) -> None:
     text = THREE_ERRORS.replace("levles", "levels").replace("at: sixty", "at: 60").replace("port_tempc", "port_temp_c")
     text = text.replace("    kind: threshold\n", "    kind: threshold\n    alert: warnin\n", 1)
     pack = tmp_path / "p.yaml"
@@ -132,4 +132,4 @@ def test_alert_kind_key_is_checked(tmp_path: Path) -> None:
     ]
     pack.write_text(text.replace("alert: warnin", "alert: warning"), encoding="utf-8")
     rules = load_rules(pack)
-    assert [r.alert_kind for r in rules.rules] == ["warning", "alarm", "alarm"]
+    assert [r.alert_class for r in rules.rules] == ["warning", "alarm", "alarm"]

@@ -40,7 +40,7 @@ def test_adding_devices_keeps_open_alerts_and_runs_and_new_devices_join(tmp_path
     got = fast.process(*second).records()
     assert got == slow.process(*second)
     # p0 was already yellow: no second raise; p9 raises on its own; p1's composite run (since t=0) reaches 2 s.
-    assert [(t.rule_id, t.subject, t.kind, t.to_grade) for t in got] == [
+    assert [(t.rule_id, t.subject, t.move, t.to_grade) for t in got] == [
         ("t.threshold", "p9", "raise", "yellow"),
         ("t.composite", "p1", "raise", "orange"),
     ]

@@ -60,7 +60,8 @@ def raise_alert(conn: psycopg.Connection[Any], county: County, township: str, gr
             """INSERT INTO alerts (alert_key, rule_id, subject, device_id, site_id, kind, grade, state, raised_at,
                                    township, sector, updated_at)
                VALUES (%s, %s, %s, %s, %s, 'alarm', %s, 'active_unack', %s, %s, 'gas', %s)
-               RETURNING alert_id, alert_key, rule_id, subject, site_id, township, sector, kind, state""",
+               RETURNING alert_id, alert_key, rule_id, subject, site_id, township, sector,
+                         kind AS alert_class, state""",
             (f"{rule}|{device_id}|{n}", rule, str(device_id), device_id, site, grade, at, township, at),
         )
         row = cur.fetchone()

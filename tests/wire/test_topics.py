@@ -44,18 +44,18 @@ def telemetry(device: str = "ch4-0007", **fields: object) -> bytes:
 def test_topics_of_the_contract(topic: str, info: TopicInfo) -> None:
     assert parse_topic(topic) == info
     if info.gateway is None:
-        assert device_topic(info.site, info.sender, info.kind) == topic
+        assert device_topic(info.site, info.sender, info.topic_type) == topic
     else:
-        assert gateway_topic(info.site, info.gateway, info.kind) == topic
+        assert gateway_topic(info.site, info.gateway, info.topic_type) == topic
 
 
 @pytest.mark.parametrize(
-    ("topic", "why", "kind"),
+    ("topic", "why", "reason"),
     [
         ("sentinel/v2/s/d/telemetry", "not under sentinel/v1/", "outside_root"),
         ("sentinel/v1/s/telemetry", "too few levels", "too_few_levels"),
         ("sentinel/v1/s/_gateway/g", "too few levels", "too_few_levels"),
-        ("sentinel/v1/s/d/readings", "unknown kind 'readings'", "unknown_kind"),
+        ("sentinel/v1/s/d/readings", "unknown topic type 'readings'", "unknown_kind"),
         ("sentinel/v1/s/d/x/telemetry", "6 levels", "extra_level"),
         ("sentinel/v1/s/_gateway/g/telemetry/x", "7 levels", "extra_level"),
         ("sentinel/v1/s/_gateway/g/event", "a gateway publishes telemetry and status only", "gateway_kind"),
@@ -65,10 +65,10 @@ def test_topics_of_the_contract(topic: str, info: TopicInfo) -> None:
         ("sentinel/v1/s/_gateway/g h/telemetry", "gateway 'g h' is not an id", "bad_id"),
     ],
 )
-def test_topics_outside_the_contract(topic: str, why: str, kind: str) -> None:
+def test_topics_outside_the_contract(topic: str, why: str, reason: str) -> None:
     with pytest.raises(TopicInvalid) as caught:
         parse_topic(topic)
-    assert caught.value.kind == kind
+    assert caught.value.topic_reason == reason
     assert caught.value.problem.code == "topic_invalid"  # type: ignore[attr-defined]
     assert caught.value.problem.where == "topic"
     assert why in caught.value.problem.what

@@ -6,52 +6,22 @@ row's actor). Refused actions print the reason and exit 2 like every Sentinel er
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any
-from zoneinfo import ZoneInfo
+from typing import Annotated
 
-import psycopg
 import typer
-from rich.console import Console
-from rich.table import Table
 
 from sentinel.alerts import actions as service
 from sentinel.alerts.notify import WebhookDelivery, add_webhook
 from sentinel.alerts.watch import list_reports
+from sentinel.cli_common import console, database, display_zone, table
 from sentinel.cli_settings import cli_settings
-from sentinel.display import cell, record, zone_note
+from sentinel.display import record
 from sentinel.store.database import Database
 
 alerts_app = typer.Typer(no_args_is_help=True)
-console = Console(soft_wrap=True)
 Actor = Annotated[str, typer.Option("--as", help="who acts (recorded in the event history)")]
 Reason = Annotated[str, typer.Option(help="why (recorded in the event history)")]
-
-
-@contextmanager
-def database(ctx: typer.Context) -> Iterator[psycopg.Connection[Any]]:
-    with Database.open(cli_settings(ctx), share=True) as db, db.connect() as conn:
-        try:
-            yield conn
-        except LookupError as exc:
-            raise typer.BadParameter(str(exc).strip("'\"")) from exc
-
-
-def display_zone(ctx: typer.Context) -> ZoneInfo:
-    """SENTINEL_DISPLAY_TZ: the zone every time a person reads is shown in."""
-    return ZoneInfo(cli_settings(ctx).display_tz)
-
-
-def table(rows: list[dict[str, Any]], columns: tuple[str, ...], title: str, tz: ZoneInfo) -> None:
-    """Rows as a table for a person: times in the display zone (named in the caption)."""
-    out = Table(title=title, caption=zone_note(tz))
-    for c in columns:
-        out.add_column(c)
-    for row in rows:
-        out.add_row(*(cell(row.get(c), tz) for c in columns))
-    console.print(out)
 
 
 @alerts_app.command("list")
@@ -130,11 +100,16 @@ def escalate(ctx: typer.Context, alert_id: int, reason: Reason, actor: Actor = "
 
 
 @alerts_app.command("reports")
-def reports(ctx: typer.Context, kind: Annotated[str | None, typer.Option(help="chatter or flood")] = None) -> None:
+def reports(
+    ctx: typer.Context,
+    report_type: Annotated[
+        str | None, typer.Option("--type", "--kind", help="chatter or flood (--kind: its old name, until 0.2)")
+    ] = None,
+) -> None:
     """Chattering and flood reports."""
     with database(ctx) as conn:
-        rows = list_reports(conn, kind)
-    cols = ("report_id", "kind", "desk", "alert_id", "window_start", "window_end", "count")
+        rows = list_reports(conn, report_type)
+    cols = ("report_id", "report_type", "desk", "alert_id", "window_start", "window_end", "count")
     table(rows, cols, "reports", display_zone(ctx))
 
 

@@ -9,13 +9,13 @@ restart or replay that feeds the same transition twice changes nothing:
   (rule, subject) (a partial unique index), so a raise for a subject that already has an open alert (a replay that
   starts mid-condition) moves that alert's grade instead of opening a second one.
 
-Open alerts are looked up by (rule, subject): the subject is the device, or the site of a site-scope rule. Kind is
-the rule's :attr:`~sentinel.engine.model.Rule.alert_kind`: ``comm`` for staleness rules, ``warning`` (预警) for
-anomaly rules and rules marked ``alert: warning``, ``alarm`` (报警) otherwise. A new process alert
-is *suppressed by design* when its device is in maintenance, its site is not operating, or the device has an open
-comm alert; when that comm alert closes, the held-back alerts are released (event "upstream back online").
-Notifications (:mod:`.notify`) and automatic hazard entries (rules with ``major_hazard: true``) are written in
-the same transaction, so they exist iff the alert change does.
+Open alerts are looked up by (rule, subject): the subject is the device, or the site of a site-scope rule. The
+alert class (column ``kind``) is the rule's :attr:`~sentinel.engine.model.Rule.alert_class`: ``comm`` for
+staleness rules, ``warning`` (预警) for anomaly rules and rules marked ``alert: warning``, ``alarm`` (报警) otherwise.
+A new process alert is *suppressed by design* when its device is in maintenance, its site is not operating, or the
+device has an open comm alert; when that comm alert closes, the held-back alerts are released (event "upstream
+back online"). Notifications (:mod:`.notify`) and automatic hazard entries (rules with ``major_hazard: true``) are
+written in the same transaction, so they exist iff the alert change does.
 """
 
 from __future__ import annotations
@@ -32,8 +32,11 @@ from sentinel.engine.catalog import GRADE_INDEX
 from sentinel.engine.model import RuleSet
 from sentinel.engine.transitions import Transition
 
+# The alert class is stored in column ``kind`` (the console reads it there); rows carry it as ``alert_class``, and
+# as ``kind`` too for API clients of 0.1 (deprecated, removed in 0.2).
 ALERT_COLUMNS = (
-    "alert_id, alert_key, rule_id, subject, device_id, site_id, kind, grade, state, condition_active, acked, "
+    "alert_id, alert_key, rule_id, subject, device_id, site_id, kind AS alert_class, kind, grade, state, "
+    "condition_active, acked, "
     "latching, shelved_until, suppressed_reason, township, sector, hazard_id"
 )
 
@@ -108,8 +111,10 @@ def _device(cur: psycopg.Cursor[Any], device: str) -> tuple[int, str, str, str, 
     return int(row[0]), row[1], row[2], row[3], bool(row[4]), bool(row[5])
 
 
-def _suppression(cur: psycopg.Cursor[Any], kind: str, device_id: int, maintenance: bool, operating: bool) -> str | None:
-    if kind == "comm":
+def _suppression(
+    cur: psycopg.Cursor[Any], alert_class: str, device_id: int, maintenance: bool, operating: bool
+) -> str | None:
+    if alert_class == "comm":
         return None  # the communication fault itself is always raised
     if maintenance:
         return "device in maintenance"
@@ -147,7 +152,7 @@ def _apply_one(
     rule = rules.rule(t.rule_id)
     device_ts = us_to_dt(t.ts_us)
     alert = open_alert(cur, t.rule_id, t.subject)
-    reason = f"{t.kind}: {t.from_grade} → {t.to_grade} (value {t.value:g}, seq {t.seq})"
+    reason = f"{t.move}: {t.from_grade} → {t.to_grade} (value {t.value:g}, seq {t.seq})"
     if alert is None:
         if t.to_grade == "none":
             report.skipped += 1  # a clear for an alert a replay never opened: nothing to close
@@ -157,7 +162,7 @@ def _apply_one(
             cur,
             t,
             key,
-            rule.alert_kind,
+            rule.alert_class,
             is_latching(max((lv.grade for lv in rule.levels), default=0), rule.major_hazard),
             rule.major_hazard,
             device_ts,
@@ -195,8 +200,8 @@ def _apply_one(
     report.touched.add(alert["alert_id"])
     alert |= {"grade": grade, "state": state}
     if before != "suppressed" and state != "suppressed":
-        enqueue_alert_notification(cur, alert, t.kind, key, t.to_grade if active else alert["grade"], device_ts)
-    if alert["kind"] == "comm" and not active:
+        enqueue_alert_notification(cur, alert, t.move, key, t.to_grade if active else alert["grade"], device_ts)
+    if alert["alert_class"] == "comm" and not active:
         _release_downstream(cur, alert["device_id"], now)
 
 
@@ -205,7 +210,7 @@ def _open(
     cur: psycopg.Cursor[Any],
     t: Transition,
     key: str,
-    kind: str,
+    alert_class: str,
     latching: bool,
     major_hazard: bool,
     device_ts: datetime,
@@ -220,7 +225,7 @@ def _open(
             cur.fetchone()
         ):  # a site-scope rule (or a silent site): the subject is the site; a gateway keeps the device's
             site = t.subject
-    suppressed = _suppression(cur, kind, device_id, maintenance, operating)
+    suppressed = _suppression(cur, alert_class, device_id, maintenance, operating)
     state = derive_state(AlertFacts(True, False, latching, None, suppressed), now)
     cur.execute(
         f"""INSERT INTO alerts (alert_key, rule_id, subject, device_id, site_id, kind, grade, state, raised_at,
@@ -233,7 +238,7 @@ def _open(
             t.subject,
             device_id,
             site,
-            kind,
+            alert_class,
             t.to_grade,
             state,
             device_ts,

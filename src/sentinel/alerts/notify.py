@@ -56,7 +56,8 @@ def enqueue_alert_notification(
         "site_id": alert["site_id"],
         "township": alert["township"],
         "sector": alert["sector"],
-        "kind": alert["kind"],
+        "alert_class": alert["alert_class"],
+        "kind": alert["alert_class"],  # the old name of alert_class: deprecated, removed in 0.2
         "grade": grade,
         "state": alert["state"],
         "at": at.isoformat(),

@@ -5,7 +5,7 @@ its power) fails, every device behind it goes silent in the same staleness tick;
 "site X is silent", not forty saying "device X-n is silent". So, on the engine's transitions before they are
 written (:meth:`SilenceGroups.regroup`):
 
-* raises of communication faults (``alert_kind == "comm"``, from a staleness tick) are counted per site; when at
+* raises of communication faults (``alert_class == "comm"``, from a staleness tick) are counted per site; when at
   least :data:`MIN_DEVICES` devices and at least :data:`MIN_SHARE` of the site's devices go silent in one tick,
   they become one raise whose subject is the site (the rule of the first of them, the worst grade, the longest
   silence as value);
@@ -13,7 +13,7 @@ written (:meth:`SilenceGroups.regroup`):
   escalate the site alert once per tick, and the first device heard again clears it (the link is back);
 * when every site a gateway serves (two or more) falls silent in the same tick, the one alert is the gateway's
   (subject = the gateway id), standing for all its sites;
-* an alert of this kind left open by an earlier run is found again in the database (kind comm, subject not a
+* such an alert left open by an earlier run is found again in the database (alert class comm, subject not a
   device).
 
 Silence that began while Sentinel itself was down is not counted at all: see ``Engine.listening_since``.
@@ -28,7 +28,7 @@ import numpy as np
 import psycopg
 
 from sentinel.engine import Engine, Transition
-from sentinel.engine.catalog import GRADE_INDEX, transition_kind
+from sentinel.engine.catalog import GRADE_INDEX, grade_move
 
 MIN_DEVICES = 3
 MIN_SHARE = 0.5
@@ -57,7 +57,7 @@ class SilenceGroups:
 
     def regroup(self, conn: psycopg.Connection[Any], records: list[Transition], engine: Engine) -> list[Transition]:
         """The transitions to write: unit raises in place of many device raises, device moves folded in."""
-        comm = {id(t) for t in records if t.alert_kind == "comm" and t.subject == t.device_id}
+        comm = {id(t) for t in records if t.alert_class == "comm" and t.subject == t.device_id}
         if not comm:
             return records
         key = (id(engine), len(engine.device_ids))
@@ -69,7 +69,7 @@ class SilenceGroups:
         raises: dict[str, list[Transition]] = {}
         for t in records:
             site = site_of.get(t.device_id, "")
-            if id(t) in comm and t.kind == "raise" and self._unit_of(site) is None:
+            if id(t) in comm and t.move == "raise" and self._unit_of(site) is None:
                 raises.setdefault(site, []).append(t)
         unit_of = self._units(raises, size)
         out: list[Transition] = []
@@ -127,7 +127,7 @@ class SilenceGroups:
         if t.to_grade == "none":  # a device behind it is heard again: the link is back
             del self.open[unit]
             return replace(
-                t, rule_id=group.rule_id, subject=unit, device_id=group.device_id, from_grade=group.grade, kind="clear"
+                t, rule_id=group.rule_id, subject=unit, device_id=group.device_id, from_grade=group.grade, move="clear"
             )
         if GRADE_INDEX[t.to_grade] <= GRADE_INDEX[group.grade]:
             return None  # another device behind an alert already raised
@@ -138,7 +138,7 @@ class SilenceGroups:
             subject=unit,
             device_id=group.device_id,
             from_grade=before,
-            kind=transition_kind(GRADE_INDEX[before], GRADE_INDEX[t.to_grade]),
+            move=grade_move(GRADE_INDEX[before], GRADE_INDEX[t.to_grade]),
         )
 
     def _load(self, conn: psycopg.Connection[Any], sites: set[str]) -> None:

@@ -74,7 +74,7 @@ def detect_floods_and_chatter(conn: psycopg.Connection[Any], report: ApplyReport
 
 def _report(
     cur: psycopg.Cursor[Any],
-    kind: str,
+    report_type: str,
     key: str,
     desk: str,
     alert_id: int | None,
@@ -85,30 +85,36 @@ def _report(
     cur.execute(
         """INSERT INTO alert_reports (kind, report_key, desk, alert_id, window_start, window_end, count)
            VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT (report_key) DO NOTHING""",
-        (kind, key, desk, alert_id, start, end, count),
+        (report_type, key, desk, alert_id, start, end, count),
     )
     if cur.rowcount:
         payload = {
             "type": "report",
-            "kind": kind,
+            "report_type": report_type,
+            "kind": report_type,  # the old name of report_type: deprecated, removed in 0.2
             "desk": desk,
             "alert_id": alert_id,
             "count": count,
             "window_start": start.isoformat(),
             "window_end": end.isoformat(),
         }
-        enqueue(cur, f"report.{kind}", key, payload, "orange", "", desk)
+        enqueue(cur, f"report.{report_type}", key, payload, "orange", "", desk)
     return cur.rowcount
 
 
-def list_reports(conn: psycopg.Connection[Any], kind: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+def list_reports(
+    conn: psycopg.Connection[Any], report_type: str | None = None, limit: int = 100
+) -> list[dict[str, Any]]:
+    """Reports newest first, of one type (``chatter`` or ``flood``) or all. The type is stored in column ``kind``
+    (the Grafana boards read it there); rows carry it as ``report_type``, and as ``kind`` too for API clients of
+    0.1 (deprecated, removed in 0.2)."""
     rows = conn.execute(
         """SELECT report_id, kind, desk, alert_id, window_start, window_end, count FROM alert_reports
            WHERE %s::text IS NULL OR kind = %s ORDER BY report_id DESC LIMIT %s""",
-        (kind, kind, limit),
+        (report_type, report_type, limit),
     ).fetchall()
-    names = ("report_id", "kind", "desk", "alert_id", "window_start", "window_end", "count")
-    return [dict(zip(names, r, strict=True)) for r in rows]
+    names = ("report_id", "report_type", "desk", "alert_id", "window_start", "window_end", "count")
+    return [dict(zip(names, r, strict=True)) | {"kind": r[1]} for r in rows]
 
 
 class AlertWriter:

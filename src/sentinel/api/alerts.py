@@ -117,10 +117,16 @@ def list_alerts(
 
 
 @router.get("/v1/alerts/reports")
-def reports(request: Request, _key: Officer, kind: QueryText = None) -> list[dict[str, Any]]:
-    """Chattering and flood reports, newest first."""
+def reports(
+    request: Request,
+    _key: Officer,
+    report_type: QueryText = None,
+    kind: Annotated[str | None, Query(pattern=NO_NUL, deprecated=True, description="old name of report_type")] = None,
+) -> list[dict[str, Any]]:
+    """Chattering and flood reports, newest first; ``report_type`` (``chatter`` or ``flood``) picks one type. Each
+    row names its type in ``report_type`` and, until 0.2, in ``kind`` (deprecated)."""
     with database(request) as conn:
-        return list_reports(conn, kind)
+        return list_reports(conn, report_type if report_type is not None else kind)
 
 
 @router.get("/v1/alerts/{alert_id}", responses=ALERT)

@@ -55,7 +55,7 @@ from sentinel.settings import Settings
 log = logging.getLogger(__name__)
 
 TOPIC_ROOT = "sentinel/v1"
-#: Everything under the root: a topic outside the contract (an extra level, an unknown kind, a gateway event) is
+#: Everything under the root: a topic outside the contract (an extra level, an unknown topic type, a gateway event) is
 #: received and dead-lettered with its reason by the sink, rather than never delivered and lost unseen.
 SUBSCRIPTIONS = (f"{TOPIC_ROOT}/#",)
 MQTT_MAX_RECEIVE = 65535

@@ -13,7 +13,7 @@ Public interface (the rest of Sentinel builds against these names)::
     i, m = engine.device_index("cm-1"), engine.metric_index("cw_pressure_mpa")
     out = engine.process(device_i32, metric_i16, ts_us_i64, value_f64, seq_i64)   # -> Transitions
     out = engine.tick(now_us)                                                      # staleness
-    out.records()[0].alert_kind   # "alarm" (报警), "warning" (预警: anomaly rules), "comm" (staleness)
+    out.records()[0].alert_class   # "alarm" (报警), "warning" (预警: anomaly rules), "comm" (staleness)
     engine.add_devices([...]); blob = engine.snapshot(); engine.restore(blob)
 
 Modules, in the order data flows through them: :mod:`.catalog` (metrics, grades), :mod:`.model` (compiled

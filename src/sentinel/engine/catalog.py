@@ -70,11 +70,11 @@ GRADE_ZH: Final[tuple[str, ...]] = ("无", "蓝", "黄", "橙", "红")
 GRADE_INDEX: Final[dict[str, int]] = {name: i for i, name in enumerate(GRADE_NAMES)}
 ALERT_GRADES: Final[tuple[str, ...]] = GRADE_NAMES[1:]
 
-# The transition kinds of the output, by (from, to) grade.
+# The grade moves of the output, by (from, to) grade.
 RAISE, ESCALATE, DEESCALATE, CLEAR = "raise", "escalate", "de-escalate", "clear"
 
 
-def transition_kind(from_grade: int, to_grade: int) -> str:
+def grade_move(from_grade: int, to_grade: int) -> str:
     """Name a grade move: raise (from none), clear (to none), escalate (up) or de-escalate (down)."""
     if from_grade == 0:
         return RAISE

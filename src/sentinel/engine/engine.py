@@ -63,9 +63,9 @@ from sentinel.engine.evaluate import SortedBatch, group_rule, level_rule
 from sentinel.engine.kernels import Segments, order_by, shift
 from sentinel.engine.model import GROUP_KINDS, LEVEL_KINDS, RuleSet
 from sentinel.engine.params import NEVER, RuleParams, concat, resolve
-from sentinel.engine.reorder import LateReadings
-from sentinel.engine.rewind import BatchRecord, Columns, RewindLog, Sent, Undo
-from sentinel.engine.state import Journal, RuleState, SeriesState, dump, load
+from sentinel.engine.reorder import Rewinder
+from sentinel.engine.rewind import BatchRecord, Columns
+from sentinel.engine.state import RuleState, SeriesState, dump, load
 from sentinel.engine.transitions import Piece, Transitions, merge
 from sentinel.errors import ModelError, UnknownDevice
 
@@ -74,7 +74,7 @@ F64 = npt.NDArray[np.float64]
 B = npt.NDArray[np.bool_]
 
 
-class Engine(LateReadings):
+class Engine:
     """Rule packs + devices → dense state; evaluates micro-batches with array operations only."""
 
     def __init__(
@@ -91,7 +91,7 @@ class Engine(LateReadings):
         self.lateness_us = round(lateness_s * 1e6)
         self.table = DeviceTable(rules)
         self.rule_ids = tuple(r.id for r in rules.rules)
-        self.alert_kinds = tuple(r.alert_kind for r in rules.rules)
+        self.alert_classes = tuple(r.alert_class for r in rules.rules)
         self.site_scope = tuple(r.scope == "site" and r.kind in GROUP_KINDS for r in rules.rules)
         self.params: list[RuleParams | None] = [None] * len(rules.rules)
         self.states = {r.id: RuleState.empty(r) for r in rules.rules}
@@ -101,15 +101,15 @@ class Engine(LateReadings):
         self.site_hold_us: list[npt.NDArray[np.int64]] = [np.zeros(0, dtype=np.int64) for _ in rules.rules]
         self.stats: Counter[str] = Counter()
         self.anomaly = AnomalyRules(rules, Path(models_dir) if models_dir is not None else None)
-        self.rewind = RewindLog(self.lateness_us, rewind_max_readings)
-        self._members: dict[tuple[str, ...], I64] = {}
-        # Old values of every state write, for the rewind log; one list shared by all rule states and windows.
-        self.journal: Journal | None = [] if rewind_max_readings > 0 else None
-        for ri, rule in enumerate(rules.rules):
-            self.states[rule.id].rule_index = ri
-            self.states[rule.id].journal = self.journal
-        self.anomaly.journal = self.journal
-        self._model_loads = self.anomaly.loads
+        # Late readings put back in order (the rewind log and its journal of old values); None: the log is off.
+        self.late = (
+            Rewinder(
+                rules, self.table, self.states, self.series, self.anomaly, self.site_scope, self.stats,
+                self.lateness_us, rewind_max_readings,
+            )
+            if rewind_max_readings > 0
+            else None
+        )  # fmt: skip
         # Staleness counts silence from here at the earliest (see listening_since); 0 = from the device's frontier.
         self.listening_since_us = 0
         self.add_devices(list(devices))
@@ -145,9 +145,9 @@ class Engine(LateReadings):
         n_sites_before = len(self.table.sites)
         new = self.table.add(list(specs))
         new_devices = np.arange(new.start, new.stop, dtype=np.int64)
-        self._members.clear()  # instance → device maps of the journal (rewind log) grow with the populations
         self.series.grow(self.table.n_series, len(self.table))
-        self.rewind.grow(len(self.table))
+        if self.late is not None:
+            self.late.devices_added(len(self.table))
         for ri, rule in enumerate(self.rules.rules):
             pop = self.table.population(rule.device_classes)
             members = new_devices[pop[new_devices] >= 0]
@@ -190,7 +190,9 @@ class Engine(LateReadings):
     ) -> Transitions:
         """Evaluate one micro-batch; returns the transitions it causes."""
         dev, met, ts, val, sq = self._columns(device, metric, ts_us, value, seq)
-        self._refresh_models()
+        self.anomaly.refresh()
+        if self.late is not None:
+            self.late.check_models()
         sid = self.table.series_of(dev, met)
         finite = np.isfinite(val)
         self.stats["readings"] += len(dev)
@@ -202,50 +204,29 @@ class Engine(LateReadings):
         too_late = keep & (seen != NEVER) & (ts < seen - self.lateness_us)
         self.stats["too_late"] += int(too_late.sum())
         keep &= ~too_late
-        late = keep & (seen != NEVER) & (ts < seen) & (ts >= self.rewind.floor[dev])
-        rewound = self._rewind(dev[late], ts[late]) if late.any() else None
+        rewound = None
+        if self.late is not None:
+            late = keep & (seen != NEVER) & (ts < seen) & (ts >= self.late.floor[dev])
+            rewound = self.late.rewind(dev[late], ts[late]) if late.any() else None
         np.maximum.at(frontier, dev[keep], ts[keep])
         rows = np.flatnonzero(keep)
         batch = (dev[rows], met[rows], ts[rows], val[rows], sq[rows])
-        if rewound is None:
-            pieces, _, record = self._pass(batch)
-            out = merge(pieces, self.rule_ids, self.site_scope, self.device_ids, self.table.sites, self.alert_kinds)
-            if record is not None:
-                record.sent = self._sent(out)
-                self.rewind.push(record, frontier)
-            return out
-        # Two passes, so that the log's records stay short: first the replayed readings from before the earliest
-        # late one (already in order: they re-derive what was sent), then the rest with the batch.
-        early = rewound.replay[2] < rewound.split
-        last: dict[tuple[int, int], int] = {}
-        records: list[tuple[BatchRecord | None, list[Piece]]] = []
-        kept: list[Piece] = []
-        b_early: SortedBatch | None = None
-        if early.any():
-            pieces, b_early, record = self._pass(tuple(c[early] for c in rewound.replay))  # type: ignore[arg-type]
-            first = self._drop_sent(pieces, rewound, last)
-            records.append((record, first))
-            kept += first
-        rest = tuple(np.concatenate((c, r[~early])) for c, r in zip(batch, rewound.replay, strict=True))
-        pieces, b_late, record = self._pass(rest)  # type: ignore[arg-type]
-        second = self._drop_sent(pieces, rewound, last) + self._fixups(rewound, last, b_late, b_early)
-        records.append((record, second))
-        kept += second
-        for i, (record, mine) in enumerate(records):
-            assert record is not None  # a rewind implies the log, and so a record per pass
-            sent = self._sent(merge(mine, self.rule_ids, self.site_scope, self.device_ids, self.table.sites))
-            # Keys sent before stay with the record covering their device time, for the next rewind to find.
-            if len(records) == 1:
-                before = rewound.sent
-            else:
-                before = {k for k in rewound.sent if (k[5] < rewound.split) == (i == 0)}
-            record.sent = sent.concat(Sent.of_keys(before, self.site_scope)) if before else sent
-            self.rewind.push(record, frontier)
-        return merge(kept, self.rule_ids, self.site_scope, self.device_ids, self.table.sites, self.alert_kinds)
+        if rewound is not None:
+            assert self.late is not None
+            return self.late.replay(batch, rewound, self._pass, self._merge)
+        pieces, _, record = self._pass(batch)
+        out = self._merge(pieces)
+        if self.late is not None:
+            assert record is not None
+            self.late.push(record, out)
+        return out
+
+    def _merge(self, pieces: list[Piece]) -> Transitions:
+        return merge(pieces, self.rule_ids, self.site_scope, self.device_ids, self.table.sites, self.alert_classes)
 
     def _pass(self, cols: Columns) -> tuple[list[Piece], SortedBatch, BatchRecord | None]:
         """Evaluate readings in order (one vectorised pass over every rule); the record of the pass for the log
-        (its ``sent`` is filled in by the caller), None when the log is off."""
+        (its ``sent`` is filled in by the rewinder), None when the log is off."""
         dev, met, ts, val, sq = cols
         since = int(ts.min()) if len(ts) else 0
         order = order_by([met, dev, ts - since], sq)
@@ -269,21 +250,12 @@ class Engine(LateReadings):
             if piece is not None:
                 pieces.append(piece)
         tails, tail_sid = b.segments.tails, sid[b.segments.tails]
-        undo: list[Undo] = []
-        if self.journal is not None:
-            undo = self._undo_of(self.journal)
-            self.journal.clear()
-            owner = b.device[tails]
-            for name in ("last_value", "last_ts", "last_seq"):
-                old = getattr(self.series, name)[tail_sid]
-                undo.append(Undo(("series", -1, name), -1, tail_sid, owner, False, old))
+        # The log's record first: it keeps the series' values from before this pass.
+        record = self.late.record(b, tail_sid, (dev, met, ts, val, sq)) if self.late is not None else None
         self.series.last_value[tail_sid] = b.value[tails]
         self.series.last_ts[tail_sid] = b.te[tails]
         self.series.last_seq[tail_sid] = b.seq[tails]
-        if self.journal is None:
-            return pieces, b, None
-        touched, max_ts = self._newest(dev, ts)
-        return pieces, b, BatchRecord(touched, max_ts, dev, met, ts, val, sq, undo, Sent.empty())
+        return pieces, b, record
 
     def _columns(
         self,
@@ -388,7 +360,7 @@ class Engine(LateReadings):
                     np.full(len(moved), -1, dtype=np.int64),
                 )
             )
-        return merge(pieces, self.rule_ids, self.site_scope, self.device_ids, self.table.sites, self.alert_kinds)
+        return self._merge(pieces)
 
     # -- state --------------------------------------------------------------------------------------------------
     def _header(self) -> dict[str, object]:
@@ -401,7 +373,8 @@ class Engine(LateReadings):
     def restore(self, data: bytes) -> None:
         """Replace the state with a snapshot taken from an engine with the same devices and rules."""
         self.anomaly.restore(load(data, self._header(), self.series, self.states))
-        self._forget()  # the log is not in the snapshot: no rewinding past this point
+        if self.late is not None:
+            self.late.forget()  # the log is not in the snapshot: no rewinding past this point
 
     def state_nbytes(self) -> int:
         """Bytes of rule and series state (not parameters or indices)."""

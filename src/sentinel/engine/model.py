@@ -34,11 +34,12 @@ GROUP_KINDS = ("composite", "interlock")
 RULE_KINDS = (*LEVEL_KINDS, "staleness", *GROUP_KINDS, "anomaly")
 ANOMALY_DETECTORS = ("pca", "iforest", "robust_z")  # an anomaly rule's ``detector``: the model file must be one
 
-# What an alert of each rule kind is in the alert lifecycle (alerts.kind), unless the rule says (``alert:``):
-# model-based findings are early warnings (预警), distinct from threshold alarms (报警); staleness is a
-# communication fault. A rule of another kind that is an early warning by design (a trend below the alarm level,
-# DOMAIN.md) says ``alert: warning``. This is the one place the kind is decided; the lifecycle stores it.
-ALERT_KIND_OF_RULE = {"anomaly": "warning", "staleness": "comm"}
+# The alert class of each rule kind's alerts in the alert lifecycle (stored in column alerts.kind), unless the rule
+# says (``alert:``): model-based findings are early warnings (预警), distinct from threshold alarms (报警); staleness
+# is a communication fault. A rule of another kind that is an early warning by design (a trend below the alarm
+# level, DOMAIN.md) says ``alert: warning``. This is the one place the alert class is decided; the lifecycle stores
+# it.
+ALERT_CLASS_OF_RULE = {"anomaly": "warning", "staleness": "comm"}
 ALERT_CHOICES = ("alarm", "warning")
 
 
@@ -118,12 +119,12 @@ class Rule:
         return tuple(dict.fromkeys(names))
 
     @property
-    def alert_kind(self) -> str:
+    def alert_class(self) -> str:
         """``alarm`` (报警), ``warning`` (预警: anomaly rules, and rules marked ``alert: warning``) or ``comm``
-        (staleness): the alerts.kind to store."""
+        (staleness): the alert class, stored in column ``alerts.kind``."""
         if self.kind == "staleness":
             return "comm"
-        return self.alert or ALERT_KIND_OF_RULE.get(self.kind, "alarm")
+        return self.alert or ALERT_CLASS_OF_RULE.get(self.kind, "alarm")
 
     def device_attrs(self) -> tuple[str, ...]:
         """Device attributes the rule needs (setpoints, baselines, scales)."""

@@ -8,7 +8,6 @@ shares only the device table and the parameter resolution, so any disagreement i
 from __future__ import annotations
 
 import math
-from collections import defaultdict, deque
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -17,16 +16,16 @@ import numpy.typing as npt
 
 from sentinel.engine.anomaly.live import load_rule_model
 from sentinel.engine.anomaly.model import AnomalyModel, Scorer
-from sentinel.engine.catalog import GRADE_NAMES, METRIC_INDEX, transition_kind
+from sentinel.engine.catalog import GRADE_NAMES, METRIC_INDEX, grade_move
 from sentinel.engine.devices import DeviceSpec, DeviceTable
 from sentinel.engine.model import GROUP_KINDS, Rule, RuleSet
 from sentinel.engine.params import RuleParams, concat, resolve
-from sentinel.engine.reference_log import Reading, Record, ReferenceLog, Row
+from sentinel.engine.reference_log import Reading, Record, ReferenceLog, ReferenceState, Row
 from sentinel.engine.transitions import Transition
 from sentinel.errors import ModelError
 
 
-class ReferenceEngine(ReferenceLog):
+class ReferenceEngine:
     """Same contract as Engine.process/tick, returning lists of :class:`Transition`."""
 
     def __init__(
@@ -39,26 +38,13 @@ class ReferenceEngine(ReferenceLog):
         rewind_max_readings: int = 2_000_000,
     ) -> None:
         self.rules = rules
-        self.rewind_max_readings = rewind_max_readings
-        self.records: deque[Record] = deque()
-        self.pending: dict[tuple[str, int, int], object] = {}  # state before the ticks since the last batch
-        self.held = 0
-        self.floor: dict[int, int] = {}
         self.overrides = dict(site_overrides or {})
         self.lateness_us = round(lateness_s * 1e6)
         self.table = DeviceTable(rules)
         self.params: list[RuleParams] = []
-        self.inst: list[dict[int, int]] = [{} for _ in rules.rules]
-        self.series: dict[int, tuple[float, int, int]] = {}  # sid → (value, te, seq)
-        self.frontier: dict[int, int] = {}
-        self.active: list[dict[int, int]] = [defaultdict(int) for _ in rules.rules]
-        self.on: list[dict[tuple[int, int], bool]] = [defaultdict(bool) for _ in rules.rules]
-        self.since: list[dict[tuple[int, int], int | None]] = [{} for _ in rules.rules]
-        self.mark: list[dict[int, int | None]] = [{} for _ in rules.rules]
-        self.total: list[dict[int, int]] = [defaultdict(int) for _ in rules.rules]
-        self.counts: list[dict[tuple[int, int], int]] = [defaultdict(int) for _ in rules.rules]
-        # Anomaly rules: the model (None when refused), and per instance the latest feature values, the scored
-        # rows and the detector statistics so far.
+        self.state = ReferenceState.empty(len(rules.rules))
+        self.log = ReferenceLog(rules, self.table, self.state, self.lateness_us, rewind_max_readings, self._emit)
+        # Anomaly rules: the model (None when refused).
         self.models: dict[int, AnomalyModel | None] = {}
         for ri, rule in enumerate(rules.rules):
             if rule.kind == "anomaly" and models_dir is not None:
@@ -66,23 +52,24 @@ class ReferenceEngine(ReferenceLog):
                     self.models[ri] = load_rule_model(rule, Path(models_dir))
                 except ModelError:
                     self.models[ri] = None
-        self.latest: list[dict[int, dict[int, float]]] = [defaultdict(dict) for _ in rules.rules]
-        self.scored_rows: list[dict[int, list[list[float]]]] = [defaultdict(list) for _ in rules.rules]
-        self.scorers: list[dict[int, Scorer]] = [{} for _ in rules.rules]
         self.add_devices(devices)
+
+    def forget(self) -> None:
+        """What :meth:`Engine.restore` does to the log: nothing before now can be rewound."""
+        self.log.forget()
 
     def add_devices(self, specs: Sequence[DeviceSpec]) -> None:
         new = self.table.add(list(specs))
         for ri, rule in enumerate(self.rules.rules):
             members = [d for d in new if any(self.table.specs[d].device_class == c for c in rule.device_classes)]
             fresh = resolve(rule, self.table, np.array(members, dtype=np.int64), self.overrides)
-            base = len(self.inst[ri])
+            base = len(self.state.inst[ri])
             for i, d in enumerate(members):
-                self.inst[ri][d] = base + i
+                self.state.inst[ri][d] = base + i
                 for t, term in enumerate(rule.terms):
                     if term.negate:
                         group = self.table.device_site[d] if rule.scope == "site" else base + i
-                        self.counts[ri][(t, int(group))] += 1
+                        self.state.counts[ri][(t, int(group))] += 1
             if ri < len(self.params):
                 self.params[ri] = concat(self.params[ri], fresh)
             else:
@@ -103,16 +90,16 @@ class ReferenceEngine(ReferenceLog):
             slot = int(self.table.slot[self.table.device_class[d], m])
             if math.isfinite(v) and slot >= 0:
                 rows.append((d, m, t, v, s))
-        before = dict(self.frontier)
+        before = dict(self.state.frontier)
         rows = [r for r in rows if r[0] not in before or r[2] >= before[r[0]] - self.lateness_us]
-        late = [r for r in rows if r[0] in before and r[2] < before[r[0]] and r[2] >= self.floor.get(r[0], r[2])]
-        rewound = self._rewind(late) if late else None
+        late = [r for r in rows if r[0] in before and r[2] < before[r[0]] and r[2] >= self.log.floor.get(r[0], r[2])]
+        rewound = self.log.rewind(late) if late else None
         for d, _, t, *_ in rows:
-            self.frontier[d] = max(self.frontier.get(d, t), t)
+            self.state.frontier[d] = max(self.state.frontier.get(d, t), t)
         if rewound is None:
             out, _, record = self._pass(rows)
-            record.sent = {self._key(ri, subject, t) for ri, subject, t in out}
-            self._log(record)
+            record.sent = {self.log.key(ri, subject, t) for ri, subject, t in out}
+            self.log.push(record)
             return [x[2] for x in out]
         _, _, _, sent_before, replay, split = rewound
         last: dict[tuple[int, int], int] = {}
@@ -121,33 +108,32 @@ class ReferenceEngine(ReferenceLog):
         early_readings: list[Reading] = []
         if early:
             out, early_readings, record = self._pass(early)
-            passes.append((record, self._drop_sent(out, rewound, last)))
+            passes.append((record, self.log.drop_sent(out, rewound, last)))
         out, readings, record = self._pass(rows + [r for r in replay if r[2] >= split])
-        second = self._drop_sent(out, rewound, last) + self._fixups(rewound, last, readings, early_readings)
+        second = self.log.drop_sent(out, rewound, last) + self.log.fixups(rewound, last, readings, early_readings)
         passes.append((record, second))
         emitted: list[tuple[int, int, Transition]] = []
         for i, (record, mine) in enumerate(passes):
-            record.sent = {self._key(ri, subject, t) for ri, subject, t in mine}
+            record.sent = {self.log.key(ri, subject, t) for ri, subject, t in mine}
             if len(passes) == 1:
                 record.sent |= sent_before
             else:
                 record.sent |= {k for k in sent_before if (k[5] < split) == (i == 0)}
-            self._log(record)
+            self.log.push(record)
             emitted += mine
         emitted.sort(key=lambda x: (x[2].ts_us, x[0], x[1]))
         return [x[2] for x in emitted]
 
     def _pass(self, rows: list[Row]) -> tuple[list[tuple[int, int, Transition]], list[Reading], Record]:
         rows = sorted(rows, key=lambda r: (r[1], r[0], r[2], r[4]))
-        undo = self._capture({r[0] for r in rows}) | self.pending  # before the ticks is before the batch
-        self.pending = {}
+        undo = self.log.before_pass({r[0] for r in rows})
         readings = []
         for i, (d, m, t, v, s) in enumerate(rows):
             sid = int(self.table.series_base[d]) + int(self.table.slot[self.table.device_class[d], m])
-            pv, pt, _ = self.series.get(sid, (math.nan, None, -1))
+            pv, pt, _ = self.state.series.get(sid, (math.nan, None, -1))
             te = t if pt is None else max(t, pt)
             readings.append(Reading(d, m, t, te, v, s, pv, pt, i))
-            self.series[sid] = (v, te, s)
+            self.state.series[sid] = (v, te, s)
         out: list[tuple[int, int, Transition]] = []
         for ri, rule in enumerate(self.rules.rules):
             if rule.kind == "staleness":
@@ -163,11 +149,6 @@ class ReferenceEngine(ReferenceLog):
         for d, _, t, *_ in rows:
             newest[d] = max(newest.get(d, t), t)
         return out, readings, Record(newest, rows, undo, set())
-
-    def _log(self, record: Record) -> None:
-        self.records.append(record)
-        self.held += len(record.rows)
-        self._trim()
 
     def _emit(self, ri: int, subject: int, r: Reading, before: int, after: int) -> tuple[int, int, Transition]:
         rule = self.rules.rules[ri]
@@ -185,11 +166,11 @@ class ReferenceEngine(ReferenceLog):
                 self.table.specs[r.device].id,
                 GRADE_NAMES[before],
                 GRADE_NAMES[after],
-                transition_kind(before, after),
+                grade_move(before, after),
                 r.te,
                 r.value,
                 r.seq,
-                rule.alert_kind,
+                rule.alert_class,
             ),
         )
 
@@ -205,16 +186,16 @@ class ReferenceEngine(ReferenceLog):
                 cond, past = signal >= at, signal < clear
             reset = past if level.clear is not None else not cond
             if level.for_s is not None:
-                since = self.since[ri].get((key, k))
+                since = self.state.since[ri].get((key, k))
                 since = (since if since is not None else te) if cond else None
-                self.since[ri][(key, k)] = since
+                self.state.since[ri][(key, k)] = since
                 need = hold if hold is not None else int(p.hold_us[k][inst])
                 cond = since is not None and te - since >= need
             if cond:
-                self.on[ri][(key, k)] = True
+                self.state.on[ri][(key, k)] = True
             elif reset:
-                self.on[ri][(key, k)] = False
-            if self.on[ri][(key, k)]:
+                self.state.on[ri][(key, k)] = False
+            if self.state.on[ri][(key, k)]:
                 grade = level.grade
         return grade
 
@@ -235,40 +216,40 @@ class ReferenceEngine(ReferenceLog):
             return (r.value - r.pv) * (1e6 * rule.per_s) / float(r.te - r.pt)
         if rule.kind == "stuck":
             if math.isnan(r.pv) or abs(r.value - r.pv) > rule.eps:
-                self.mark[ri][inst] = r.te
-            return (r.te - (self.mark[ri][inst] or 0)) / 1e6
+                self.state.mark[ri][inst] = r.te
+            return (r.te - (self.state.mark[ri][inst] or 0)) / 1e6
         window = r.te // int(p.window_us[inst])  # count
-        if self.mark[ri].get(inst) != window:
-            self.mark[ri][inst] = window
-            self.total[ri][inst] = 0
-        self.total[ri][inst] += int(min(max(r.value, 0.0), 2.0**31))
-        return float(self.total[ri][inst])
+        if self.state.mark[ri].get(inst) != window:
+            self.state.mark[ri][inst] = window
+            self.state.total[ri][inst] = 0
+        self.state.total[ri][inst] += int(min(max(r.value, 0.0), 2.0**31))
+        return float(self.state.total[ri][inst])
 
     def _level_rule(self, ri: int, rule: Rule, readings: list[Reading]) -> list[tuple[int, int, Transition]]:
         out = []
         m = METRIC_INDEX[rule.metric or ""]
         for r in readings:
-            inst = self.inst[ri].get(r.device)
+            inst = self.state.inst[ri].get(r.device)
             if r.metric != m or inst is None:
                 continue
             grade = self._levels(ri, rule, inst, inst, self._signal(ri, rule, inst, r), r.te)
-            if grade != self.active[ri][inst]:
-                out.append(self._emit(ri, r.device, r, self.active[ri][inst], grade))
-                self.active[ri][inst] = grade
+            if grade != self.state.active[ri][inst]:
+                out.append(self._emit(ri, r.device, r, self.state.active[ri][inst], grade))
+                self.state.active[ri][inst] = grade
         return out
 
     def _group(self, ri: int, rule: Rule, readings: list[Reading]) -> list[tuple[int, int, Transition]]:
         site = rule.scope == "site"
         metrics = {METRIC_INDEX[m] for m in rule.metrics}
-        mine = [r for r in readings if r.metric in metrics and r.device in self.inst[ri]]
+        mine = [r for r in readings if r.metric in metrics and r.device in self.state.inst[ri]]
 
         def group_of(r: Reading) -> int:
-            return int(self.table.device_site[r.device]) if site else self.inst[ri][r.device]
+            return int(self.table.device_site[r.device]) if site else self.state.inst[ri][r.device]
 
         mine.sort(key=lambda r: (group_of(r), r.te, r.device, r.metric, r.order))
         p, out = self.params[ri], []
         for r in mine:
-            inst, group = self.inst[ri][r.device], group_of(r)
+            inst, group = self.state.inst[ri][r.device], group_of(r)
             for t, term in enumerate(rule.terms):
                 if METRIC_INDEX[term.metric] != r.metric:
                     continue
@@ -278,8 +259,8 @@ class ReferenceEngine(ReferenceLog):
                 )
                 if term.negate:
                     now, before = not now, not before
-                self.counts[ri][(t, group)] += int(now) - int(before)
-            holds = all(self.counts[ri][(t, group)] > 0 for t in range(len(rule.terms)))
+                self.state.counts[ri][(t, group)] += int(now) - int(before)
+            holds = all(self.state.counts[ri][(t, group)] > 0 for t in range(len(rule.terms)))
             level = rule.levels[0]
             hold = 0
             if level.for_s is not None:
@@ -289,9 +270,9 @@ class ReferenceEngine(ReferenceLog):
                 else:
                     hold = int(p.hold_us[0][inst])
             grade = self._levels(ri, rule, group, inst, 1.0 if holds else 0.0, r.te, hold)
-            if grade != self.active[ri][group]:
-                out.append(self._emit(ri, group if site else r.device, r, self.active[ri][group], grade))
-                self.active[ri][group] = grade
+            if grade != self.state.active[ri][group]:
+                out.append(self._emit(ri, group if site else r.device, r, self.state.active[ri][group], grade))
+                self.state.active[ri][group] = grade
         return out
 
     def _anomaly(self, ri: int, rule: Rule, readings: list[Reading]) -> list[tuple[int, int, Transition]]:
@@ -302,44 +283,44 @@ class ReferenceEngine(ReferenceLog):
         if model is None:
             return []
         features = [METRIC_INDEX[m] for m in rule.features]
-        mine = [r for r in readings if r.metric in features and r.device in self.inst[ri]]
-        mine.sort(key=lambda r: (self.inst[ri][r.device], r.te, r.metric, r.order))
+        mine = [r for r in readings if r.metric in features and r.device in self.state.inst[ri]]
+        mine.sort(key=lambda r: (self.state.inst[ri][r.device], r.te, r.metric, r.order))
         out = []
         for r in mine:
-            inst = self.inst[ri][r.device]
-            latest = self.latest[ri][inst]
+            inst = self.state.inst[ri][r.device]
+            latest = self.state.latest[ri][inst]
             latest[r.metric] = r.value
             signal = math.nan
             if all(m in latest for m in features):
                 row = [latest[m] for m in features]
-                history = self.scored_rows[ri][inst]
+                history = self.state.scored_rows[ri][inst]
                 history.append(row)
                 # One row at a time through the offline scorer of this device (its windows and drift offset).
-                scorer = self.scorers[ri].get(inst) or self.scorers[ri].setdefault(inst, Scorer(model))
+                scorer = self.state.scorers[ri].get(inst) or self.state.scorers[ri].setdefault(inst, Scorer(model))
                 smoothed = float(scorer.score_batch(np.array([row])).statistic[0])
                 if len(history) > model.warmup_rows:
                     signal = smoothed / model.limit
             scored = Reading(r.device, r.metric, r.ts, r.te, signal, r.seq, r.pv, r.pt, r.order)
             grade = self._levels(ri, rule, inst, inst, signal, r.te)
-            if grade != self.active[ri][inst]:
-                out.append(self._emit(ri, r.device, scored, self.active[ri][inst], grade))
-                self.active[ri][inst] = grade
+            if grade != self.state.active[ri][inst]:
+                out.append(self._emit(ri, r.device, scored, self.state.active[ri][inst], grade))
+                self.state.active[ri][inst] = grade
         return out
 
     def _fresh(self, ri: int, rule: Rule, readings: list[Reading]) -> list[tuple[int, int, Transition]]:
         first: dict[int, Reading] = {}
         for r in readings:
-            inst = self.inst[ri].get(r.device)
-            if inst is None or self.active[ri][inst] == 0:
+            inst = self.state.inst[ri].get(r.device)
+            if inst is None or self.state.active[ri][inst] == 0:
                 continue
             old = first.get(r.device)
             if old is None or (r.te, r.seq, r.metric) < (old.te, old.seq, old.metric):
                 first[r.device] = r
         out = []
         for d, r in first.items():
-            inst = self.inst[ri][d]
-            out.append(self._emit(ri, d, r, self.active[ri][inst], 0))
-            self.active[ri][inst] = 0
+            inst = self.state.inst[ri][d]
+            out.append(self._emit(ri, d, r, self.state.active[ri][inst], 0))
+            self.state.active[ri][inst] = 0
         return out
 
     def tick(self, now_us: int) -> list[Transition]:
@@ -347,18 +328,18 @@ class ReferenceEngine(ReferenceLog):
         for ri, rule in enumerate(self.rules.rules):
             if rule.kind != "staleness":
                 continue
-            for d, inst in self.inst[ri].items():
-                if d not in self.frontier:
+            for d, inst in self.state.inst[ri].items():
+                if d not in self.state.frontier:
                     continue
-                age = float(now_us - self.frontier[d])
+                age = float(now_us - self.state.frontier[d])
                 grade = 0
                 for k, level in enumerate(rule.levels):
                     if age >= float(self.params[ri].at[k][inst]):
                         grade = level.grade
-                before = self.active[ri][inst]
+                before = self.state.active[ri][inst]
                 if grade > before:
-                    self.pending.setdefault(("rule", ri, d), self._state_of(ri, inst))
-                    self.active[ri][inst] = grade
+                    self.log.before_tick(ri, d, inst)
+                    self.state.active[ri][inst] = grade
                     name = self.table.specs[d].id
                     out.append(
                         (
@@ -370,11 +351,11 @@ class ReferenceEngine(ReferenceLog):
                                 name,
                                 GRADE_NAMES[before],
                                 GRADE_NAMES[grade],
-                                transition_kind(before, grade),
+                                grade_move(before, grade),
                                 now_us,
                                 age / 1e6,
                                 -1,
-                                rule.alert_kind,
+                                rule.alert_class,
                             ),
                         )
                     )

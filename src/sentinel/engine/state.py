@@ -80,7 +80,7 @@ class RuleState:
 
     extra: bool = False  # whether mark/total are used by the rule's kind (for byte accounting)
     rule_index: int = -1
-    journal: Journal | None = None  # set by the engine while it keeps a rewind log
+    journal: Journal | None = None  # set by the engine's Rewinder (reorder.py) while it keeps a rewind log
 
     def put(self, name: str, index: npt.NDArray[np.int64], values: Any, row: int = -1) -> None:
         """``self.<name>[(row,) index] = values``, journalling the old values first (every evaluation write

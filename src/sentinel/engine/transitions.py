@@ -1,21 +1,21 @@
 """The engine's output: alert transitions, columnar, plus a small record form for people and tests.
 
-One transition says that rule ``rule`` moved its grade for ``subject`` from ``from_grade`` to ``to_grade``
-(0 none, 1 blue, 2 yellow, 3 orange, 4 red) at device time ``ts_us``, caused by the reading of ``device`` with
-``value`` and ``seq``. ``subject`` is a device index for device rules and a site index for site-scope composite
-rules (``Transitions.site_scope`` tells which). Kinds by grade move: raise (from 0), escalate (up), de-escalate
+One transition says that rule ``rule`` moved its grade for ``subject`` from ``from_grade`` to ``to_grade`` (0 none, 1
+blue, 2 yellow, 3 orange, 4 red) at device time ``ts_us``, caused by the reading of ``device`` with ``value`` and
+``seq``. ``subject`` is a device index for device rules and a site index for site-scope composite rules
+(``Transitions.site_scope`` tells which). Its ``move`` names the grade move: raise (from 0), escalate (up), de-escalate
 (down, not to 0), clear (to 0). ``ts_us`` is the reading's effective device time: its own time, except for a late
-reading the engine could no longer put back in order (see :mod:`sentinel.engine.engine`). After a late reading,
-a batch may hold corrections: transitions at device times before ones already emitted, and a transition whose
-``from_grade`` is the grade last emitted rather than the one the re-evaluation passed through.
+reading the engine could no longer put back in order (see :mod:`sentinel.engine.engine`). After a late reading, a batch
+may hold corrections: transitions at device times before ones already emitted, and a transition whose ``from_grade`` is
+the grade last emitted rather than the one the re-evaluation passed through.
 
 Transitions from :meth:`Engine.tick` (staleness) carry ``ts_us = now_us``, ``seq = -1`` and ``value`` = the
 seconds since the device's newest reading. Within a batch the order is by (ts_us, rule, subject), ties in
 evaluation order.
 
-``alert_kind`` says what the lifecycle stores the alert as (``alerts.kind``, :attr:`Rule.alert_kind`): ``warning``
-for anomaly rules (early warnings, 预警, from a model; their ``value`` is the normalised score) and rules marked
-``alert: warning``, ``comm`` for staleness, ``alarm`` (报警) for every other rule. ``Transitions.alert_kinds``
+``alert_class`` says what the lifecycle stores the alert as (:attr:`Rule.alert_class`, in column ``alerts.kind``):
+``warning`` for anomaly rules (early warnings, 预警, from a model; their ``value`` is the normalised score) and rules
+marked ``alert: warning``, ``comm`` for staleness, ``alarm`` (报警) for every other rule. ``Transitions.alert_classes``
 gives it per rule index, :meth:`Transitions.warning` per row.
 """
 
@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from sentinel.engine.catalog import GRADE_NAMES, transition_kind
+from sentinel.engine.catalog import GRADE_NAMES, grade_move
 
 
 @dataclass(frozen=True)
@@ -38,11 +38,11 @@ class Transition:
     device_id: str
     from_grade: str
     to_grade: str
-    kind: str
+    move: str  # raise, escalate, de-escalate or clear (catalog.grade_move)
     ts_us: int
     value: float
     seq: int
-    alert_kind: str = "alarm"
+    alert_class: str = "alarm"
 
 
 @dataclass
@@ -61,18 +61,18 @@ class Transitions:
     site_scope: tuple[bool, ...]
     device_ids: list[str]
     site_ids: list[str]
-    alert_kinds: tuple[str, ...] = ()
+    alert_classes: tuple[str, ...] = ()
 
     def __len__(self) -> int:
         return len(self.rule)
 
-    def kind_of(self, r: int) -> str:
-        return self.alert_kinds[r] if self.alert_kinds else "alarm"
+    def class_of(self, r: int) -> str:
+        return self.alert_classes[r] if self.alert_classes else "alarm"
 
     def warning(self) -> npt.NDArray[np.bool_]:
         """Per row: is it an early warning (an anomaly rule's transition) rather than an alarm?"""
-        kinds = np.array([self.kind_of(r) == "warning" for r in range(len(self.rule_ids))], dtype=np.bool_)
-        return kinds[self.rule] if len(kinds) else np.zeros(len(self), dtype=np.bool_)
+        warns = np.array([self.class_of(r) == "warning" for r in range(len(self.rule_ids))], dtype=np.bool_)
+        return warns[self.rule] if len(warns) else np.zeros(len(self), dtype=np.bool_)
 
     def records(self) -> list[Transition]:
         out = []
@@ -87,11 +87,11 @@ class Transitions:
                     self.device_ids[int(self.device[i])],
                     GRADE_NAMES[f],
                     GRADE_NAMES[t],
-                    transition_kind(f, t),
+                    grade_move(f, t),
                     int(self.ts_us[i]),
                     float(self.value[i]),
                     int(self.seq[i]),
-                    self.kind_of(r),
+                    self.class_of(r),
                 )
             )
         return out
@@ -117,7 +117,7 @@ def merge(
     site_scope: tuple[bool, ...],
     devices: list[str],
     sites: list[str],
-    alert_kinds: tuple[str, ...] = (),
+    alert_classes: tuple[str, ...] = (),
 ) -> Transitions:
     """Concatenate per-rule pieces and order them by (ts_us, rule, subject), keeping evaluation order in ties."""
     pieces = [p for p in pieces if len(p.subject)]
@@ -143,7 +143,7 @@ def merge(
             site_scope,
             devices,
             sites,
-            alert_kinds,
+            alert_classes,
         )
     i32, i8 = np.zeros(0, dtype=np.int32), np.zeros(0, dtype=np.int8)
     return Transitions(
@@ -159,5 +159,5 @@ def merge(
         site_scope,
         devices,
         sites,
-        alert_kinds,
+        alert_classes,
     )

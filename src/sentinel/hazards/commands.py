@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from sentinel.alerts.commands import console, database, display_zone, table
+from sentinel.cli_common import console, database, display_zone, table
 from sentinel.display import local_time, month_of, parse_local, record
 from sentinel.hazards import register
 from sentinel.hazards.states import Request

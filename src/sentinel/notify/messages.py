@@ -15,7 +15,7 @@ from sentinel.engine.catalog import GRADE_INDEX
 from sentinel.notify.channel import GRADE_LABELS_ZH, Message
 
 EVENTS = {"raise": "新预警", "escalate": "预警升级", "released": "预警解除抑制", "step": "升级通知", "remind": "提醒"}
-KIND_NAMES = {"alarm": "报警", "warning": "预警", "comm": "通信故障"}
+ALERT_CLASS_NAMES = {"alarm": "报警", "warning": "预警", "comm": "通信故障"}
 DIGEST_LINES = 15
 
 
@@ -28,8 +28,9 @@ def alert_content(alert: dict[str, Any], event: str, tz: ZoneInfo, note: str = "
     grade = str(alert["grade"])
     where = alert.get("township") or "未知乡镇"
     what = f"{alert.get('site_id')} {alert.get('subject')} {alert.get('rule_id')}"
-    kind = KIND_NAMES.get(str(alert.get("kind")), "报警")
-    title = f"【{GRADE_LABELS_ZH.get(grade, grade)}{kind}】{where} {EVENTS.get(event, event)}"
+    # Outbox rows queued by 0.1 name the alert class ``kind``.
+    alert_class = ALERT_CLASS_NAMES.get(str(alert.get("alert_class", alert.get("kind"))), "报警")
+    title = f"【{GRADE_LABELS_ZH.get(grade, grade)}{alert_class}】{where} {EVENTS.get(event, event)}"
     lines = [
         f"**{title}**",
         f"- 地点: {where} / {alert.get('site_id')}（{alert.get('sector')}）",

@@ -173,7 +173,7 @@ def score(
         )
     false: list[Transition] = []
     for t in transitions:
-        if t.kind != "raise":
+        if t.move != "raise":
             continue
         rel = (t.ts_us - start_us) / 1e6
         if not any(

@@ -19,7 +19,7 @@ import numpy as np
 
 from sentinel.batch import IngestBatch
 from sentinel.engine import DeviceSpec, Engine, Transition, Transitions, load_rules
-from sentinel.engine.catalog import GRADE_INDEX, METRIC_INDEX, transition_kind
+from sentinel.engine.catalog import GRADE_INDEX, METRIC_INDEX, grade_move
 from sentinel.engine.model import RuleSet
 from sentinel.registry.entries import RegistryFile
 from sentinel.store.database import connect
@@ -139,8 +139,8 @@ def stored_transitions(conninfo: str) -> list[Transition]:
         ).fetchall()
     out = []
     for rule, subject, device, from_grade, to_grade, ts_us, value in rows:
-        kind = transition_kind(GRADE_INDEX[from_grade], GRADE_INDEX[to_grade])
-        out.append(Transition(rule, subject, device, from_grade, to_grade, kind, int(ts_us), float(value), -1))
+        move = grade_move(GRADE_INDEX[from_grade], GRADE_INDEX[to_grade])
+        out.append(Transition(rule, subject, device, from_grade, to_grade, move, int(ts_us), float(value), -1))
     return out
 
 

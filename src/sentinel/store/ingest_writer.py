@@ -223,11 +223,11 @@ class IngestWriter:
                 where = origin("event", index) if origin is not None else None
                 e = batch.events[index]
                 device = devices.get(e.device_id, f"#{e.device_id}")
-                what = f"this {'status' if e.kind == 'status' else 'event'} ({e.name!r} of device {device!r})"
+                what = f"this {'status' if e.topic_type == 'status' else 'event'} ({e.name!r} of device {device!r})"
                 stored_fields: dict[str, object] = {
                     "device": device,
                     "ts": format_ts(e.ts_us),
-                    "kind": e.kind,
+                    "kind": e.topic_type,  # as the device_events row would have held it
                     "name": e.name,
                     "value": e.value,
                     "state": e.state,
@@ -332,7 +332,7 @@ class IngestWriter:
                        VALUES (to_timestamp(%s / 1e6), %s, %s, %s, %s, %s, %s, to_timestamp(%s / 1e6))
                        ON CONFLICT (device_id, ts, kind, name) DO NOTHING""",
                     [
-                        (e.ts_us, e.device_id, e.kind, e.name, e.value, e.state, e.note, batch.received_at_us)
+                        (e.ts_us, e.device_id, e.topic_type, e.name, e.value, e.state, e.note, batch.received_at_us)
                         for e in batch.events
                     ],
                 )

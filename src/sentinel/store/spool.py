@@ -43,7 +43,7 @@ _NEXT = "next-segment"  # the lowest segment number never used
 class _Event(msgspec.Struct, array_like=True):
     device_id: int
     ts_us: int
-    kind: str
+    topic_type: str
     name: str
     value: float | None
     state: str | None
@@ -86,7 +86,7 @@ def _encode(batch: IngestBatch) -> bytes:
         m.device_id.astype("<i4").tobytes(),
         m.seq.astype("<i8").tobytes(),
         m.ts_us.astype("<i8").tobytes(),
-        [_Event(e.device_id, e.ts_us, e.kind, e.name, e.value, e.state, e.note) for e in batch.events],
+        [_Event(e.device_id, e.ts_us, e.topic_type, e.name, e.value, e.state, e.note) for e in batch.events],
         [
             _Letter(d.raw, d.source, d.received_at, d.reason, d.path, d.code, d.index, d.size, d.sha256)
             for d in batch.dead_letters
@@ -114,7 +114,7 @@ def _decode(payload: bytes) -> IngestBatch:
             col(rec.msg_seq, "<i8", np.int64),
             col(rec.msg_ts_us, "<i8", np.int64),
         ),
-        events=[DeviceEvent(e.device_id, e.ts_us, e.kind, e.name, e.value, e.state, e.note) for e in rec.events],
+        events=[DeviceEvent(e.device_id, e.ts_us, e.topic_type, e.name, e.value, e.state, e.note) for e in rec.events],
         dead_letters=[
             DeadLetter(d.raw, d.source, d.received_at, d.reason, d.path, d.code, d.index, d.size, d.sha256)
             for d in rec.letters

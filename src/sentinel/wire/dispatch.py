@@ -42,21 +42,21 @@ def _as_wire(problem: object) -> WireProblem:
 def decode_mqtt(
     topic: str, payload: bytes, *, now_us: int | None = None, limits: WireLimits = DEFAULT_LIMITS
 ) -> MqttDecoded:
-    """Decode ``payload`` as the kind ``topic`` names and check the device against the topic."""
+    """Decode ``payload`` as the topic type of ``topic`` and check the device against the topic."""
     try:
         info = parse_topic(topic)
     except TopicInvalid as exc:
-        return MqttDecoded(None, rejected=[Rejected(_as_wire(exc.problem), payload)], topic_reason=exc.kind)
+        return MqttDecoded(None, rejected=[Rejected(_as_wire(exc.problem), payload)], topic_reason=exc.topic_reason)
     out = MqttDecoded(info)
     try:
-        if info.kind == "telemetry" and info.is_gateway:
+        if info.topic_type == "telemetry" and info.is_gateway:
             batch = decode_batch(payload, now_us=now_us, limits=limits)
             out.telemetry, out.rejected = batch.messages, batch.rejected
-        elif info.kind == "telemetry":
+        elif info.topic_type == "telemetry":
             msg = decode_telemetry(payload, now_us=now_us, limits=limits)
             check_sender(info, msg.device)
             out.telemetry.append(msg)
-        elif info.kind == "event":
+        elif info.topic_type == "event":
             event = decode_event(payload, now_us=now_us, limits=limits)
             check_sender(info, event.device)
             out.events.append(event)

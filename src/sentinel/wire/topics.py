@@ -10,7 +10,9 @@ so ``_gateway`` cannot be mistaken for a device.
 
 The collector subscribes to everything under the root (:data:`SUBSCRIPTION`), so a topic outside the contract is
 not silently never received: :func:`parse_topic` refuses it with :class:`TopicInvalid` (dead letter code
-``topic_invalid``) whose ``kind`` is one word of :data:`TOPIC_REASONS`, the label of its counter.
+``topic_invalid``) whose ``topic_reason`` is one word of :data:`TOPIC_REASONS`, the label of its counter.
+
+The last level is the *topic type*: what a message on it is (readings, a discrete event, a status).
 """
 
 from __future__ import annotations
@@ -23,9 +25,9 @@ from typing import Literal
 from sentinel.errors import WireError
 from sentinel.wire.contract import ID_PATTERN, RejectCode, WireProblem
 
-Kind = Literal["telemetry", "event", "status"]
-KINDS: tuple[Kind, ...] = ("telemetry", "event", "status")
-GATEWAY_KINDS: tuple[Kind, ...] = ("telemetry", "status")
+TopicType = Literal["telemetry", "event", "status"]
+TOPIC_TYPES: tuple[TopicType, ...] = ("telemetry", "event", "status")
+GATEWAY_TOPIC_TYPES: tuple[TopicType, ...] = ("telemetry", "status")
 ROOT = "sentinel/v1"
 GATEWAY_WORD = "_gateway"
 #: What a collector subscribes to: every topic of the contract (others under the root are refused by parse).
@@ -33,17 +35,17 @@ SUBSCRIPTION = f"{ROOT}/#"
 
 _ID = re.compile(ID_PATTERN)
 _SHAPES = (
-    f"{ROOT}/{{site}}/{{device}}/{{{'|'.join(KINDS)}}} or "
-    f"{ROOT}/{{site}}/{GATEWAY_WORD}/{{gateway}}/{{{'|'.join(GATEWAY_KINDS)}}}"
+    f"{ROOT}/{{site}}/{{device}}/{{{'|'.join(TOPIC_TYPES)}}} or "
+    f"{ROOT}/{{site}}/{GATEWAY_WORD}/{{gateway}}/{{{'|'.join(GATEWAY_TOPIC_TYPES)}}}"
 )
 
 
 @dataclass(frozen=True, slots=True)
 class TopicInfo:
-    """What a topic says: the site, the sender (a device or a gateway) and the kind of message."""
+    """What a topic says: the site, the sender (a device or a gateway) and the topic type."""
 
     site: str
-    kind: Kind
+    topic_type: TopicType
     device: str | None = None
     gateway: str | None = None
 
@@ -57,16 +59,18 @@ class TopicInfo:
         return self.gateway is not None
 
 
-#: Why a topic is outside the contract: the label of ``sentinel_ingest_topic_invalid_total``.
+#: Why a topic is outside the contract: the label of ``sentinel_ingest_topic_invalid_total``. ``unknown_kind`` (a
+#: topic type not in the contract) and ``gateway_kind`` (a topic type a gateway may not publish) keep 0.1's word:
+#: they are label values of a counter, and a new value would split its series.
 TOPIC_REASONS = ("outside_root", "too_few_levels", "extra_level", "unknown_kind", "gateway_kind", "bad_id")
 
 
 class TopicInvalid(WireError):
-    """A topic outside the contract; ``kind`` (why) is one of :data:`TOPIC_REASONS`."""
+    """A topic outside the contract; ``topic_reason`` (why) is one of :data:`TOPIC_REASONS`."""
 
     def __init__(self, problem: WireProblem, reason: str) -> None:
         super().__init__(problem)
-        self.kind = reason
+        self.topic_reason = reason
 
 
 def _bad(topic: str, why: str, reason: str) -> TopicInvalid:
@@ -95,36 +99,36 @@ def parse_topic(topic: str) -> TopicInfo:
         raise _bad(topic, f"too few levels: {len(levels)} levels, expected {expected}", "too_few_levels")
     if len(levels) > expected:
         raise _bad(topic, f"extra level: {len(levels)} levels, expected {expected}", "extra_level")
-    kind = levels[-1]
+    topic_type = levels[-1]
     if gateway:
         site, gateway_id = levels[2], levels[4]
-        if kind not in GATEWAY_KINDS:
-            why = f"a gateway publishes {' and '.join(GATEWAY_KINDS)} only, not {kind!r}"
-            raise _bad(topic, why, "gateway_kind" if kind in KINDS else "unknown_kind")
+        if topic_type not in GATEWAY_TOPIC_TYPES:
+            why = f"a gateway publishes {' and '.join(GATEWAY_TOPIC_TYPES)} only, not {topic_type!r}"
+            raise _bad(topic, why, "gateway_kind" if topic_type in TOPIC_TYPES else "unknown_kind")
         _check_id(topic, "site", site)
         _check_id(topic, "gateway", gateway_id)
-        return TopicInfo(site=site, kind=kind, gateway=gateway_id)
+        return TopicInfo(site=site, topic_type=topic_type, gateway=gateway_id)
     site, device = levels[2], levels[3]
-    if kind not in KINDS:
-        raise _bad(topic, f"unknown kind {kind!r}", "unknown_kind")
+    if topic_type not in TOPIC_TYPES:
+        raise _bad(topic, f"unknown topic type {topic_type!r}", "unknown_kind")
     _check_id(topic, "site", site)
     _check_id(topic, "device", device)
-    return TopicInfo(site=site, kind=kind, device=device)
+    return TopicInfo(site=site, topic_type=topic_type, device=device)
 
 
-def device_topic(site: str, device: str, kind: Kind) -> str:
-    """The topic a device publishes ``kind`` on."""
-    return f"{ROOT}/{site}/{device}/{kind}"
+def device_topic(site: str, device: str, topic_type: TopicType) -> str:
+    """The topic a device publishes messages of ``topic_type`` on."""
+    return f"{ROOT}/{site}/{device}/{topic_type}"
 
 
-def gateway_topic(site: str, gateway: str, kind: Kind = "telemetry") -> str:
+def gateway_topic(site: str, gateway: str, topic_type: TopicType = "telemetry") -> str:
     """The topic a gateway publishes its batches (or its status) on."""
-    return f"{ROOT}/{site}/{GATEWAY_WORD}/{gateway}/{kind}"
+    return f"{ROOT}/{site}/{GATEWAY_WORD}/{gateway}/{topic_type}"
 
 
 def check_sender(info: TopicInfo, device: str, where: str = "device") -> None:
     """Refuse a message whose device differs from the one its topic names (gateway batches name many)."""
-    expected = info.sender if (info.device is not None or info.kind == "status") else None
+    expected = info.sender if (info.device is not None or info.topic_type == "status") else None
     if expected is not None and device != expected:
         raise WireError(
             WireProblem(

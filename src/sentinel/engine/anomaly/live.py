@@ -27,8 +27,8 @@ The detector gets the model's used columns only (features slow in training are c
 model that follows drift keeps one offset per device, moved by :func:`.drift.recentred_statistics`, the same
 function the offline :class:`~sentinel.engine.anomaly.model.Scorer` calls (there with one device).
 
-Findings are early warnings (预警): transitions of anomaly rules carry ``alert_kind == "warning"``
-(:attr:`~sentinel.engine.model.Rule.alert_kind`), threshold alarms (报警) ``"alarm"``.
+Findings are early warnings (预警): transitions of anomaly rules carry ``alert_class == "warning"``
+(:attr:`~sentinel.engine.model.Rule.alert_class`), threshold alarms (报警) ``"alarm"``.
 
 Models are loaded when the engine starts and again when a file changes (checked at each batch by its stat: size,
 mtime, inode). A missing, corrupt, tampered-with or incompatible file (features other than the rule's metrics) is
@@ -147,7 +147,7 @@ class AnomalyRules:
         }
         self.errors: dict[str, ModelError] = {}
         self.loads = 0
-        self.journal: Journal | None = None  # set by the engine while it keeps a rewind log
+        self.journal: Journal | None = None  # set by the engine's Rewinder (reorder.py) while it keeps a rewind log
         self.refresh()
 
     def grow(self, ri: int, n: int) -> None:
