@@ -91,6 +91,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "reason": ("原因", "Reason"),
     "minutes": ("分钟", "minutes"),
     "until": ("到期", "until"),
+    "shelved_until": ("搁置至 {at}", "shelved until {at}"),
     "hazard_link": ("隐患", "Hazard"),
     "latest": ("最新", "latest"),
     "site_page": ("场所", "Site"),
