@@ -5,6 +5,7 @@ and the API's OpenAPI document unchanged by the console."""
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Iterator
 from importlib import resources
@@ -16,8 +17,8 @@ import pytest
 
 from sentinel.registry.keys import revoke_key
 from sentinel.testing.service import ServiceThread
-from tests.alerts.support import Plant, make_plant
-from tests.console.support import console_service, csrf_of, raise_orange, sign_in_http, wait_for
+from tests.alerts.support import Plant, make_plant, post_messages
+from tests.console.support import console_service, csrf_of, raise_orange, readings, sign_in_http, wait_for
 
 
 @pytest.fixture
@@ -204,3 +205,32 @@ def test_the_console_ships_small_assets_and_leaves_the_openapi_document_alone(
 def _states(db: str, device: str) -> list[str]:
     with psycopg.connect(db) as conn:
         return [r[0] for r in conn.execute("SELECT state FROM alerts WHERE subject = %s", (device,))]
+
+
+def test_never_heard_from_means_no_message_ever_whatever_the_age(served: tuple[Plant, ServiceThread]) -> None:
+    plant, svc = served
+    silent_old, talked_long_ago, talks_now, silent_new = plant.devices
+    post_messages(svc.url, plant.gateway_token, readings(talked_long_ago, [1.0, 1.0]) + readings(talks_now, [1.0]))
+    with psycopg.connect(plant.db) as conn:
+        wait_for(
+            lambda: conn.execute("SELECT count(*) FROM device_heard").fetchone() == (2,),
+            "the ingest writer recording the first messages",
+        )
+        # talked_long_ago was last heard 40 days ago (message_log is read only for the last 7 days); silent_old was
+        # registered 400 days ago and never sent anything.
+        conn.execute(
+            """UPDATE message_log SET received_at = received_at - interval '40 days'
+               WHERE device_id = (SELECT device_id FROM devices WHERE device = %s)""",
+            (talked_long_ago,),
+        )
+        conn.execute("UPDATE devices SET created_at = now() - interval '400 days' WHERE device = %s", (silent_old,))
+    http = sign_in_http(svc.url, plant.keys["officer"])
+    page = http.get("/devices?show=all").text
+    rows = {m[0]: m[1] for m in re.findall(r'<tr data-device="([^"]+)">(.*?)</tr>', page, re.S)}
+    assert "从未上报" in rows[silent_old]
+    assert "从未上报" in rows[silent_new]
+    assert "从未上报" not in rows[talked_long_ago], "a device heard 40 days ago is shown as never heard from"
+    assert "7 天以前" in rows[talked_long_ago]
+    assert "从未上报" not in rows[talks_now]
+    assert re.search(r'id="n-never">2<', page)
+    http.close()

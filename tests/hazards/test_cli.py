@@ -129,7 +129,8 @@ def test_people_read_times_in_the_display_zone(
     assert shelved.returncode == 0, shelved.stderr
     with psycopg.connect(migrated_db) as conn:
         event = conn.execute(
-            "SELECT reason, shelved_until FROM alert_events WHERE alert_id = %s AND reason LIKE 'shelve:%%'", (alert_id,)
+            "SELECT reason, shelved_until FROM alert_events WHERE alert_id = %s AND reason LIKE 'shelve:%%'",
+            (alert_id,),
         ).fetchone()
     assert event is not None
     assert event[0] == "shelve: 企业抢修", "the expiry is not baked into the reason"

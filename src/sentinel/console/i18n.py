@@ -101,6 +101,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "in_maintenance": ("检修中", "In maintenance"),
     "never_heard": ("从未上报", "Never heard from"),
     "last_seen": ("最后上报", "Last heard"),
+    "heard_before": ("{days} 天以前", "over {days} days ago"),
     "maintenance": ("检修", "Maintenance"),
     "new_hazard": ("登记新隐患", "New hazard entry"),
     "title": ("标题", "Title"),

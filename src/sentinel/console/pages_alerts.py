@@ -36,6 +36,7 @@ log = logging.getLogger("sentinel.console")
 STATIC = {"console.css": "text/css; charset=utf-8", "console.js": "text/javascript; charset=utf-8"}
 UNITS = {m.id: m.unit for m in METRICS}
 LOGIN_CSRF = "sentinel_login_csrf"
+LAST_HEARD_DAYS = 7  # how far back the devices page looks for a device's last message (older: "over 7 days ago")
 # Which role sets each alert action on the page needs: the same sets the API's routes require.
 ALERT_ACTIONS: dict[str, tuple[str, ...]] = {
     "ack": ALERT_STAFF,
@@ -295,7 +296,7 @@ def add_routes(router: APIRouter, console: Console) -> None:
     async def devices_page(request: Request) -> Response:
         ctx = await web.ctx(request)
         ctx.require(ALERT_STAFF)
-        found = await web.db(queries.devices, ctx.now, timedelta(days=7))
+        found = await web.db(queries.devices, ctx.now, timedelta(days=LAST_HEARD_DAYS))
         show = request.query_params.get("show", "problems")
         listed = found if show == "all" else [d for d in found if d["offline"] or d["maintenance"] or d["never_heard"]]
         return web.render(
@@ -306,6 +307,7 @@ def add_routes(router: APIRouter, console: Console) -> None:
             total=len(found),
             show=show,
             may_maintain=_may(ctx, MAINTENANCE),
+            recent_days=LAST_HEARD_DAYS,
             counts={
                 "offline": sum(d["offline"] for d in found),
                 "in_maintenance": sum(d["maintenance"] for d in found),
