@@ -286,10 +286,11 @@ async def stream(
             missed = feed.since(int(last_event_id))
             if missed is None:
                 yield sse(0, "reset", "{}")
-            elif missed:
-                yield "".join(sse(*item) for item in missed)
-                if sub.view is not None:
-                    sub.view.changed()  # the board as it is now follows, within the view's pace
+            else:
+                if missed:
+                    yield "".join(sse(*item) for item in missed)
+                if sub.view is not None and (feed.last_id or 0) > int(last_event_id):
+                    sub.view.changed()  # changes were missed: the board as it is now follows, at the view's pace
         ends = time.monotonic() + max_s
         while not feed.closing.is_set() and time.monotonic() < ends:
             if sub.overflowed:
