@@ -11,7 +11,8 @@ ingest    POST /v1/telemetry (NDJSON, 100 messages a request, one connection) of
           walking through every grade on 100 devices, so alerts open, escalate and clear all the time (each a live
           event for every console), measured from the first request to the last message durable (message_log
           counted). Without consoles, then with --consoles SSE streams (a separate process reading /events with a
-          signed-in session, receiving the events and the board bodies pushed after them) connected,
+          signed-in session, receiving the announced events and the board bodies pushed, at most once a second
+          per view, after changes) connected,
           alternating for --rounds rounds; target: the rate with consoles within 5 % of the rate without. The
           CPU column (this process: the service and the poster; the consoles' process is left out, as browsers
           run on the officers' desktops) is steadier than the rate on a shared machine.
