@@ -75,7 +75,6 @@ class BoardView:
         self.render = render
         self.every_s = every_s
         self.subscribers: set[Subscriber] = set()
-        self.renderings = 0
         self._events: list[str] = []
         self._dirty = asyncio.Event()
         self._last = -every_s
@@ -106,11 +105,11 @@ class BoardView:
             text, self._events = "".join(self._events), []
             try:
                 text += await self.render()
-                self.renderings += 1
             except Exception:  # the database went away meanwhile: the db event says so; the next change retries
                 log.debug("console feed: board not rendered", exc_info=True)
-            for sub in self.subscribers:
-                sub.put(text)
+            if text:
+                for sub in self.subscribers:
+                    sub.put(text)
 
 
 class AlertFeed:
@@ -187,9 +186,6 @@ class AlertFeed:
         if not self.recent or self.recent[0][0] > event_id + 1:
             return None
         return [item[:3] for item in self.recent if item[0] > event_id and item[3]]
-
-    def renderings(self) -> int:
-        return sum(view.renderings for view in self.views.values())
 
     def _publish(self, text: str) -> None:
         for sub in self.subscribers:

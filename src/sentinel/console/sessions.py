@@ -2,7 +2,8 @@
 
 The browser holds only a random token (cookie); PostgreSQL holds its SHA-256, the key it belongs to, the CSRF token
 of its forms and its expiry. Every request looks the session up joined with ``api_keys``, so signing out, expiry and
-revoking the key all end it at once. The key's name is the actor recorded for every action, as in the API.
+revoking the key all end it at once; open live streams are asked about together on each poll of the feed
+(:func:`live_sessions`). The key's name is the actor recorded for every action, as in the API.
 """
 
 from __future__ import annotations
