@@ -27,7 +27,6 @@ Uses SENTINEL_TEST_DATABASE_URL's server when set, else an embedded PostgreSQL.
 from __future__ import annotations
 
 import argparse
-import collections
 import json
 import os
 import re
@@ -172,12 +171,26 @@ def ingest_once(url: str, token: str, conninfo: str, messages: int, seq0: int) -
         return messages / (time.perf_counter() - t), (time.process_time() - cpu) * 1000 / messages
 
 
+def settle(conninfo: str, quiet_s: float = 3.0, limit_s: float = 300.0) -> float:
+    """Wait until the engine has worked off what the ingest runs left (no new alert event for ``quiet_s``); seconds
+    waited. The ingest runs time durability, not evaluation, so the engine may still be behind them."""
+    start = time.monotonic()
+    last, since = -1, time.monotonic()
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        while time.monotonic() - since < quiet_s and time.monotonic() - start < limit_s:
+            row = conn.execute("SELECT coalesce(max(event_id), 0) FROM alert_events").fetchone()
+            if row is not None and row[0] != last:
+                last, since = row[0], time.monotonic()
+            time.sleep(0.2)
+    return time.monotonic() - start
+
+
 def latency(
     url: str, cookie: str, token: str, conninfo: str, trials: int, seq0: int, consoles: int, first_quiet: int
-) -> list[float]:
+) -> list[float | None]:
     """Seconds from a raising alert event's commit (its ``at``, the service's wall clock, this machine's) to the
     arrival of the first board push reflecting it, while the ingest runs and ``consoles`` other streams are
-    connected."""
+    connected; None for a trial whose alert the engine did not raise within 30 s."""
     seen: list[tuple[float, str, int, str]] = []  # (arrival, kind, id, data)
     stop = threading.Event()
 
@@ -219,7 +232,7 @@ def latency(
 
     load = threading.Thread(target=keep_ingesting)
     load.start()
-    out = []
+    out: list[float | None] = []
     try:
         for k in range(trials):
             time.sleep(2.0)
@@ -243,19 +256,13 @@ def latency(
                     board = next((t for t, kind, i, _ in list(seen) if kind == "board" and i >= raised[0][0]), None)
                     found = None if board is None else board - committed
             if found is None:
-                kinds = collections.Counter(kind for _, kind, _, _ in seen)
-                ours = [(kind, i, data[:300]) for _, kind, i, data in seen if device in data and kind == "alert"]
                 with psycopg.connect(conninfo) as conn:
-                    rows = conn.execute(
-                        """SELECT e.event_id, e.from_state, e.to_state, e.from_grade, e.to_grade, a.state, a.grade
-                           FROM alert_events e JOIN alerts a USING (alert_id) WHERE a.subject = %s""",
-                        (device,),
-                    ).fetchall()
-                    rows.append(conn.execute(
-                        """SELECT count(*), max(received_at), (SELECT max(at) FROM alert_events), now() FROM message_log
-                           WHERE device_id = (SELECT device_id FROM devices WHERE device = %s)""", (device,)
-                    ).fetchone())  # fmt: skip
-                raise AssertionError(f"no board push reflected {device}'s alert within 30 s: {kinds} {ours} {rows}")
+                    alerts = conn.execute("SELECT count(*) FROM alerts WHERE subject = %s", (device,)).fetchone()
+                if alerts == (0,):  # the engine has not raised it: that times the engine, not the console
+                    print(f"latency trial {k}: the engine raised no alert for {device} within 30 s", file=sys.stderr)
+                    out.append(None)
+                    continue
+                raise AssertionError(f"{device}'s alert was raised but no board push reflected it within 30 s")
             out.append(found)
     finally:
         stop.set()
@@ -325,6 +332,7 @@ def main() -> None:
                         got, fetched = out.strip().splitlines()[-1].split()
                         events += int(got)
                         pushed += int(fetched)
+            settled = settle(db)
             lat = latency(svc.url, cookie, "b-gateway-secret-token", db, args.trials, seq, args.consoles, quiet)
             http.close()
         finally:
@@ -341,7 +349,13 @@ def main() -> None:
     print(f"{args.consoles:<22}{loaded:>10,.0f}{loaded / base:>8.3f}{cpu1:>14.3f}{cpu1 / cpu0:>8.3f}")
     print(f"\nlatency, an alert's commit -> first board push reflecting it ({args.trials} trials under ingest)")
     print(f"{'median s':>10}{'max s':>10}{'target':>10}")
-    print(f"{statistics.median(lat):>10.2f}{max(lat):>10.2f}{'< 2 s':>10}")
+    measured = [x for x in lat if x is not None]
+    if measured:
+        print(f"{statistics.median(measured):>10.2f}{max(measured):>10.2f}{'< 2 s':>10}")
+    print(
+        f"(trials measured: {len(measured)} of {len(lat)}, the others' alert not raised by the engine within 30 s;"
+        f" the engine worked off the ingest runs' backlog for {settled:.0f} s before the trials)"
+    )
     print(
         f"(live events delivered to the consoles: {events:,}, board bodies pushed to them: {pushed:,}; "
         f"runs: 0 → {[round(r) for r in rates[0]]}, "
