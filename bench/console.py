@@ -11,10 +11,15 @@ ingest    POST /v1/telemetry (NDJSON, 100 messages a request, one connection) of
           walking through every grade on 100 devices, so alerts open, escalate and clear all the time (each a live
           event for every console), measured from the first request to the last message durable (message_log
           counted). Without consoles, then with --consoles SSE streams (a separate process reading /events with a
-          signed-in session, receiving the events and the board bodies pushed after them) connected,
+          signed-in session, receiving the announced events and the board bodies pushed, at most once a second
+          per view, after changes) connected,
           alternating for --rounds rounds; target: the rate with consoles within 5 % of the rate without. The
           CPU column (this process: the service and the poster; the consoles' process is left out, as browsers
           run on the officers' desktops) is steadier than the rate on a shared machine.
+latency   with the consoles connected and a steady ingest walk running, --trials times: a reading that raises an
+          orange alert on a quiet device is posted, and a console's stream is watched for the first board pushed
+          that reflects the alert's event (its id at least the event's): seconds from the event's commit (its time
+          stamp) to the push's arrival; target < 2 s.
 
 Uses SENTINEL_TEST_DATABASE_URL's server when set, else an embedded PostgreSQL.
 """
@@ -22,13 +27,16 @@ Uses SENTINEL_TEST_DATABASE_URL's server when set, else an embedded PostgreSQL.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from datetime import datetime
 from pathlib import Path
 
 import httpx
@@ -163,17 +171,119 @@ def ingest_once(url: str, token: str, conninfo: str, messages: int, seq0: int) -
         return messages / (time.perf_counter() - t), (time.process_time() - cpu) * 1000 / messages
 
 
+def settle(conninfo: str, quiet_s: float = 3.0, limit_s: float = 300.0) -> float:
+    """Wait until the engine has worked off what the ingest runs left (no new alert event for ``quiet_s``); seconds
+    waited. The ingest runs time durability, not evaluation, so the engine may still be behind them."""
+    start = time.monotonic()
+    last, since = -1, time.monotonic()
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        while time.monotonic() - since < quiet_s and time.monotonic() - start < limit_s:
+            row = conn.execute("SELECT coalesce(max(event_id), 0) FROM alert_events").fetchone()
+            if row is not None and row[0] != last:
+                last, since = row[0], time.monotonic()
+            time.sleep(0.2)
+    return time.monotonic() - start
+
+
+def latency(
+    url: str, cookie: str, token: str, conninfo: str, trials: int, seq0: int, consoles: int, first_quiet: int
+) -> list[float | None]:
+    """Seconds from a raising alert event's commit (its ``at``, the service's wall clock, this machine's) to the
+    arrival of the first board push reflecting it, while the ingest runs and ``consoles`` other streams are
+    connected; None for a trial whose alert the engine did not raise within 30 s."""
+    seen: list[tuple[float, str, int, str]] = []  # (arrival, kind, id, data)
+    stop = threading.Event()
+
+    def listen() -> None:
+        with (
+            httpx.Client(base_url=url, cookies={"sentinel_session": cookie}, timeout=None) as sse,
+            sse.stream("GET", "/events?view=") as stream,
+        ):
+            kind, event_id = "", 0
+            for line in stream.iter_lines():
+                if stop.is_set():
+                    return
+                if line.startswith("id: "):
+                    event_id = int(line[4:])
+                elif line.startswith("event: "):
+                    kind = line[7:]
+                elif line.startswith("data: "):
+                    seen.append((time.time(), kind, event_id, line[6:]))
+                    kind, event_id = "", 0
+
+    others = subprocess.Popen(
+        [sys.executable, "-c", LISTENER, url, cookie, str(consoles)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert others.stdout is not None
+    assert others.stdout.readline().strip() == "ready"
+    threading.Thread(target=listen, daemon=True).start()
+
+    def keep_ingesting() -> None:  # the walk goes on (alerts opening, escalating and clearing) until the trials end
+        seq = seq0
+        while not stop.is_set():
+            ingest_once(url, token, conninfo, 300, seq)
+            seq += 300
+            # About 250 readings a second, each moving its device's grade (an alert event each): a load the engine
+            # keeps up with on this machine; a backlog would time the engine's lag, not the console.
+            time.sleep(1.0)
+
+    load = threading.Thread(target=keep_ingesting)
+    load.start()
+    out: list[float | None] = []
+    try:
+        for k in range(trials):
+            time.sleep(2.0)
+            device = f"b-d{first_quiet + k}"
+            # Device time on the walk's clock (an hour behind the wall clock, see ingest_once).
+            at_us = (time.time_ns() // 1000) - 3_600_000_000 - 2_000_000
+            readings = [
+                Telemetry(device, at_us + i * 1_000_000, i + 1, {"ch4_pct_lel": v}) for i, v in enumerate((2.0, 55.0))
+            ]
+            with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=60) as http:
+                body = encode_batch(readings)
+                r = http.post("/v1/telemetry", content=body, headers={"content-type": "application/json"})
+                assert r.status_code == 202, r.text
+            deadline = time.perf_counter() + 30
+            found = None
+            while found is None and time.perf_counter() < deadline:
+                time.sleep(0.01)
+                raised = [(i, d) for _, kind, i, d in list(seen) if kind == "alert" and f'"subject": "{device}"' in d]
+                if raised:
+                    committed = datetime.fromisoformat(json.loads(raised[0][1])["at"]).timestamp()
+                    board = next((t for t, kind, i, _ in list(seen) if kind == "board" and i >= raised[0][0]), None)
+                    found = None if board is None else board - committed
+            if found is None:
+                with psycopg.connect(conninfo) as conn:
+                    alerts = conn.execute("SELECT count(*) FROM alerts WHERE subject = %s", (device,)).fetchone()
+                if alerts == (0,):  # the engine has not raised it: that times the engine, not the console
+                    print(f"latency trial {k}: the engine raised no alert for {device} within 30 s", file=sys.stderr)
+                    out.append(None)
+                    continue
+                raise AssertionError(f"{device}'s alert was raised but no board push reflected it within 30 s")
+            out.append(found)
+    finally:
+        stop.set()
+        load.join()
+        others.communicate("\n", timeout=30)
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--alerts", type=int, default=10_000)
     parser.add_argument("--consoles", type=int, default=50)
     parser.add_argument("--messages", type=int, default=6000)
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--trials", type=int, default=8)
     args = parser.parse_args()
     with postgres_for_tests(os.environ.get("SENTINEL_TEST_DATABASE_URL")) as pg, pg.database("sentinel_bench") as db:
         migrations.upgrade(db)
         prepare_catalogue(db)
-        reg = registry(max(args.alerts // 4, 100))
+        quiet = max(args.alerts // 4, 100)  # devices from here on are the latency trials' (no alerts, no walk)
+        reg = registry(quiet + args.trials)
         with psycopg.connect(db) as conn:
             upsert_registry(conn, reg)
             officer = create_api_key(conn, "bench-officer", "officer")
@@ -192,6 +302,11 @@ def main() -> None:
             events = pushed = 0
             ingest_once(svc.url, "b-gateway-secret-token", db, 600, seq)  # warm-up
             seq += 600
+            # Latency first: the engine evaluates slower than ingest stores under this walk, so after the rates'
+            # runs it would be minutes behind (settle waits for it anyway) and the trials would time its lag.
+            settled = settle(db)
+            lat = latency(svc.url, cookie, "b-gateway-secret-token", db, args.trials, seq, args.consoles, quiet)
+            seq += 1_000_000  # past whatever the latency trials' walk used
             for _ in range(args.rounds):
                 for consoles in (0, args.consoles):
                     listener = None
@@ -235,6 +350,15 @@ def main() -> None:
     print(f"{'consoles connected':<22}{'msg/s':>10}{'ratio':>8}{'CPU s/1k msg':>14}{'ratio':>8}")
     print(f"{'0':<22}{base:>10,.0f}{1.0:>8.3f}{cpu0:>14.3f}{1.0:>8.3f}")
     print(f"{args.consoles:<22}{loaded:>10,.0f}{loaded / base:>8.3f}{cpu1:>14.3f}{cpu1 / cpu0:>8.3f}")
+    print(f"\nlatency, an alert's commit -> first board push reflecting it ({args.trials} trials under ingest)")
+    print(f"{'median s':>10}{'max s':>10}{'target':>10}")
+    measured = [x for x in lat if x is not None]
+    if measured:
+        print(f"{statistics.median(measured):>10.2f}{max(measured):>10.2f}{'< 2 s':>10}")
+    print(
+        f"(trials measured: {len(measured)} of {len(lat)}, the others' alert not raised by the engine within 30 s;"
+        f" the engine worked off the warm-up's backlog for {settled:.0f} s before the trials)"
+    )
     print(
         f"(live events delivered to the consoles: {events:,}, board bodies pushed to them: {pushed:,}; "
         f"runs: 0 → {[round(r) for r in rates[0]]}, "

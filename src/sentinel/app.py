@@ -335,7 +335,7 @@ class Sentinel:
             )
             routers = list(self._routers)
             if self._console:  # the duty officer's console at / (sentinel.console); its live feed polls alert events
-                self.console = build_console(self.settings, conninfo)
+                self.console = build_console(self.settings, ctx.sync_pool, ctx.pool, clock=ctx.clock)
                 routers.append(self.console.router)
                 await self.console.start()
             if self.notifier is not None:  # /v1/duty, /v1/alerts/{id}/notifications, /v1/notify/channels

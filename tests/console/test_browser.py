@@ -6,9 +6,12 @@ action); the map colouring the alerting site. Screenshots go to build/screenshot
 from __future__ import annotations
 
 import base64
+import re
 from collections.abc import Iterator
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
+from zoneinfo import ZoneInfo
 
 import psycopg
 import pytest
@@ -155,6 +158,12 @@ def test_a_reading_posted_over_http_appears_live_then_is_acknowledged_and_shelve
     assert history.count(officer) == 2
     assert "ack: 已电话通知企业" in history
     assert "企业正在抢修，暂时搁置" in history
+    # The expiry is data shown in the display zone (Asia/Shanghai by default), not UTC text baked into the reason.
+    until = re.search(r"搁置至 (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)", history)
+    assert until is not None, history
+    expected = datetime.now(ZoneInfo("Asia/Shanghai")).replace(tzinfo=None) + timedelta(minutes=30)
+    assert abs(datetime.fromisoformat(until.group(1)) - expected) < timedelta(minutes=2)
+    assert "+00:00" not in history
     screenshot(driver, "alert-detail.png")
     assert alert_state(plant.db, alert_id) == "shelved"
 

@@ -5,6 +5,8 @@ and the API's OpenAPI document unchanged by the console."""
 
 from __future__ import annotations
 
+import re
+import threading
 from collections.abc import Iterator
 from importlib import resources
 from pathlib import Path
@@ -13,9 +15,10 @@ import httpx
 import psycopg
 import pytest
 
+from sentinel.registry.keys import revoke_key
 from sentinel.testing.service import ServiceThread
-from tests.alerts.support import Plant, make_plant
-from tests.console.support import console_service, csrf_of, raise_orange, sign_in_http, wait_for
+from tests.alerts.support import Plant, make_plant, post_messages
+from tests.console.support import console_service, csrf_of, raise_orange, readings, sign_in_http, wait_for
 
 
 @pytest.fixture
@@ -52,17 +55,41 @@ def test_sign_out_and_key_revocation_end_sessions(served: tuple[Plant, ServiceTh
     assert first.post("/logout", data={"csrf": csrf_of(page.text)}).status_code == 303
     with httpx.Client(base_url=svc.url, cookies=stolen) as replay:
         assert replay.get("/board").headers["location"].startswith("/login"), "a signed-out cookie still works"
-    board = second.get("/board")  # the session is now remembered for page views
+    board = second.get("/board")
     assert board.status_code == 200
+    assert second.get("/board").status_code == 200  # a page view just before the revocation
     with psycopg.connect(plant.db) as conn:
-        conn.execute("UPDATE api_keys SET revoked_at = now() WHERE name LIKE '%-officer'")
-    # An action asks the database every time: the revoked key's session can do nothing from its next request on.
+        revoke_key(conn, f"{plant.devices[0].split('-')[0]}-officer")
+    # At once, from the very next request: a page view as much as an action.
+    assert second.get("/board").headers["location"].startswith("/login?next="), "a revoked key still reads pages"
     acted = second.post("/logout", data={"csrf": csrf_of(board.text)})
     assert acted.headers["location"].startswith("/login?next="), "an action of a revoked key's session went through"
-    # Page views recheck the session against its key at least every SESSION_RECHECK_S seconds.
-    wait_for(lambda: second.get("/board").status_code == 303, "the revoked key's session to end")
     first.close()
     second.close()
+
+
+def test_a_revoked_keys_live_stream_ends(served: tuple[Plant, ServiceThread]) -> None:
+    plant, svc = served
+    http = sign_in_http(svc.url, plant.keys["officer"])
+    kinds: list[str] = []
+    closed = threading.Event()
+
+    def listen() -> None:
+        with httpx.Client(base_url=svc.url, cookies=dict(http.cookies), timeout=None) as sse:  # noqa: SIM117
+            with sse.stream("GET", "/events") as stream:
+                kinds.extend(line[7:] for line in stream.iter_lines() if line.startswith("event: "))
+        closed.set()
+
+    threading.Thread(target=listen, daemon=True).start()
+    wait_for(lambda: "db" in kinds, "the stream's first event")
+    with psycopg.connect(plant.db) as conn:
+        revoke_key(conn, f"{plant.devices[0].split('-')[0]}-officer")
+    # The feed rechecks the open streams' sessions on each poll (0.5 s); a stream otherwise lasts 10 minutes.
+    assert closed.wait(5.0), "the revoked key's live stream is still open"
+    assert kinds[-1] == "ended"
+    again = http.get("/events", follow_redirects=False)
+    assert again.status_code == 303, "a revoked key opened a new live stream"
+    http.close()
 
 
 def test_pages_speak_english_on_request_and_errors_are_pages(served: tuple[Plant, ServiceThread]) -> None:
@@ -178,3 +205,32 @@ def test_the_console_ships_small_assets_and_leaves_the_openapi_document_alone(
 def _states(db: str, device: str) -> list[str]:
     with psycopg.connect(db) as conn:
         return [r[0] for r in conn.execute("SELECT state FROM alerts WHERE subject = %s", (device,))]
+
+
+def test_never_heard_from_means_no_message_ever_whatever_the_age(served: tuple[Plant, ServiceThread]) -> None:
+    plant, svc = served
+    silent_old, talked_long_ago, talks_now, silent_new = plant.devices
+    post_messages(svc.url, plant.gateway_token, readings(talked_long_ago, [1.0, 1.0]) + readings(talks_now, [1.0]))
+    with psycopg.connect(plant.db) as conn:
+        wait_for(
+            lambda: conn.execute("SELECT count(*) FROM device_heard").fetchone() == (2,),
+            "the ingest writer recording the first messages",
+        )
+        # talked_long_ago was last heard 40 days ago (message_log is read only for the last 7 days); silent_old was
+        # registered 400 days ago and never sent anything.
+        conn.execute(
+            """UPDATE message_log SET received_at = received_at - interval '40 days'
+               WHERE device_id = (SELECT device_id FROM devices WHERE device = %s)""",
+            (talked_long_ago,),
+        )
+        conn.execute("UPDATE devices SET created_at = now() - interval '400 days' WHERE device = %s", (silent_old,))
+    http = sign_in_http(svc.url, plant.keys["officer"])
+    page = http.get("/devices?show=all").text
+    rows = {m[0]: m[1] for m in re.findall(r'<tr data-device="([^"]+)">(.*?)</tr>', page, re.S)}
+    assert "从未上报" in rows[silent_old]
+    assert "从未上报" in rows[silent_new]
+    assert "从未上报" not in rows[talked_long_ago], "a device heard 40 days ago is shown as never heard from"
+    assert "7 天以前" in rows[talked_long_ago]
+    assert "从未上报" not in rows[talks_now]
+    assert re.search(r'id="n-never">2<', page)
+    http.close()

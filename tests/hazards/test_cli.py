@@ -124,6 +124,19 @@ def test_people_read_times_in_the_display_zone(
         assert shanghai in shown.stdout, args
         assert utc not in shown.stdout, args
         assert "Asia/Shanghai" in shown.stdout
+    # A shelve's expiry in the history: data, shown in the display zone like every other time.
+    shelved = sentinel(migrated_db, "alerts", "shelve", str(alert_id), "--reason", "企业抢修", "--minutes", "90")
+    assert shelved.returncode == 0, shelved.stderr
+    with psycopg.connect(migrated_db) as conn:
+        event = conn.execute(
+            "SELECT reason, shelved_until FROM alert_events WHERE alert_id = %s AND reason LIKE 'shelve:%%'",
+            (alert_id,),
+        ).fetchone()
+    assert event is not None
+    assert event[0] == "shelve: 企业抢修", "the expiry is not baked into the reason"
+    shown = sentinel(migrated_db, "alerts", "show", str(alert_id))
+    assert event[1].astimezone(ZoneInfo("Asia/Shanghai")).strftime("%Y-%m-%d %H:%M") in shown.stdout
+    assert event[1].astimezone(UTC).strftime("%Y-%m-%d %H:%M") not in shown.stdout
     monkeypatch.setenv("SENTINEL_DISPLAY_TZ", "UTC")
     assert utc in sentinel(migrated_db, "alerts", "list").stdout
 

@@ -18,7 +18,18 @@ from sentinel.alerts.lifecycle import ALERT_COLUMNS, facts_of, record_event
 from sentinel.alerts.states import STATES, apply_action, derive_state
 from sentinel.errors import TransitionError
 
-EVENT_COLUMNS = ("event_id", "at", "device_ts", "actor", "from_state", "to_state", "from_grade", "to_grade", "reason")
+EVENT_COLUMNS = (
+    "event_id",
+    "at",
+    "device_ts",
+    "actor",
+    "from_state",
+    "to_state",
+    "from_grade",
+    "to_grade",
+    "reason",
+    "shelved_until",
+)
 ACTION_TARGETS = ("ack", "shelve", "unshelve", "comment", "remove_from_service", "return_to_service")
 
 
@@ -128,10 +139,16 @@ def act(
                 alert_id,
             ),
         )
-        why = reason or action
-        if action == "shelve" and until is not None:
-            why = f"shelved until {until.isoformat()}: {reason}"
-        record_event(cur, alert_id, actor, alert["state"], state, f"{action}: {why}", now=now)
+        record_event(
+            cur,
+            alert_id,
+            actor,
+            alert["state"],
+            state,
+            f"{action}: {reason or action}",
+            now=now,
+            shelved_until=until if action == "shelve" else None,
+        )
     return get_alert(conn, alert_id)
 
 

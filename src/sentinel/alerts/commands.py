@@ -50,7 +50,8 @@ def show(ctx: typer.Context, alert_id: int) -> None:
         alert = service.get_alert(conn, alert_id)
     tz = display_zone(ctx)
     console.print(record({k: v for k, v in alert.items() if k != "events"}, tz))
-    table(alert["events"], ("at", "actor", "from_state", "to_state", "from_grade", "to_grade", "reason"), "events", tz)
+    columns = ("at", "actor", "from_state", "to_state", "from_grade", "to_grade", "reason", "shelved_until")
+    table(alert["events"], columns, "events", tz)
 
 
 def _act(

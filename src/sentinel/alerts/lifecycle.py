@@ -90,12 +90,15 @@ def record_event(
     device_ts: datetime | None = None,
     grades: tuple[str | None, str | None] = (None, None),
     key: str | None = None,
+    shelved_until: datetime | None = None,
 ) -> None:
+    """One row of an alert's history; a shelve's expiry goes in ``shelved_until`` (data, shown in each reader's
+    display zone), never into ``reason``."""
     cur.execute(
         """INSERT INTO alert_events (alert_id, at, device_ts, actor, from_state, to_state, from_grade, to_grade,
-                                     reason, transition_key)
-           VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)""",
-        (alert_id, now, device_ts, actor, from_state, to_state, grades[0], grades[1], reason, key),
+                                     reason, transition_key, shelved_until)
+           VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)""",
+        (alert_id, now, device_ts, actor, from_state, to_state, grades[0], grades[1], reason, key, shelved_until),
     )
 
 

@@ -26,6 +26,7 @@ from sentinel.console.live import sse, stream
 from sentinel.console.web import LANG_COOKIE, SESSION_COOKIE, Ctx, Redirect, Refused, age, lang_of
 from sentinel.engine.catalog import GRADE_NAMES, METRICS
 from sentinel.hazards.states import SECTORS
+from sentinel.registry.repository import token_digest
 from sentinel.registry.roles import ADMIN, ALERT_STAFF, MAINTENANCE
 
 if TYPE_CHECKING:
@@ -35,6 +36,7 @@ log = logging.getLogger("sentinel.console")
 STATIC = {"console.css": "text/css; charset=utf-8", "console.js": "text/javascript; charset=utf-8"}
 UNITS = {m.id: m.unit for m in METRICS}
 LOGIN_CSRF = "sentinel_login_csrf"
+LAST_HEARD_DAYS = 7  # how far back the devices page looks for a device's last message (older: "over 7 days ago")
 # Which role sets each alert action on the page needs: the same sets the API's routes require.
 ALERT_ACTIONS: dict[str, tuple[str, ...]] = {
     "ack": ALERT_STAFF,
@@ -113,7 +115,6 @@ def add_routes(router: APIRouter, console: Console) -> None:
         ctx = await web.ctx(request)
         await web.form(ctx)
         await web.db(sessions.sign_out, request.cookies.get(SESSION_COOKIE), ctx.now)
-        web.forget(request.cookies.get(SESSION_COOKIE))
         response = RedirectResponse("/login", status_code=303)
         response.delete_cookie(SESSION_COOKIE)
         return response
@@ -164,7 +165,7 @@ def add_routes(router: APIRouter, console: Console) -> None:
             now = replace(ctx, now=web.clock())
             values = await board_values(now, dict(parse_qsl(view)))
             html = bytes(web.render(now, ctx.request, "board_body.html", **values).body).decode()
-            event = sse(0, "board", json.dumps(html, ensure_ascii=False))
+            event = sse(max(key[0], 0), "board", json.dumps(html, ensure_ascii=False))  # id: the last event shown
             if len(body_cache) > 64:
                 body_cache.clear()
             body_cache[key] = (time.monotonic(), html, event)
@@ -182,7 +183,7 @@ def add_routes(router: APIRouter, console: Console) -> None:
 
     @router.get("/board/body")
     async def board_body(request: Request) -> Response:
-        """The board's counts and rows (the page fetches them after a reconnect)."""
+        """The board's counts and rows (the page fetches them after a reset or the database's return)."""
         ctx = await web.ctx(request)
         ctx.require(ALERT_STAFF)
         html, _ = await board_html(ctx, request.url.query)
@@ -190,13 +191,20 @@ def add_routes(router: APIRouter, console: Console) -> None:
 
     @router.get("/events")
     async def events(request: Request, after: str = "", view: str = "") -> Response:
-        """The live stream: alert events, and after each poll that found some, the board's body for ``view``."""
+        """The live stream: alert events, and the board's body for ``view`` pushed after them (at most once a
+        second, one rendering for every browser on the same view and language)."""
         ctx = await web.ctx(request)
         ctx.require(ALERT_STAFF)
         await console.feed.start()
         last = request.headers.get("last-event-id") or after
         return StreamingResponse(
-            stream(console.feed, last, board=lambda: board_event(ctx, view)),
+            stream(
+                console.feed,
+                last,
+                session=token_digest(request.cookies.get(SESSION_COOKIE) or ""),
+                view=(view, ctx.lang),
+                render=lambda: board_event(ctx, view),
+            ),
             media_type="text/event-stream",
             headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
         )
@@ -288,7 +296,7 @@ def add_routes(router: APIRouter, console: Console) -> None:
     async def devices_page(request: Request) -> Response:
         ctx = await web.ctx(request)
         ctx.require(ALERT_STAFF)
-        found = await web.db(queries.devices, ctx.now, timedelta(days=7))
+        found = await web.db(queries.devices, ctx.now, timedelta(days=LAST_HEARD_DAYS))
         show = request.query_params.get("show", "problems")
         listed = found if show == "all" else [d for d in found if d["offline"] or d["maintenance"] or d["never_heard"]]
         return web.render(
@@ -299,6 +307,7 @@ def add_routes(router: APIRouter, console: Console) -> None:
             total=len(found),
             show=show,
             may_maintain=_may(ctx, MAINTENANCE),
+            recent_days=LAST_HEARD_DAYS,
             counts={
                 "offline": sum(d["offline"] for d in found),
                 "in_maintenance": sum(d["maintenance"] for d in found),

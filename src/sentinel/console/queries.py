@@ -133,9 +133,11 @@ def site(conn: psycopg.Connection[Any], site_id: str) -> dict[str, Any]:
         return found[0] | {"devices": rows(cur)}
 
 
-def devices(conn: psycopg.Connection[Any], now: datetime, heard_window: timedelta) -> list[dict[str, Any]]:
+def devices(conn: psycopg.Connection[Any], now: datetime, recent: timedelta) -> list[dict[str, Any]]:
     """Every device with whether it is offline (an open communication fault or a last status 'offline'), in
-    maintenance, or never heard from within ``heard_window``, and when it was last heard."""
+    maintenance, or never heard from (no message ever stored, whatever the device's age: ``device_heard``), and
+    when it was last heard within ``recent`` (None beyond: message_log is read by time only, through its BRIN
+    index; ``heard_before`` says the device was heard, earlier)."""
     with conn.cursor() as cur:
         cur.execute(
             """WITH heard AS (
@@ -145,14 +147,16 @@ def devices(conn: psycopg.Connection[Any], now: datetime, heard_window: timedelt
                SELECT d.device, d.device_class, d.site_id AS site, s.name AS site_name, s.township, s.sector,
                       d.maintenance, d.in_service, h.last_heard, st.state AS last_status,
                       (c.device_id IS NOT NULL OR coalesce(st.state = 'offline', false)) AS offline,
-                      (h.device_id IS NULL) AS never_heard
+                      (f.device_id IS NULL AND h.device_id IS NULL) AS never_heard,
+                      (f.device_id IS NOT NULL AND h.device_id IS NULL) AS heard_before
                FROM devices d JOIN sites s USING (site_id)
                LEFT JOIN heard h ON h.device_id = d.device_id
+               LEFT JOIN device_heard f ON f.device_id = d.device_id
                LEFT JOIN comm c ON c.device_id = d.device_id
                LEFT JOIN LATERAL (SELECT e.state FROM device_events e WHERE e.device_id = d.device_id
                                   AND e.kind = 'status' ORDER BY e.ts DESC LIMIT 1) st ON true
                ORDER BY d.device""",
-            {"since": now - heard_window},
+            {"since": now - recent},
         )
         return rows(cur)
 

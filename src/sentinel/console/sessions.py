@@ -2,13 +2,15 @@
 
 The browser holds only a random token (cookie); PostgreSQL holds its SHA-256, the key it belongs to, the CSRF token
 of its forms and its expiry. Every request looks the session up joined with ``api_keys``, so signing out, expiry and
-revoking the key all end it at once. The key's name is the actor recorded for every action, as in the API.
+revoking the key all end it at once; open live streams are asked about together on each poll of the feed
+(:func:`live_sessions`). The key's name is the actor recorded for every action, as in the API.
 """
 
 from __future__ import annotations
 
 import hmac
 import secrets
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -75,3 +77,13 @@ def sign_out(conn: psycopg.Connection[Any], token: str | None, now: datetime) ->
 
 def csrf_ok(officer: Officer, submitted: str | None) -> bool:
     return bool(submitted) and hmac.compare_digest(officer.csrf.encode(), (submitted or "").encode())
+
+
+async def live_sessions(conn: psycopg.AsyncConnection[Any], digests: Iterable[str], now: datetime) -> set[str]:
+    """Which of these sessions (by their token's digest) still hold: not signed out, not expired, key not revoked."""
+    cur = await conn.execute(
+        """SELECT s.session_hash FROM console_sessions s JOIN api_keys k USING (key_id)
+           WHERE s.session_hash = ANY(%s) AND s.ended_at IS NULL AND s.expires_at > %s AND k.revoked_at IS NULL""",
+        (list(digests), now),
+    )
+    return {row[0] for row in await cur.fetchall()}

@@ -1,13 +1,11 @@
-"""The console's plumbing: a connection pool used from worker threads, Jinja2 templates with the catalogue, the
-signed-in officer of a request, CSRF checks, and one route class that turns every failure into a page in the
-officer's language (never a stack trace): 403, 404, 409 with the state machine's reason, 422, 503 while the
+"""The console's plumbing: the composition root's connection pool used from worker threads, Jinja2 templates with the
+catalogue, the signed-in officer of a request, CSRF checks, and one route class that turns every failure into a page
+in the officer's language (never a stack trace): 403, 404, 409 with the state machine's reason, 422, 503 while the
 database is away, 500 for anything else (logged)."""
 
 from __future__ import annotations
 
 import logging
-import threading
-import time as _time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
@@ -33,7 +31,6 @@ log = logging.getLogger("sentinel.console")
 T = TypeVar("T")
 SESSION_COOKIE = "sentinel_session"
 LANG_COOKIE = "sentinel_lang"
-SESSION_RECHECK_S = 5.0
 
 
 class Redirect(Exception):
@@ -86,74 +83,34 @@ class Ctx:
 
 
 class Web:
-    """What every page needs: the pool, templates, clock and time zone."""
+    """What every page needs: the pool (the composition root's, for code in threads), templates, clock and zone."""
 
-    def __init__(self, conninfo: str, tz: ZoneInfo, clock: Callable[[], datetime] | None = None) -> None:
-        self.conninfo = conninfo
+    def __init__(self, pool: ConnectionPool[Any], tz: ZoneInfo, clock: Callable[[], datetime] | None = None) -> None:
+        self.pool = pool
         self.tz = tz
         self.clock = clock or now_utc
-        self._pool: ConnectionPool | None = None
-        self._lock = threading.Lock()
-        self._sessions: dict[str, tuple[Officer, float]] = {}
         self.env = Environment(
             loader=PackageLoader("sentinel.console", "templates"), autoescape=select_autoescape(["html"])
         )
         self.env.globals |= {"fmt": self.fmt, "label": i18n.label, "quote": quote}
 
-    # -- database -------------------------------------------------------------------------------------------------
-    def pool(self) -> ConnectionPool:
-        with self._lock:
-            if self._pool is None:
-                self._pool = ConnectionPool(
-                    self.conninfo,
-                    min_size=1,
-                    max_size=4,
-                    open=False,
-                    timeout=4.0,
-                    check=ConnectionPool.check_connection,
-                    kwargs={"autocommit": True, "connect_timeout": 3, "options": "-c timezone=UTC"},
-                    name="sentinel-console",
-                )
-                self._pool.open(wait=False)
-            return self._pool
-
-    def forget(self, token: str | None) -> None:
-        """Drop a remembered session (signed out)."""
-        self._sessions.pop(token or "", None)
-
-    def close(self) -> None:
-        with self._lock:
-            if self._pool is not None:
-                self._pool.close()
-                self._pool = None
-
     async def db(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run ``fn(conn, *args)`` on a pooled connection in a worker thread (the event loop never waits on it)."""
 
         def run() -> T:
-            with self.pool().connection() as conn:
+            with self.pool.connection() as conn:
                 return fn(conn, *args, **kwargs)
 
         return await run_in_threadpool(run)
 
     # -- requests -------------------------------------------------------------------------------------------------
     async def ctx(self, request: Request) -> Ctx:
-        """The signed-in officer, or a redirect to the sign-in page. A session found is remembered for
-        ``SESSION_RECHECK_S`` (every console refreshes its board after each live event; a database round trip per
-        refresh would cost the ingest path), so a revoked key's sessions can still *read* pages for that time; an
-        action (any request but GET) always asks the database, so a revoked key can do nothing from its next request
-        on. Signing out ends the session at once."""
+        """The signed-in officer, or a redirect to the sign-in page. The session is looked up (joined with its API
+        key) on every request, page views included: signing out, expiry and revoking the key end it at once across
+        the process. The live board costs no lookups (its bodies are pushed), so this is one indexed query per page
+        an officer opens; open live streams are rechecked by the feed on each poll."""
         now = self.clock()
-        token = request.cookies.get(SESSION_COOKIE)
-        known = self._sessions.get(token or "") if request.method == "GET" else None
-        if known is not None and known[1] > _time.monotonic():
-            officer: Officer | None = known[0]
-        else:
-            officer = await self.db(lookup, token, now)
-            if officer is not None and token:
-                if len(self._sessions) > 10_000:
-                    self._sessions.clear()
-                self._sessions[token] = (officer, _time.monotonic() + SESSION_RECHECK_S)
+        officer = await self.db(lookup, request.cookies.get(SESSION_COOKIE), now)
         if officer is None:
             raise Redirect(
                 "/login?next=" + quote(request.url.path + ("?" + request.url.query if request.url.query else ""))

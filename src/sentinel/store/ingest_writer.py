@@ -68,6 +68,10 @@ class IngestWriter:
         self._conn: psycopg.Connection[Any] | None = None
         self._lock = threading.Lock()
         self._commit_seq = 0  # the newest ingest_commit_seq taken by the write in progress
+        # Devices known to have a device_heard row (loaded at the first write); a batch inserts rows only for the
+        # others, so after the first messages of each device this costs one set difference per batch.
+        self._heard: set[int] | None = None
+        self._heard_now: set[int] = set()
 
     def _connection(self) -> psycopg.Connection[Any]:
         if self._conn is None or self._conn.closed or self._conn.broken:
@@ -95,6 +99,8 @@ class IngestWriter:
                         self._write(conn, batch)
                         self._mark(conn, spool_mark)
                     stored = Stored(batch)
+                    if self._heard is not None:
+                        self._heard |= self._heard_now  # committed (after an isolated write, the next batch retries)
                 except psycopg.Error as exc:
                     if not is_data_error(exc) or conn.closed or conn.broken:
                         raise
@@ -323,6 +329,7 @@ class IngestWriter:
             )
             with conn.cursor() as cur, cur.copy(MESSAGE_LOG_COPY) as copy:
                 copy.write(stream)
+            self._first_heard(conn, m.device_id, batch.received_at_us)
         with conn.cursor() as cur:
             if batch.events:
                 cur.executemany(
@@ -354,6 +361,20 @@ class IngestWriter:
                         for d in batch.dead_letters
                     ],
                 )
+
+    def _first_heard(
+        self, conn: psycopg.Connection[Any], device_ids: np.ndarray[Any, Any], received_at_us: int
+    ) -> None:
+        """A device_heard row for each device of the batch heard from for the first time."""
+        if self._heard is None:
+            self._heard = {int(r[0]) for r in conn.execute("SELECT device_id FROM device_heard").fetchall()}
+        self._heard_now = {int(d) for d in np.unique(device_ids)} - self._heard
+        if self._heard_now:
+            conn.execute(
+                """INSERT INTO device_heard (device_id, first_heard_at)
+                   SELECT unnest(%s::int4[]), to_timestamp(%s / 1e6) ON CONFLICT (device_id) DO NOTHING""",
+                (sorted(self._heard_now), received_at_us),
+            )
 
     # ------------------------------------------------------------------ spool bookkeeping and restart state
     def spool_progress(self) -> dict[str, int]:

@@ -1,6 +1,6 @@
 // Sentinel duty console: the alert board's live updates (server-sent events, no framework).
-// After alert events the server pushes the board's body for this page's filters ("board" events, rendered once for
-// every console on the same view); a new red or orange alert shows a banner with its grade in words (and a beep
+// After alert events the server pushes the board's body for this page's filters ("board" events, at most once a
+// second, rendered once for every console on the same view); a new red or orange alert shows a banner with its grade in words (and a beep
 // when the officer turned sound on). EventSource reconnects by itself and sends Last-Event-ID, so the server
 // replays what was missed; after a reset or the database's return the body is fetched once.
 (function () {
@@ -85,4 +85,8 @@
     if (ok && !was) { schedule(); }
   });
   source.addEventListener("reset", function () { schedule(); });
+  source.addEventListener("ended", function () {  // the session ended (signed out, expired, key revoked)
+    source.close();
+    window.location.href = "/login?next=" + encodeURIComponent(window.location.pathname + window.location.search);
+  });
 })();
