@@ -262,7 +262,7 @@ def test_counts_are_exact_when_a_batch_is_bisected(
     ingest_db: str, mosquitto: PrivateMosquitto, registry: RegistryFile, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A message whose processing raises makes the sink prepare the batch again in halves: the malformed topic and
-    the seq conflict of the same batch are counted once each, not once per attempt (they were counted once per attempt)."""
+    the seq conflict of the same batch are counted once each, not once per attempt."""
     import asyncio
 
     import sentinel.ingest.sink as sink_module

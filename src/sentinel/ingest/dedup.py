@@ -117,8 +117,8 @@ class DuplicateFilter:
         self._young_oldest_us: int | None = None
         self._young_newest_us = 0
         self._segments: list[_Segment] = []  # oldest first
-        self._pending: set[tuple[int, int]] = set()  # (exact key, ts_us) admitted, not yet settled
-        self._pending_keys: dict[int, int] = {}  # exact key -> how many of its (key, ts) are pending
+        self._pending: dict[int, int] = {}  # exact key -> ts_us, admitted, not yet settled
+        self._pending_more: set[tuple[int, int]] = set()  # (key, another ts) while the key is pending
         self._journal: list[tuple[int, int]] | None = None
         self._journal_conflicts = 0
         self.conflicts = 0  # same (device, seq), another ts: admitted as new, counted
@@ -143,36 +143,43 @@ class DuplicateFilter:
             return []
         seen, same = self._frozen(device_ids, seqs, ts_us)
         out: list[bool] = []
-        young, pending, journal = self._young, self._pending, self._journal
+        young, pending, more, journal, displaced = (
+            self._young,
+            self._pending,
+            self._pending_more,
+            self._journal,
+            self._displaced,
+        )
         for k, (device_id, seq, ts) in enumerate(zip(device_ids, seqs, ts_us, strict=True)):
-            key = _exact(device_id, seq)
+            key = (device_id << 64) | seq  # inlined: this loop is the ingest hot path
             committed = young.get(key)
-            if same[k] or committed == ts or (key, ts) in pending or ts in self._displaced.get(key, ()):
+            before = pending.get(key)
+            if (
+                same[k]
+                or ts in (committed, before)
+                or (more and (key, ts) in more)
+                or (displaced and ts in displaced.get(key, ()))
+            ):
                 out.append(False)
                 continue
-            if seen[k] or committed is not None or key in self._pending_keys:
+            if seen[k] or committed is not None or before is not None:
                 self.conflicts += 1
                 if journal is not None:
                     self._journal_conflicts += 1
             if journal is not None:
                 journal.append((key, ts))
-            self._mark(key, ts)
+            if before is None:
+                pending[key] = ts
+            else:  # another ts of a pending key (a reset device within one batch): rare, kept aside
+                more.add((key, ts))
             out.append(True)
         return out
 
-    def _mark(self, key: int, ts: int) -> None:
-        self._pending.add((key, ts))
-        self._pending_keys[key] = self._pending_keys.get(key, 0) + 1
-
     def _unmark(self, key: int, ts: int) -> None:
-        if (key, ts) not in self._pending:
-            return
-        self._pending.discard((key, ts))
-        left = self._pending_keys[key] - 1
-        if left:
-            self._pending_keys[key] = left
-        else:
-            del self._pending_keys[key]
+        if self._pending.get(key) == ts:
+            del self._pending[key]
+        elif self._pending_more:
+            self._pending_more.discard((key, ts))
 
     def _frozen(
         self, device_ids: Sequence[int], seqs: Sequence[int], ts_us: Sequence[int]
@@ -213,13 +220,16 @@ class DuplicateFilter:
     def commit(self, keys: Iterable[tuple[int, int, int]], received_at_us: int, newest_us: int | None = None) -> None:
         """The batch holding these (device, seq, ts) is durable (received at ``received_at_us``; keys loaded from
         the database arrived between that and ``newest_us``)."""
-        young = self._young
+        young, displaced, pending = self._young, self._displaced, self._pending
         for device_id, seq, ts_us in keys:
-            key = _exact(device_id, seq)
-            self._unmark(key, ts_us)
+            key = (device_id << 64) | seq
+            if pending.get(key) == ts_us:
+                del pending[key]
+            elif self._pending_more:
+                self._pending_more.discard((key, ts_us))
             older = young.get(key, ts_us)
             if older != ts_us:
-                self._displaced.setdefault(key, set()).add(older)
+                displaced.setdefault(key, set()).add(older)
             young[key] = ts_us
         self._arrived(received_at_us, received_at_us if newest_us is None else newest_us)
 
