@@ -5,9 +5,10 @@
 Not part of the test suite (issue 13). Runs a private Mosquitto, PostgreSQL (SENTINEL_TEST_DATABASE_URL's server,
 else an embedded one) and Sentinel's ingest pipeline with the rule engine, in this process. First it measures the
 maximum rate (a burst drained as fast as the pipeline stores it), then publishes from its own process at
-``--fraction`` of that rate for ``--minutes``: methane readings of ``gas_well_monitor`` devices, one device a second
-spiking over the alarm level (each raises one alert), and ``--hostile`` of the messages poison (truncated JSON,
-nesting bombs, invalid UTF-8, bad topics, oversized payloads). Prints one table:
+``--fraction`` of that rate for ``--minutes``: methane readings of ``gas_well_monitor`` devices, each device
+spiking over the alarm level once (one alert each; the spikes spread over the run, at most one a second), and
+``--hostile`` of the messages poison (truncated JSON, nesting bombs, invalid UTF-8, bad topics, oversized
+payloads). Prints one table:
 
   memory (RSS of the Sentinel process) after warm-up and at the end; the ingest queue depth (mean and max) and the
   p99 batch latency (publish batch received -> durable) in the first and last fifth of the run; p50/p95/p99 from a
@@ -76,6 +77,7 @@ def _stream(
     started = time.perf_counter()
     seq = [0] * devices
     spiked = 0
+    spike_every = max(1.0, seconds / devices)
     k = 0
     while True:
         due = started + k / rate
@@ -97,7 +99,9 @@ def _stream(
                 yield device_topic(site, device, "telemetry"), POISON[choice]
             continue
         value = NORMAL
-        if time.perf_counter() - started >= spiked + 1 and spiked < devices:  # one new device a second spikes
+        # Each device spikes once, the spikes spread over the whole run (at most one a second), so the latency
+        # percentiles cover its end too, not only its first ``devices`` seconds.
+        if time.perf_counter() - started >= (spiked + 1) * spike_every and spiked < devices:
             i, spiked = spiked, spiked + 1
             site, device = _device(prefix, i)
             value = SPIKE
@@ -142,6 +146,100 @@ def running_sentinel(conninfo: str, broker: PrivateMosquitto, client_id: str) ->
         yield sentinel
     finally:
         svc.stop()
+
+
+class Profile:
+    """--profile: how long the engine runner's steps take (wall clock), and tracemalloc's top growth; to find where
+    a latency tail or memory growth comes from. Slows the run: not for the reported figures."""
+
+    def __init__(self, sentinel: Sentinel, trace_memory: bool) -> None:
+        import tracemalloc
+
+        self.trace_memory = trace_memory
+        self.steps: dict[str, list[tuple[float, float]]] = {}
+        runner = sentinel.runner
+        assert runner is not None
+        for name in ("tick", "save_checkpoint", "catch_up"):
+            setattr(runner, name, self._timed(name, getattr(runner, name)))
+        runner.write_transitions = self._timed("write_transitions", runner.write_transitions)
+        # Stages of each batch holding a spike: published (its ts) -> received -> durable -> evaluated (committed).
+        self.spikes: list[tuple[float, float, float, float, float]] = []
+        self._durable: dict[int, float] = {}
+        handed, evaluate = sentinel.sink.on_durable, runner.evaluate
+        assert handed is not None
+
+        def on_durable(batch: Any) -> None:
+            if len(batch.readings) and (batch.readings.value >= SPIKE).any():
+                self._durable[id(batch.readings)] = time.time()
+            handed(batch)
+
+        def evaluated(conn: Any, readings: Any, received_at_us: int, commit_seq: int = 0) -> Any:
+            started = time.time()
+            try:
+                return evaluate(conn, readings, received_at_us, commit_seq)
+            finally:
+                durable = self._durable.pop(id(readings), None)
+                if durable is not None:
+                    ts = float(readings.ts_us[readings.value >= SPIKE].min()) / 1e6
+                    self.spikes.append((ts, received_at_us / 1e6, durable, started, time.time()))
+
+        sentinel.sink.on_durable = on_durable
+        runner.evaluate = self._timed("evaluate", evaluated)  # type: ignore[method-assign]
+        sink = sentinel.sink
+        sink._write = self._timed_async("ingest_write", sink._write)  # type: ignore[method-assign]
+        if trace_memory:
+            tracemalloc.start(8)
+            self.snapshot = tracemalloc.take_snapshot()
+
+    def _timed(self, name: str, fn: Any) -> Any:
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            t0 = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                self.steps.setdefault(name, []).append((time.time(), time.perf_counter() - t0))
+
+        return wrapper
+
+    def _timed_async(self, name: str, fn: Any) -> Any:
+        async def wrapper(*args: Any, **kwargs: Any) -> Any:
+            t0 = time.perf_counter()
+            try:
+                return await fn(*args, **kwargs)
+            finally:
+                self.steps.setdefault(name, []).append((time.time(), time.perf_counter() - t0))
+
+        return wrapper
+
+    def report(self, slow_alerts: list[tuple[float, float]]) -> None:
+        import tracemalloc
+
+        if self.trace_memory:
+            snap = tracemalloc.take_snapshot()
+            print("\ntracemalloc: top growth since warm-up (by traceback)")
+            for stat in snap.compare_to(self.snapshot, "traceback")[:8]:
+                print(f"  {stat.size_diff / 2**20:+8.1f} MiB {stat.count_diff:+9d} blocks")
+                for line in stat.traceback.format()[-6:]:
+                    print("     ", line)
+        print("\nrunner steps: count, p50, p99, max (ms)")
+        for name, values in self.steps.items():
+            d = np.array([v for _t, v in values]) * 1000
+            print(f"  {name:<20}{len(d):>8}{np.percentile(d, 50):>10.1f}{np.percentile(d, 99):>10.1f}{d.max():>10.1f}")
+        print("\nspike batches, ms from publish: received, durable, evaluation started, committed (p50 / p99 / max)")
+        if self.spikes:
+            stages = np.array([[r - p, d - p, e - p, c - p] for p, r, d, e, c in self.spikes]) * 1000
+            for name, column in zip(("received", "durable", "eval start", "committed"), stages.T, strict=True):
+                p50, p99_ = np.percentile(column, [50, 99])
+                print(f"  {name:<12}{p50:>8.0f}{p99_:>8.0f}{column.max():>8.0f}")
+        print("\nslowest alerts (raised -> seen, ms) and runner steps overlapping them (>50 ms)")
+        for raised, seen in sorted(slow_alerts, key=lambda a: a[0] - a[1])[:12]:
+            near = [
+                f"{n} {v * 1000:.0f}"
+                for n, vs in self.steps.items()
+                for t, v in vs
+                if v > 0.05 and t - v < seen and t > raised - 0.5
+            ]
+            print(f"  {(seen - raised) * 1000:8.0f}  {', '.join(near[:12])}")
 
 
 def rss_mib() -> float:
@@ -197,12 +295,15 @@ class Sampler(threading.Thread):
         super().__init__(daemon=True)
         self.pipeline = pipeline
         self.samples: list[tuple[float, float, float, dict[float, float]]] = []  # (t, depth, rss, buckets)
+        self.filter: list[tuple[int, float]] = []  # (keys, MiB) of the duplicate filter, beside each sample
         self.done = threading.Event()
 
     def run(self) -> None:
         while not self.done.wait(0.5):
             depth = self.pipeline.metrics.queue_depth._value.get()
             self.samples.append((time.perf_counter(), depth, rss_mib(), _buckets(self.pipeline)))
+            dedup = self.pipeline.dedup
+            self.filter.append((len(dedup), dedup.nbytes / 2**20))
 
 
 class AlertWatch(threading.Thread):
@@ -232,6 +333,8 @@ def main() -> None:
     parser.add_argument("--devices", type=int, default=500)
     parser.add_argument("--hostile", type=float, default=0.01)
     parser.add_argument("--max-messages", type=int, default=20_000, help="burst that measures the maximum rate")
+    parser.add_argument("--profile", action="store_true", help="time the runner's steps")
+    parser.add_argument("--tracemalloc", action="store_true", help="with --profile: memory growth by traceback (slow)")
     parser.add_argument("--publish", action="store_true", help=argparse.SUPPRESS)
     for name, kind in (
         ("port", int),
@@ -264,6 +367,7 @@ def main() -> None:
                 flush=True,
             )
             before = _logged(conn)
+            profile = Profile(sentinel, args.tracemalloc) if args.profile else None
             sampler, watch = Sampler(sentinel), AlertWatch(conninfo)
             sampler.start()
             watch.start()
@@ -281,6 +385,8 @@ def main() -> None:
             assert collector is not None
             sink_failures = collector.stats.sink_failures
         report(conn, sampler, watch, log, result, sink_failures)
+        if profile is not None:
+            profile.report([(r, s) for r, s in watch.seen.values() if r > 0])
 
 
 def report(
@@ -311,6 +417,9 @@ def report(
     first, last = samples[:fifth], samples[-fifth:]
     latencies = np.array([seen - raised for raised, seen in watch.seen.values() if raised > 0]) * 1000
     warm_rss, end_rss = first[-1][2], last[-1][2]
+    (warm_keys, warm_filter), (end_keys, end_filter) = sampler.filter[fifth - 1], sampler.filter[-1]
+    t0 = samples[0][0]
+    every = [f"{(t - t0) / 60:.0f}m {r:.0f}" for t, _d, r, _b in samples[:: max(1, int(300 / 0.5))]]
 
     def depth(part: list[tuple[float, float, float, dict[float, float]]]) -> str:
         values = [d for _t, d, _r, _b in part]
@@ -319,6 +428,14 @@ def report(
     print()
     print(f"{'soak':<44}{'start':>16}{'end':>16}")
     print(f"{'memory RSS (MiB)':<44}{warm_rss:>16.0f}{end_rss:>16.0f}   growth {end_rss - warm_rss:+.0f} MiB")
+    print(f"{'  duplicate filter: keys (thousands)':<44}{warm_keys / 1000:>16.0f}{end_keys / 1000:>16.0f}")
+    print(f"{'  duplicate filter: frozen keys (MiB)':<44}{warm_filter:>16.1f}{end_filter:>16.1f}")
+    rest_warm, rest_end = warm_rss - warm_filter, end_rss - end_filter
+    print(
+        f"{'  RSS without the filter keys (MiB)':<44}{rest_warm:>16.0f}{rest_end:>16.0f}"
+        f"   growth {rest_end - rest_warm:+.0f} MiB"
+    )
+    print(f"{'  RSS every 5 min (MiB)':<44}{', '.join(every)}")
     print(f"{'ingest queue depth, batches (mean / max)':<44}{depth(first):>16}{depth(last):>16}")
     p_first = p99(first[0][3], first[-1][3]) * 1000
     p_last = p99(last[0][3], last[-1][3]) * 1000

@@ -262,8 +262,8 @@ class Sentinel:
         await asyncio.to_thread(prepare_catalogue, conninfo)
         await self.reload_registry()
         self.writer = IngestWriter(conninfo, self.dialect)
-        rows = await asyncio.to_thread(lambda: list(self.writer.recent_message_keys(self._dedup_window_s)))
-        self.dedup.load(rows)
+        writer = self.writer  # streamed: a full window's keys are never all in memory as tuples
+        await asyncio.to_thread(lambda: self.dedup.load(writer.recent_message_keys(self._dedup_window_s)))
 
         if self._engine and self.runner is None:
             s = self.settings

@@ -450,3 +450,23 @@ def test_stop_returns_even_when_the_sink_never_does(mosquitto: PrivateMosquitto,
         assert collector.stats.acknowledged == 0
 
     run(scenario())
+
+
+def test_batches_sealed_while_the_sink_is_busy_go_to_it_as_one(mosquitto: PrivateMosquitto, site: str) -> None:
+    """A backlog is one hand-over (one transaction downstream), not one per batch each waiting for the last."""
+    messages = telemetry(site, 5)
+
+    async def scenario() -> None:
+        sink = Recorder()
+        sink.release.clear()
+        async with Running(MqttCollector(config(mosquitto, f"c-{site}"), sink)) as collector:
+            for i, message in enumerate(messages):  # spaced wider than batch_max_wait_s: five batches
+                await publish(mosquitto.host, mosquitto.port, [message])
+                await wait_until(lambda i=i: collector.stats.received == i + 1, "message received")  # type: ignore[misc]
+                await asyncio.sleep(0.15)
+            sink.release.set()
+            await wait_until(lambda: collector.stats.acknowledged == len(messages), "all acknowledged")
+        assert [len(b) for b in sink.batches] == [1, 4]  # the first was in hand; the four behind it went together
+        assert sink.payloads == [p for _, p in messages]  # in arrival order
+
+    run(scenario())

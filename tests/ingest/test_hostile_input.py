@@ -256,3 +256,48 @@ def test_a_gateway_batch_item_cut_in_a_number_is_refused_alone(
         )
     )
     _wait(lambda: _readings_of(ingest_db, device) == 2, "the good batch was not stored")
+
+
+def test_counts_are_exact_when_a_batch_is_bisected(
+    ingest_db: str, mosquitto: PrivateMosquitto, registry: RegistryFile, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A message whose processing raises makes the sink prepare the batch again in halves: the malformed topic and
+    the seq conflict of the same batch are counted once each, not once per attempt."""
+    import asyncio
+
+    import sentinel.ingest.sink as sink_module
+    import sentinel.wire
+
+    site, device = registry.sites[0].id, registry.devices[0].id
+    defect = b'{"defect": true}'  # valid bytes; the patched decoder raises on them, as a defect would
+    decode = sentinel.wire.decode_mqtt
+
+    def raising(topic: str, payload: bytes, **kwargs: object) -> object:
+        if payload == defect:
+            raise ZeroDivisionError("a defect")
+        return decode(topic, payload, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(sink_module, "decode_mqtt", raising)
+    config = CollectorConfig(
+        host=mosquitto.host, port=mosquitto.port, client_id="sentinel-bisect", batch_max_wait_s=1.0
+    )
+    with running_service(ingest_db, tmp_path / "spool", mqtt=config) as svc:
+        collector = svc.sentinel.collector
+        assert collector is not None
+        _wait(collector.connected.is_set, "the collector never connected")
+        topic = device_topic(site, device, "telemetry")
+        stored = [(topic, encode_telemetry(_msg(device, 7, NOW_US - 30_000_000)))]
+        asyncio.run(publish(mosquitto.host, mosquitto.port, stored))
+        _wait(lambda: _readings_of(ingest_db, device) == 1, "the first message was not stored")
+        batch = [
+            (f"sentinel/v1/{site}/{device}/x/telemetry", b"{}"),  # extra level: topic_invalid
+            (topic, encode_telemetry(_msg(device, 7, NOW_US - 20_000_000))),  # seq 7 again, another time: conflict
+            *[(topic, encode_telemetry(_msg(device, seq))) for seq in range(10, 16)],
+            (topic, defect),
+        ]
+        asyncio.run(publish(mosquitto.host, mosquitto.port, batch))
+        _wait(lambda: _readings_of(ingest_db, device) == 8, "the good messages of the bisected batch were not stored")
+        _wait(lambda: _metric(svc, "sentinel_ingest_internal_errors_total") == 1, "the defect was not isolated")
+        assert _metric(svc, "sentinel_ingest_topic_invalid_total", reason="extra_level") == 1
+        assert _metric(svc, "sentinel_ingest_seq_conflicts_total") == 1
+        assert _count(ingest_db, "SELECT count(*) FROM dead_letters WHERE code = 'internal'") == 1

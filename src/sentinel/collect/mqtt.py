@@ -10,7 +10,8 @@ Delivery contract (at least once, never acknowledged early)
 * Messages are gathered into batches (``batch_max_messages`` or ``batch_max_wait_s``, whichever comes first) and
   passed to ``sink(batch)``; the sink returns only once the batch is durable. Only then are the PUBACKs of that
   batch sent, in the order the messages arrived (MQTT 5 §4.6 requires that order). Batches go to the sink one at a
-  time, in arrival order.
+  time, in arrival order; batches sealed while the sink was busy go together, as one (up to
+  ``batch_max_messages``), so a backlog is one write rather than one per batch.
 * Backpressure is the broker's in-flight window: the collector announces Receive Maximum = :func:`ack_window_for`
   (two batches), and the broker sends nothing more while that many messages are unacknowledged. A slow sink
   therefore slows the broker, and the collector never holds more than that window plus what it already had from a
@@ -275,12 +276,29 @@ class MqttCollector:
                 self._work.clear()
                 await self._work.wait()
                 continue
-            batch = self._sealed[0]
+            batch = self._merged_head()
             if batch.connection is self._failed_connection:
                 self.stats.discarded_unacked += len(batch.messages)
             else:
                 await self._hand_over(batch)
             self._sealed.popleft()
+
+    def _merged_head(self) -> _Batch:
+        """The oldest sealed batch, with the batches sealed behind it on the same connection while the sink was busy
+        (up to ``batch_max_messages``): a backlog after a slow write goes to the sink as one batch, one transaction,
+        instead of one write per batch each waiting for the last (the tail of publish-to-alert latency, issue 13).
+        Order and PUBACK order are unchanged: the messages stay in arrival order, acknowledged together."""
+        sealed, head = self._sealed, self._sealed[0]
+        cap = self.config.batch_max_messages
+        while len(sealed) > 1 and sealed[1].connection is head.connection:
+            later = sealed[1]
+            if len(head.messages) + len(later.messages) > cap:
+                break
+            del sealed[1]
+            head = sealed[0] = _Batch(
+                head.connection, head.messages + later.messages, head.packet_ids + later.packet_ids
+            )
+        return head
 
     async def _hand_over(self, batch: _Batch) -> None:
         try:

@@ -136,24 +136,27 @@ class Admission:
         records: list[DeviceRecord] = []
         errors: list[ItemError] = []
         letters: list[DeadLetter] = []
-        duplicates = 0
+        known: list[int] = []  # messages[known[j]] has a device the sender may write for
         for k, msg in enumerate(messages):
+            problem = self._device_problem(msg.device, senders[k])
+            if problem is None:
+                known.append(k)
+                continue
             index = indices[k] if indices is not None else k
-            sender = senders[k]
-            problem = self._device_problem(msg.device, sender)
-            if problem is not None:
-                code, reason = problem
-                path = f"{path_prefix(index)}.device".lstrip(".")
-                errors.append(ItemError(index, path, reason, code))
-                letters.append(DeadLetter(raw_of(k), sender.source, received, reason, path, code, index))
-                continue
-            record = devices[msg.device]
-            if not self.dedup.admit(record.device_id, msg.seq, msg.ts_us):
-                duplicates += 1
-                continue
-            accepted.append(msg)
-            positions.append(k)
-            records.append(record)
+            code, reason = problem
+            path = f"{path_prefix(index)}.device".lstrip(".")
+            errors.append(ItemError(index, path, reason, code))
+            letters.append(DeadLetter(raw_of(k), senders[k].source, received, reason, path, code, index))
+        candidates = [devices[messages[k].device] for k in known]
+        fresh = self.dedup.admit_many(  # one look-up of the whole batch in the filter's frozen keys
+            [r.device_id for r in candidates], [messages[k].seq for k in known], [messages[k].ts_us for k in known]
+        )
+        duplicates = fresh.count(False)
+        for k, record, new in zip(known, candidates, fresh, strict=True):
+            if new:
+                accepted.append(messages[k])
+                positions.append(k)
+                records.append(record)
         readings, unknown = self._readings(accepted, records)
         for j, names in unknown:
             k = positions[j]

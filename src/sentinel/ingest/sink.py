@@ -34,8 +34,9 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Literal
 
@@ -82,6 +83,15 @@ class _Origins:
                 return origin(kind, index) if origin is not None else None
             index -= count
         return None
+
+
+@dataclass(frozen=True, slots=True)
+class _Prepared:
+    """A prepared part of an MQTT batch, with what its metrics are to count once the part is kept."""
+
+    batch: IngestBatch
+    origins: _Origins
+    topic_invalid: Counter[str] = field(default_factory=Counter)
 
 
 @dataclass
@@ -162,10 +172,14 @@ class IngestSink:
         until the batch is committed or aborted."""
         now_us = self.clock()
         parts = isolate(messages, lambda part: self._prepare(part, now_us), self._internal, self.admission.dedup)
-        batch = IngestBatch.merge([b for b, _o in parts]) if len(parts) != 1 else parts[0][0]
-        return batch, _Origins.merge([o for _b, o in parts])
+        # Counted from the parts kept only: a part that raised is prepared again, its topics seen twice.
+        for part in parts:
+            for reason, count in part.topic_invalid.items():
+                self.metrics.topic_invalid.labels(reason).inc(count)
+        batch = IngestBatch.merge([p.batch for p in parts]) if len(parts) != 1 else parts[0].batch
+        return batch, _Origins.merge([p.origins for p in parts])
 
-    def _internal(self, message: MqttMessage, exc: Exception) -> tuple[IngestBatch, _Origins]:
+    def _internal(self, message: MqttMessage, exc: Exception) -> _Prepared:
         """A message whose processing raised: set aside as a dead letter (code ``internal``) so the rest goes on."""
         log.error(
             "MQTT message on %r set aside as a dead letter: processing raised %s",
@@ -177,9 +191,9 @@ class IngestSink:
         received = datetime.fromtimestamp(message.received_at, UTC)
         letter = internal_letter(message.payload, mqtt_source(message.topic), received, exc)
         batch = IngestBatch.of_dead_letters(int(message.received_at * 1_000_000), [letter])
-        return batch, _Origins.of(batch, None)
+        return _Prepared(batch, _Origins.of(batch, None))
 
-    def _prepare(self, messages: list[MqttMessage], now_us: int) -> tuple[IngestBatch, _Origins]:
+    def _prepare(self, messages: list[MqttMessage], now_us: int) -> _Prepared:
         """Decode and admit MQTT messages into one batch (dead letters included). Pure but for the duplicate
         filter's pending keys, which :func:`isolate` rolls back should this raise."""
         received_us = int(messages[0].received_at * 1_000_000)
@@ -191,6 +205,7 @@ class IngestSink:
         letters: list[DeadLetter] = []
         extra: list[Admitted] = []
         senders_by_topic: dict[str, Sender | Refusal] = {}
+        topic_invalid: Counter[str] = Counter()
         for m in messages:
             source = mqtt_source(m.topic)
             decoded = decode_mqtt(m.topic, m.payload, now_us=now_us, limits=self.limits)
@@ -198,7 +213,7 @@ class IngestSink:
                 letters += dead_letters(decoded.rejected, source, received)
             info = decoded.topic
             if info is None:
-                self.metrics.topic_invalid.labels(decoded.topic_reason or "unknown").inc()
+                topic_invalid[decoded.topic_reason or "unknown"] += 1
                 continue
             sender = senders_by_topic.get(m.topic)
             if sender is None:
@@ -230,7 +245,7 @@ class IngestSink:
         batch = IngestBatch.merge([a.batch for a in parts])
         batch.dead_letters = letters + batch.dead_letters
         origins = _Origins.merge([_Origins.of(a.batch, a.origin) for a in parts])
-        return batch, origins
+        return _Prepared(batch, origins, topic_invalid)
 
     # ------------------------------------------------------------------ HTTP
     async def http(self, admitted: Admitted, received: int) -> None:
