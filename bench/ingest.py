@@ -62,6 +62,12 @@ class Logged:
         self.conn.close()
 
 
+def _spool() -> Path:
+    """A spool folder inside a private data folder: the test kit takes the spool's parent as the data folder, which
+    holds the one-owner lock, so a bare mkdtemp() would make /tmp the data folder and collide with other runs."""
+    return Path(tempfile.mkdtemp(prefix="sentinel-bench-")) / "spool"
+
+
 def logged(conninfo: str) -> Logged:
     return Logged(conninfo)
 
@@ -94,7 +100,7 @@ def bench_sentinel_mqtt(pg: PostgresForTests, broker: PrivateMosquitto, n: int) 
     prefix = "bm"
     db = fresh_db(pg, prefix)
     config = CollectorConfig(host=broker.host, port=broker.port, client_id="bench-sentinel")
-    with running_service(db, Path(tempfile.mkdtemp()), mqtt=config) as svc:
+    with running_service(db, _spool(), mqtt=config) as svc:
         assert svc.sentinel.collector is not None
         svc.call(svc.sentinel.collector.connected.wait)
         started = time.perf_counter()
@@ -122,7 +128,7 @@ def bench_sentinel_mqtt_drain(pg: PostgresForTests, broker: PrivateMosquitto, n:
     prefix = "bd"
     db = fresh_db(pg, prefix)
     config = CollectorConfig(host=broker.host, port=broker.port, client_id="bench-drain")
-    with running_service(db, Path(tempfile.mkdtemp()), mqtt=config) as svc:  # creates the persistent session
+    with running_service(db, _spool(), mqtt=config) as svc:  # creates the persistent session
         assert svc.sentinel.collector is not None
         svc.call(svc.sentinel.collector.connected.wait)
     subprocess.run(
@@ -131,7 +137,7 @@ def bench_sentinel_mqtt_drain(pg: PostgresForTests, broker: PrivateMosquitto, n:
         check=True, capture_output=True, timeout=600,
     )  # fmt: skip
     count = logged(db)
-    with running_service(db, Path(tempfile.mkdtemp()), mqtt=config):
+    with running_service(db, _spool(), mqtt=config):
         started = time.perf_counter()  # pipeline started; the collector is connecting
         done = wait_count(count, n)
     count.close()
@@ -177,7 +183,7 @@ def bench_sentinel_http(pg: PostgresForTests, n: int) -> tuple[float, int]:
         upsert_registry(conn, RegistryFile([], [gateway], []))
     lines = [payload for _topic, payload in fleet_messages(prefix, DEVICES, n, METRICS)]
     bodies = [b"\n".join(lines[i : i + 500]) + b"\n" for i in range(0, n, 500)]
-    with running_service(db, Path(tempfile.mkdtemp())) as svc:
+    with running_service(db, _spool()) as svc:
         body_file = Path(tempfile.mkdtemp()) / "bodies.json"
         body_file.write_text(json.dumps([b.decode() for b in bodies]))
         started = time.perf_counter()
