@@ -57,8 +57,8 @@ def raise_alert(conn: psycopg.Connection[Any], county: County, township: str, gr
     rule = f"flood.rule{n}"
     with conn.transaction(), conn.cursor() as cur:
         cur.execute(
-            """INSERT INTO alerts (alert_key, rule_id, subject, device_id, site_id, alert_class, grade, state, raised_at,
-                                   township, sector, updated_at)
+            """INSERT INTO alerts (alert_key, rule_id, subject, device_id, site_id, alert_class, grade, state,
+                                   raised_at, township, sector, updated_at)
                VALUES (%s, %s, %s, %s, %s, 'alarm', %s, 'active_unack', %s, %s, 'gas', %s)
                RETURNING alert_id, alert_key, rule_id, subject, site_id, township, sector,
                          alert_class, state""",

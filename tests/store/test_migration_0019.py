@@ -51,11 +51,12 @@ def _fill_as_0_1(db_url: str) -> None:
             """INSERT INTO alert_reports (kind, report_key, desk, window_start, window_end, count)
                VALUES ('flood', 'flood|t', 't', '2026-12-05T01:00:00Z', '2026-12-05T01:10:00Z', 12)"""
         )
-        for topic_type, name, state in (("status", "online", "online"), ("event", "door_open", None)):
+        events: tuple[tuple[str, str, str | None], ...] = (("status", "online", "online"), ("event", "door_open", None))
+        for topic_type, name, event_state in events:
             conn.execute(
                 """INSERT INTO device_events (ts, device_id, kind, name, state, received_at)
                    VALUES ('2026-12-05T00:59:00Z', %s, %s, %s, %s, '2026-12-05T01:00:00Z')""",
-                (devices[0][0], topic_type, name, state),
+                (devices[0][0], topic_type, name, event_state),
             )
 
 
