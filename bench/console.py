@@ -99,8 +99,8 @@ def fill_alerts(conn: psycopg.Connection[object], n: int) -> None:
     per_device = 4
     with conn.transaction():
         conn.execute(
-            """INSERT INTO alerts (alert_key, rule_id, subject, device_id, site_id, kind, grade, state, raised_at,
-                                   acked, township, sector, last_value, condition_active)
+            """INSERT INTO alerts (alert_key, rule_id, subject, device_id, site_id, alert_class, grade, state,
+                                   raised_at, acked, township, sector, last_value, condition_active)
                SELECT 'bench|' || g, 'bench.rule' || (g %% %(per)s), d.device, d.device_id, d.site_id, 'alarm',
                       (ARRAY['red','orange','yellow','blue'])[1 + g %% 4],
                       (ARRAY['active_unack','active_ack','cleared_unack','shelved','suppressed'])[1 + g %% 5],

@@ -350,7 +350,7 @@ def site_detail() -> Board:
         "设备事件 Device events",
         [
             sql(
-                'SELECT ts AS "时间 time", device AS "设备 device", kind AS "类型 kind", name AS "事件 event", value AS "值 value", state AS "状态 state" FROM v_device_events WHERE site = \'$site\' AND $__timeFilter(ts) ORDER BY ts DESC LIMIT 200'
+                'SELECT ts AS "时间 time", device AS "设备 device", topic_type AS "类型 type", name AS "事件 event", value AS "值 value", state AS "状态 state" FROM v_device_events WHERE site = \'$site\' AND $__timeFilter(ts) ORDER BY ts DESC LIMIT 200'
             )
         ],
         12,
@@ -484,7 +484,7 @@ def alert_wall() -> Board:
         "告警洪流 Floods (>10 new alerts in 10 min per desk)",
         [
             sql(
-                'SELECT window_start AS "窗口 window", desk AS "值班台 desk", count AS "新告警 new", created_at AS "报告 reported" FROM v_alert_reports WHERE kind = \'flood\' AND $__timeFilter(window_start) AND desk IN ($township) ORDER BY window_start DESC LIMIT 200'
+                'SELECT window_start AS "窗口 window", desk AS "值班台 desk", count AS "新告警 new", created_at AS "报告 reported" FROM v_alert_reports WHERE report_type = \'flood\' AND $__timeFilter(window_start) AND desk IN ($township) ORDER BY window_start DESC LIMIT 200'
             )
         ],
         12,
@@ -495,7 +495,7 @@ def alert_wall() -> Board:
         "抖动告警 Chattering (≥5 transitions in 1 min)",
         [
             sql(
-                'SELECT window_start AS "窗口 window", alert_id, rule_id AS "规则 rule", subject AS "对象 subject", site, count AS "变化 transitions", desk AS "值班台 desk" FROM v_alert_reports WHERE kind = \'chatter\' AND $__timeFilter(window_start) AND desk IN ($township) AND sector IN ($sector) ORDER BY window_start DESC LIMIT 200'
+                'SELECT window_start AS "窗口 window", alert_id, rule_id AS "规则 rule", subject AS "对象 subject", site, count AS "变化 transitions", desk AS "值班台 desk" FROM v_alert_reports WHERE report_type = \'chatter\' AND $__timeFilter(window_start) AND desk IN ($township) AND sector IN ($sector) ORDER BY window_start DESC LIMIT 200'
             )
         ],
         12,

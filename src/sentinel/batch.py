@@ -83,7 +83,7 @@ class DeviceEvent:
 
     device_id: int
     ts_us: int
-    topic_type: str  # 'event' or 'status' (the topic it came on; stored in column device_events.kind)
+    topic_type: str  # 'event' or 'status' (the topic it came on; stored in column device_events.topic_type)
     name: str  # the event id, or 'online' / 'offline'
     value: float | None = None
     state: str | None = None

@@ -142,7 +142,7 @@ def test_alert_class_and_report_type_by_their_names_and_by_the_deprecated_kind(
     with psycopg.connect(plant.db) as conn:
         for i, report_type in enumerate(("flood", "chatter")):
             conn.execute(
-                """INSERT INTO alert_reports (kind, report_key, desk, window_start, window_end, count)
+                """INSERT INTO alert_reports (report_type, report_key, desk, window_start, window_end, count)
                    VALUES (%s, %s, 'town-0', now(), now(), %s)""",
                 (report_type, f"k{i}", 11 + i),
             )

@@ -29,7 +29,8 @@ PER_SITE = 4
 def _comm_alerts(db: str, prefix: str) -> list[dict[str, Any]]:
     with psycopg.connect(db) as conn, conn.cursor() as cur:
         cur.execute(
-            "SELECT alert_id, subject, condition_active, state FROM alerts WHERE kind = 'comm' AND subject LIKE %s",
+            "SELECT alert_id, subject, condition_active, state FROM alerts"
+            " WHERE alert_class = 'comm' AND subject LIKE %s",
             (f"{prefix}%",),
         )
         names = [d.name for d in cur.description or ()]

@@ -22,7 +22,7 @@ def test_reports_by_type_and_by_the_deprecated_kind(migrated_db: str) -> None:
     with psycopg.connect(migrated_db) as conn:
         for key, report_type, desk in (("k-flood", "flood", "新庄镇"), ("k-chatter", "chatter", "华士镇")):
             conn.execute(
-                """INSERT INTO alert_reports (kind, report_key, desk, window_start, window_end, count)
+                """INSERT INTO alert_reports (report_type, report_key, desk, window_start, window_end, count)
                    VALUES (%s, %s, %s, '2026-12-05T00:00:00Z', '2026-12-05T00:10:00Z', 11)""",
                 (report_type, key, desk),
             )

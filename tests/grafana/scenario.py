@@ -145,7 +145,7 @@ def _alerts(conn: psycopg.Connection[Any], now: datetime) -> None:
             flood_start + timedelta(seconds=30 * k),
         )
     conn.execute(
-        "INSERT INTO alert_reports (kind, report_key, desk, window_start, window_end, count)"
+        "INSERT INTO alert_reports (report_type, report_key, desk, window_start, window_end, count)"
         " VALUES ('flood', 'flood|scenario', %s, %s, %s, 12)",
         (TOWNSHIPS[0], flood_start, flood_start + timedelta(seconds=330)),
     )
@@ -165,7 +165,7 @@ def _alerts(conn: psycopg.Connection[Any], now: datetime) -> None:
             ),
         )
     conn.execute(
-        "INSERT INTO alert_reports (kind, report_key, desk, alert_id, window_start, window_end, count)"
+        "INSERT INTO alert_reports (report_type, report_key, desk, alert_id, window_start, window_end, count)"
         " VALUES ('chatter', 'chatter|scenario', %s, %s, %s, %s, 7)",
         (TOWNSHIPS[1], chatter, chatter_start, chatter_start + timedelta(seconds=48)),
     )
@@ -173,13 +173,13 @@ def _alerts(conn: psycopg.Connection[Any], now: datetime) -> None:
 
 def _device_events(conn: psycopg.Connection[Any], now: datetime) -> None:
     conn.execute(
-        """INSERT INTO device_events (ts, device_id, kind, name, value, state, note, received_at)
+        """INSERT INTO device_events (ts, device_id, topic_type, name, value, state, note, received_at)
            SELECT %s - (device_id %% 7) * interval '1 minute', device_id, 'status', 'status', NULL,
                   CASE WHEN device_id %% 5 = 0 THEN 'offline' ELSE 'online' END, NULL, %s FROM devices""",
         (now, now),
     )
     conn.execute(
-        """INSERT INTO device_events (ts, device_id, kind, name, value, state, note, received_at)
+        """INSERT INTO device_events (ts, device_id, topic_type, name, value, state, note, received_at)
            SELECT %s - interval '15 minutes', device_id, 'event', 'interlock_trip', 1, NULL, 'test trip', %s
            FROM devices""",
         (now, now),

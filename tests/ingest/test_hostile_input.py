@@ -164,7 +164,7 @@ def test_retained_status_is_stored_once_across_resubscriptions(
             collector = svc.sentinel.collector
             assert collector is not None
             _wait(lambda c=collector: c.stats.acknowledged >= 1, "the retained status never arrived")  # type: ignore[misc]
-    assert _count(ingest_db, "SELECT count(*) FROM device_events WHERE kind = 'status'") == 1
+    assert _count(ingest_db, "SELECT count(*) FROM device_events WHERE topic_type = 'status'") == 1
 
 
 def test_revoked_key_stops_and_new_key_works_at_once(service: ServiceThread, ingest_db: str) -> None:

@@ -57,11 +57,11 @@ def raise_alert(conn: psycopg.Connection[Any], county: County, township: str, gr
     rule = f"flood.rule{n}"
     with conn.transaction(), conn.cursor() as cur:
         cur.execute(
-            """INSERT INTO alerts (alert_key, rule_id, subject, device_id, site_id, kind, grade, state, raised_at,
-                                   township, sector, updated_at)
+            """INSERT INTO alerts (alert_key, rule_id, subject, device_id, site_id, alert_class, grade, state,
+                                   raised_at, township, sector, updated_at)
                VALUES (%s, %s, %s, %s, %s, 'alarm', %s, 'active_unack', %s, %s, 'gas', %s)
                RETURNING alert_id, alert_key, rule_id, subject, site_id, township, sector,
-                         kind AS alert_class, state""",
+                         alert_class, state""",
             (f"{rule}|{device_id}|{n}", rule, str(device_id), device_id, site, grade, at, township, at),
         )
         row = cur.fetchone()

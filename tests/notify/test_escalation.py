@@ -190,7 +190,7 @@ def test_an_acknowledged_alert_that_escalates_again_starts_its_chain_over(
             cur.execute(
                 """UPDATE alerts SET acked = false, state = 'active_unack' WHERE alert_id = %s
                    RETURNING alert_id, alert_key, rule_id, subject, site_id, township, sector,
-                             kind AS alert_class, state""",
+                             alert_class, state""",
                 (alert,),
             )
             assert cur.description is not None

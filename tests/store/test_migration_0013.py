@@ -10,17 +10,11 @@ import psycopg
 from sentinel.registry.repository import upsert_registry
 from sentinel.store import migrations
 from sentinel.testing.registry import small_registry
+from tests.store.history import migrate_to_before
 
 
 def test_existing_duplicates_are_removed_and_letters_hashed(db_url: str) -> None:
-    backend = migrations._backend(db_url)
-    try:
-        known = migrations._known()
-        with backend.lock(timeout=60):
-            before = known.filter(lambda m: m.id != "0013_input_limits")
-            backend.apply_migrations(backend.to_apply(before))
-    finally:
-        backend.connection.close()
+    pending = migrate_to_before(db_url, "0013_input_limits")
     with psycopg.connect(db_url) as conn:
         upsert_registry(conn, small_registry("m13", sites=1, devices_per_site=1))
         (device_id,) = conn.execute("SELECT device_id FROM devices").fetchone() or (0,)
@@ -38,7 +32,7 @@ def test_existing_duplicates_are_removed_and_letters_hashed(db_url: str) -> None
         conn.execute(
             "INSERT INTO dead_letters (received_at, source, reason, raw) VALUES (now(), 'mqtt:x', 'old', 'abc')"
         )
-    assert migrations.upgrade(db_url) == ["0013_input_limits"]
+    assert migrations.upgrade(db_url) == pending
     with psycopg.connect(db_url) as conn:
         online = conn.execute(
             "SELECT count(*), min(received_at) = '2026-12-05T01:00:00Z' FROM device_events WHERE name = 'online'"

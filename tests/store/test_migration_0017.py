@@ -11,16 +11,11 @@ import psycopg
 from sentinel.registry.repository import upsert_registry
 from sentinel.store import migrations
 from sentinel.testing.registry import small_registry
+from tests.store.history import migrate_to_before
 
 
 def test_shelve_expiry_text_becomes_data(db_url: str) -> None:
-    backend = migrations._backend(db_url)
-    try:
-        with backend.lock(timeout=60):
-            before = migrations._known().filter(lambda m: m.id != "0017_shelve_until")
-            backend.apply_migrations(backend.to_apply(before))
-    finally:
-        backend.connection.close()
+    pending = migrate_to_before(db_url, "0017_shelve_until")
     with psycopg.connect(db_url) as conn:
         upsert_registry(conn, small_registry("m17", sites=1, devices_per_site=1))
         (device_id, site_id) = conn.execute("SELECT device_id, site_id FROM devices").fetchone() or (0, "")
@@ -41,7 +36,7 @@ def test_shelve_expiry_text_becomes_data(db_url: str) -> None:
                    VALUES (%s, now(), 'officer', 'active_ack', 'shelved', %s)""",
                 (alert_id, reason),
             )
-    assert migrations.upgrade(db_url) == ["0017_shelve_until"]
+    assert migrations.upgrade(db_url) == pending
     with psycopg.connect(db_url) as conn:
         rows = conn.execute("SELECT reason, shelved_until FROM alert_events ORDER BY event_id").fetchall()
     assert rows == [

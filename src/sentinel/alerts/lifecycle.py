@@ -10,7 +10,7 @@ restart or replay that feeds the same transition twice changes nothing:
   starts mid-condition) moves that alert's grade instead of opening a second one.
 
 Open alerts are looked up by (rule, subject): the subject is the device, or the site of a site-scope rule. The
-alert class (column ``kind``) is the rule's :attr:`~sentinel.engine.model.Rule.alert_class`: ``comm`` for
+alert class (column ``alert_class``) is the rule's :attr:`~sentinel.engine.model.Rule.alert_class`: ``comm`` for
 staleness rules, ``warning`` (预警) for anomaly rules and rules marked ``alert: warning``, ``alarm`` (报警) otherwise.
 A new process alert is *suppressed by design* when its device is in maintenance, its site is not operating, or the
 device has an open comm alert; when that comm alert closes, the held-back alerts are released (event "upstream
@@ -32,10 +32,10 @@ from sentinel.engine.catalog import GRADE_INDEX
 from sentinel.engine.model import RuleSet
 from sentinel.engine.transitions import Transition
 
-# The alert class is stored in column ``kind`` (the console reads it there); rows carry it as ``alert_class``, and
-# as ``kind`` too for API clients of 0.1 (deprecated, removed in 0.2).
+# Rows carry the alert class as ``alert_class`` (its column), and as ``kind`` too for API clients of 0.1 (deprecated,
+# removed in 0.2).
 ALERT_COLUMNS = (
-    "alert_id, alert_key, rule_id, subject, device_id, site_id, kind AS alert_class, kind, grade, state, "
+    "alert_id, alert_key, rule_id, subject, device_id, site_id, alert_class, alert_class AS kind, grade, state, "
     "condition_active, acked, "
     "latching, shelved_until, suppressed_reason, township, sector, hazard_id"
 )
@@ -123,7 +123,9 @@ def _suppression(
         return "device in maintenance"
     if not operating:
         return "plant not operating"
-    cur.execute("SELECT 1 FROM alerts WHERE device_id = %s AND kind = 'comm' AND state <> 'normal'", (device_id,))
+    cur.execute(
+        "SELECT 1 FROM alerts WHERE device_id = %s AND alert_class = 'comm' AND state <> 'normal'", (device_id,)
+    )
     return "upstream device offline (communication fault open)" if cur.fetchone() else None
 
 
@@ -231,7 +233,7 @@ def _open(
     suppressed = _suppression(cur, alert_class, device_id, maintenance, operating)
     state = derive_state(AlertFacts(True, False, latching, None, suppressed), now)
     cur.execute(
-        f"""INSERT INTO alerts (alert_key, rule_id, subject, device_id, site_id, kind, grade, state, raised_at,
+        f"""INSERT INTO alerts (alert_key, rule_id, subject, device_id, site_id, alert_class, grade, state, raised_at,
                                last_value, latching, suppressed_reason, township, sector, updated_at)
            VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
            ON CONFLICT (alert_key) DO NOTHING RETURNING {ALERT_COLUMNS}""",

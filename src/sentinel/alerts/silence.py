@@ -149,7 +149,7 @@ class SilenceGroups:
         self.gateways = {g: frozenset(s) for g, s in served.items()}
         rows = conn.execute(
             """SELECT a.subject, a.rule_id, d.device, a.grade FROM alerts a JOIN devices d USING (device_id)
-               WHERE a.kind = 'comm' AND a.state <> 'normal' AND a.condition_active AND a.subject <> d.device"""
+               WHERE a.alert_class = 'comm' AND a.state <> 'normal' AND a.condition_active AND a.subject <> d.device"""
         ).fetchall()
         for subject, rule_id, device, grade in rows:
             unit_sites = self.gateways.get(subject, frozenset({subject})) & sites

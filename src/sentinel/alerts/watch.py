@@ -83,7 +83,7 @@ def _report(
     count: int,
 ) -> int:
     cur.execute(
-        """INSERT INTO alert_reports (kind, report_key, desk, alert_id, window_start, window_end, count)
+        """INSERT INTO alert_reports (report_type, report_key, desk, alert_id, window_start, window_end, count)
            VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT (report_key) DO NOTHING""",
         (report_type, key, desk, alert_id, start, end, count),
     )
@@ -105,12 +105,11 @@ def _report(
 def list_reports(
     conn: psycopg.Connection[Any], report_type: str | None = None, limit: int = 100
 ) -> list[dict[str, Any]]:
-    """Reports newest first, of one type (``chatter`` or ``flood``) or all. The type is stored in column ``kind``
-    (the Grafana boards read it there); rows carry it as ``report_type``, and as ``kind`` too for API clients of
-    0.1 (deprecated, removed in 0.2)."""
+    """Reports newest first, of one type (``chatter`` or ``flood``) or all. Rows carry the type as ``report_type``
+    (its column), and as ``kind`` too for API clients of 0.1 (deprecated, removed in 0.2)."""
     rows = conn.execute(
-        """SELECT report_id, kind, desk, alert_id, window_start, window_end, count FROM alert_reports
-           WHERE %s::text IS NULL OR kind = %s ORDER BY report_id DESC LIMIT %s""",
+        """SELECT report_id, report_type, desk, alert_id, window_start, window_end, count
+           FROM alert_reports WHERE %s::text IS NULL OR report_type = %s ORDER BY report_id DESC LIMIT %s""",
         (report_type, report_type, limit),
     ).fetchall()
     names = ("report_id", "report_type", "desk", "alert_id", "window_start", "window_end", "count")

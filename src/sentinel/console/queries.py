@@ -87,8 +87,8 @@ def board(conn: psycopg.Connection[Any], flt: BoardFilter, page: int, page_size:
         pages = max(1, -(-total // page_size))
         page = min(max(1, page), pages)
         cur.execute(
-            f"""SELECT a.alert_id, a.rule_id, a.subject, a.site_id, s.name AS site_name, a.township, a.sector, a.kind,
-                       a.grade, a.state, a.acked, a.raised_at, a.last_value, a.hazard_id, a.shelved_until
+            f"""SELECT a.alert_id, a.rule_id, a.subject, a.site_id, s.name AS site_name, a.township, a.sector,
+                       a.alert_class, a.grade, a.state, a.acked, a.raised_at, a.last_value, a.hazard_id, a.shelved_until
                 FROM alerts a JOIN sites s USING (site_id) WHERE {WHERE}
                 ORDER BY sentinel_grade_level(a.grade) DESC, a.raised_at, a.alert_id
                 LIMIT %(limit)s OFFSET %(offset)s""",
@@ -143,7 +143,7 @@ def devices(conn: psycopg.Connection[Any], now: datetime, recent: timedelta) -> 
             """WITH heard AS (
                    SELECT device_id, max(received_at) AS last_heard FROM message_log
                    WHERE received_at >= %(since)s GROUP BY device_id),
-               comm AS (SELECT DISTINCT device_id FROM alerts WHERE kind = 'comm' AND state <> 'normal')
+               comm AS (SELECT DISTINCT device_id FROM alerts WHERE alert_class = 'comm' AND state <> 'normal')
                SELECT d.device, d.device_class, d.site_id AS site, s.name AS site_name, s.township, s.sector,
                       d.maintenance, d.in_service, h.last_heard, st.state AS last_status,
                       (c.device_id IS NOT NULL OR coalesce(st.state = 'offline', false)) AS offline,
@@ -154,7 +154,7 @@ def devices(conn: psycopg.Connection[Any], now: datetime, recent: timedelta) -> 
                LEFT JOIN device_heard f ON f.device_id = d.device_id
                LEFT JOIN comm c ON c.device_id = d.device_id
                LEFT JOIN LATERAL (SELECT e.state FROM device_events e WHERE e.device_id = d.device_id
-                                  AND e.kind = 'status' ORDER BY e.ts DESC LIMIT 1) st ON true
+                                  AND e.topic_type = 'status' ORDER BY e.ts DESC LIMIT 1) st ON true
                ORDER BY d.device""",
             {"since": now - recent},
         )

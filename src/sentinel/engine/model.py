@@ -34,7 +34,7 @@ GROUP_KINDS = ("composite", "interlock")
 RULE_KINDS = (*LEVEL_KINDS, "staleness", *GROUP_KINDS, "anomaly")
 ANOMALY_DETECTORS = ("pca", "iforest", "robust_z")  # an anomaly rule's ``detector``: the model file must be one
 
-# The alert class of each rule kind's alerts in the alert lifecycle (stored in column alerts.kind), unless the rule
+# The alert class of each rule kind's alerts in the alert lifecycle (column alerts.alert_class), unless the rule
 # says (``alert:``): model-based findings are early warnings (预警), distinct from threshold alarms (报警); staleness
 # is a communication fault. A rule of another kind that is an early warning by design (a trend below the alarm
 # level, DOMAIN.md) says ``alert: warning``. This is the one place the alert class is decided; the lifecycle stores
@@ -121,7 +121,7 @@ class Rule:
     @property
     def alert_class(self) -> str:
         """``alarm`` (报警), ``warning`` (预警: anomaly rules, and rules marked ``alert: warning``) or ``comm``
-        (staleness): the alert class, stored in column ``alerts.kind``."""
+        (staleness): the alert class, stored in column ``alerts.alert_class``."""
         if self.kind == "staleness":
             return "comm"
         return self.alert or ALERT_CLASS_OF_RULE.get(self.kind, "alarm")

@@ -13,7 +13,7 @@ Transitions from :meth:`Engine.tick` (staleness) carry ``ts_us = now_us``, ``seq
 seconds since the device's newest reading. Within a batch the order is by (ts_us, rule, subject), ties in
 evaluation order.
 
-``alert_class`` says what the lifecycle stores the alert as (:attr:`Rule.alert_class`, in column ``alerts.kind``):
+``alert_class`` says what the lifecycle stores the alert as (:attr:`Rule.alert_class`, column ``alerts.alert_class``):
 ``warning`` for anomaly rules (early warnings, 预警, from a model; their ``value`` is the normalised score) and rules
 marked ``alert: warning``, ``comm`` for staleness, ``alarm`` (报警) for every other rule. ``Transitions.alert_classes``
 gives it per rule index, :meth:`Transitions.warning` per row.

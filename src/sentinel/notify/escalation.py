@@ -76,7 +76,7 @@ def escalate_due(
     with conn.transaction(), conn.cursor() as cur:
         cur.execute(
             """SELECT e.alert_id, e.grade, e.started_at, e.base, e.next_step, a.state, a.acked, a.township, a.sector,
-                      a.site_id, a.subject, a.rule_id, a.kind AS alert_class, a.raised_at
+                      a.site_id, a.subject, a.rule_id, a.alert_class, a.raised_at
                FROM notify_escalations e JOIN alerts a USING (alert_id)
                WHERE e.stopped_at IS NULL AND e.next_due_at <= %s
                ORDER BY e.next_due_at FOR UPDATE OF e SKIP LOCKED""",

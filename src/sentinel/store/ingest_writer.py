@@ -233,7 +233,7 @@ class IngestWriter:
                 stored_fields: dict[str, object] = {
                     "device": device,
                     "ts": format_ts(e.ts_us),
-                    "kind": e.topic_type,  # as the device_events row would have held it
+                    "topic_type": e.topic_type,  # as the device_events row would have held it
                     "name": e.name,
                     "value": e.value,
                     "state": e.state,
@@ -333,11 +333,11 @@ class IngestWriter:
         with conn.cursor() as cur:
             if batch.events:
                 cur.executemany(
-                    # Idempotent by (device, ts, kind, name): a retained status redelivered on every
+                    # Idempotent by (device, ts, topic type, name): a retained status redelivered on every
                     # re-subscription, or an event sent twice, is stored once (migration 0013).
-                    """INSERT INTO device_events (ts, device_id, kind, name, value, state, note, received_at)
+                    """INSERT INTO device_events (ts, device_id, topic_type, name, value, state, note, received_at)
                        VALUES (to_timestamp(%s / 1e6), %s, %s, %s, %s, %s, %s, to_timestamp(%s / 1e6))
-                       ON CONFLICT (device_id, ts, kind, name) DO NOTHING""",
+                       ON CONFLICT (device_id, ts, topic_type, name) DO NOTHING""",
                     [
                         (e.ts_us, e.device_id, e.topic_type, e.name, e.value, e.state, e.note, batch.received_at_us)
                         for e in batch.events
