@@ -1,4 +1,5 @@
-"""Shared fixtures: real PostgreSQL databases, created per test and dropped after.
+"""Shared fixtures: real PostgreSQL databases, created per test and dropped after (a migrated one is a copy of a
+template migrated once per session: see sentinel.testing.postgres).
 
 SENTINEL_TEST_DATABASE_URL points the suite at an existing server (CI uses the machine's PostgreSQL); without it an
 embedded PostgreSQL is started for the session, so the suite passes on a machine with no servers. MQTT tests get a
@@ -13,7 +14,6 @@ from collections.abc import Iterator
 
 import pytest
 
-from sentinel.store import migrations
 from sentinel.store.embedded import EmbeddedPostgres
 from sentinel.testing.broker import BrokerUnavailable, PrivateMosquitto
 from sentinel.testing.postgres import PostgresForTests, postgres_for_tests, scratch_dir
@@ -51,10 +51,10 @@ def db_url(pg: PostgresForTests) -> Iterator[str]:
 
 
 @pytest.fixture
-def migrated_db(db_url: str) -> str:
-    """A fresh database with every migration applied."""
-    migrations.upgrade(db_url)
-    return db_url
+def migrated_db(pg: PostgresForTests) -> Iterator[str]:
+    """A fresh database with every migration applied (a copy of the session's migrated template)."""
+    with pg.database(migrated=True) as conninfo:
+        yield conninfo
 
 
 @pytest.fixture
