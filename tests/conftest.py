@@ -19,6 +19,14 @@ from sentinel.testing.broker import BrokerUnavailable, PrivateMosquitto
 from sentinel.testing.postgres import PostgresForTests, postgres_for_tests, scratch_dir
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The `timescale` tests share the session's TimescaleDB engine: one worker runs them all (one engine, not one
+    per worker)."""
+    for item in items:
+        if item.get_closest_marker("timescale") is not None:
+            item.add_marker(pytest.mark.xdist_group("timescale"))
+
+
 @pytest.fixture(scope="session")
 def pg() -> Iterator[PostgresForTests]:
     with postgres_for_tests(os.environ.get("SENTINEL_TEST_DATABASE_URL")) as server:
