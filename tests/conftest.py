@@ -13,10 +13,18 @@ import shutil
 from collections.abc import Iterator
 
 import pytest
+from hypothesis import settings
 
 from sentinel.store.embedded import EmbeddedPostgres
 from sentinel.testing.broker import BrokerUnavailable, PrivateMosquitto
 from sentinel.testing.postgres import PostgresForTests, postgres_for_tests, scratch_dir
+from tests.examples import DEV, FULL
+
+# Property tests at full strength in CI (`--hypothesis-profile=ci` in .ci/run), a third of it by default
+# (tests/examples.py).
+settings.register_profile("ci", max_examples=FULL)
+settings.register_profile("dev", max_examples=DEV)
+settings.load_profile("dev")  # --hypothesis-profile, when given, is loaded after this
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
