@@ -8,6 +8,7 @@ private Mosquitto each and skip where the binary is missing.
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 from collections.abc import Iterator
@@ -33,6 +34,18 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if item.get_closest_marker("timescale") is not None:
             item.add_marker(pytest.mark.xdist_group("timescale"))
+
+
+@pytest.fixture(autouse=True)
+def _no_log_handler_left_on_a_closed_stream() -> Iterator[None]:
+    """A command run in-process (typer's CliRunner) installs Sentinel's log handler on the runner's stderr, which is
+    closed when the command returns: take the handler off after the test, or a later test's log record (another
+    thread's, in whichever test runs next on that worker) fails with "I/O operation on closed file"."""
+    yield
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        if handler.get_name() == "sentinel":
+            root.removeHandler(handler)
 
 
 @pytest.fixture(scope="session")
