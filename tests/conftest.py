@@ -1,4 +1,5 @@
-"""Shared fixtures: real PostgreSQL databases, created per test and dropped after.
+"""Shared fixtures: real PostgreSQL databases, created per test and dropped after (a migrated one is a copy of a
+template migrated once per session: see sentinel.testing.postgres).
 
 SENTINEL_TEST_DATABASE_URL points the suite at an existing server (CI uses the machine's PostgreSQL); without it an
 embedded PostgreSQL is started for the session, so the suite passes on a machine with no servers. MQTT tests get a
@@ -7,16 +8,44 @@ private Mosquitto each and skip where the binary is missing.
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 from collections.abc import Iterator
 
 import pytest
+from hypothesis import settings
 
-from sentinel.store import migrations
 from sentinel.store.embedded import EmbeddedPostgres
 from sentinel.testing.broker import BrokerUnavailable, PrivateMosquitto
 from sentinel.testing.postgres import PostgresForTests, postgres_for_tests, scratch_dir
+from tests.examples import DEV, FULL
+
+# Property tests at full strength in CI (`--hypothesis-profile=ci` in .ci/run), a third of it by default
+# (tests/examples.py).
+settings.register_profile("ci", max_examples=FULL)
+settings.register_profile("dev", max_examples=DEV)
+settings.load_profile("dev")  # --hypothesis-profile, when given, is loaded after this
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The `timescale` tests share the session's TimescaleDB engine: one worker runs them all (one engine, not one
+    per worker)."""
+    for item in items:
+        if item.get_closest_marker("timescale") is not None:
+            item.add_marker(pytest.mark.xdist_group("timescale"))
+
+
+@pytest.fixture(autouse=True)
+def _no_log_handler_left_on_a_closed_stream() -> Iterator[None]:
+    """A command run in-process (typer's CliRunner) installs Sentinel's log handler on the runner's stderr, which is
+    closed when the command returns: take the handler off after the test, or a later test's log record (another
+    thread's, in whichever test runs next on that worker) fails with "I/O operation on closed file"."""
+    yield
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        if handler.get_name() == "sentinel":
+            root.removeHandler(handler)
 
 
 @pytest.fixture(scope="session")
@@ -51,10 +80,10 @@ def db_url(pg: PostgresForTests) -> Iterator[str]:
 
 
 @pytest.fixture
-def migrated_db(db_url: str) -> str:
-    """A fresh database with every migration applied."""
-    migrations.upgrade(db_url)
-    return db_url
+def migrated_db(pg: PostgresForTests) -> Iterator[str]:
+    """A fresh database with every migration applied (a copy of the session's migrated template)."""
+    with pg.database(migrated=True) as conninfo:
+        yield conninfo
 
 
 @pytest.fixture

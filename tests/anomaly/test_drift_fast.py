@@ -19,6 +19,7 @@ from sentinel.engine.anomaly.detector import Detector, FloatArray
 from sentinel.engine.anomaly.drift import CLIP, recentred_loop, recentred_statistics
 from sentinel.engine.anomaly.iforest import fit_isolation_forest
 from sentinel.engine.anomaly.pca import fit_pca
+from tests.examples import examples
 
 
 @dataclass
@@ -112,7 +113,7 @@ def check(c: Case) -> tuple[int, int]:
     return gated, capped
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=examples(150), deadline=None)
 @given(case=cases())
 def test_fast_paths_equal_the_per_row_recursion(case: Case) -> None:
     gated, capped = check(case)

@@ -18,6 +18,7 @@ from sentinel.engine.anomaly import FORMAT_VERSION, AnomalyModel, FitSettings, f
 from sentinel.engine.anomaly.model_file import _digest
 from sentinel.errors import ModelError
 from tests.anomaly.synthetic import NAMES, normal_rows
+from tests.examples import examples
 
 TRAIN = normal_rows(500, seed=31)
 MODELS: dict[str, AnomalyModel] = {
@@ -46,7 +47,7 @@ def test_round_trip_keeps_metadata(saved: tuple[AnomalyModel, Path]) -> None:
     assert loaded.detector.parameters() == model.detector.parameters()
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=examples(25), deadline=None)
 @given(
     kind=st.sampled_from(sorted(MODELS)),
     rows=arrays(np.float64, st.tuples(st.integers(1, 40), st.just(4)), elements=st.floats(-1e3, 1e3)),

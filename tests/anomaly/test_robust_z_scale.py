@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 from sentinel.engine.anomaly import FitSettings, fit_model
 from sentinel.engine.anomaly.robust_z import fit_robust_z, robust_scale
+from tests.examples import examples
 
 NAMES = ("pressure", "current")
 RELATIVE_JITTER = 1e-6
@@ -36,7 +37,7 @@ def jittered(rows: np.ndarray, spread: np.ndarray, seed: int) -> np.ndarray:
     return moved
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=examples(60), deadline=None)
 @given(
     mode_share=st.floats(0.5, 0.9),
     step=st.floats(1e-3, 1e3),

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from sentinel.engine.anomaly import AnomalyModel, FitSettings, Scorer, fit_model
 from sentinel.engine.anomaly.windows import run_lengths, trailing_mean, trailing_median
 from tests.anomaly.synthetic import NAMES, normal_rows
+from tests.examples import examples
 
 TRAIN = normal_rows(600, seed=21)
 SERIES = np.concatenate([normal_rows(150, seed=22), normal_rows(60, seed=23) + 3.0, normal_rows(90, seed=24)])
@@ -55,7 +56,7 @@ def test_run_lengths_count_consecutive_true(flags: list[bool], carried: int) -> 
     assert run_lengths(np.array(flags, dtype=bool), carried).tolist() == expected
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=examples(40), deadline=None)
 @given(kind=st.sampled_from(sorted(MODELS)), cuts=st.lists(st.integers(0, len(SERIES)), max_size=8))
 def test_scoring_in_batches_equals_scoring_at_once(kind: str, cuts: list[int]) -> None:
     model = MODELS[kind]

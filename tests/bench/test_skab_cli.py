@@ -18,6 +18,9 @@ import numpy as np
 import polars as pl
 import pytest
 
+# One worker runs this module under pytest-xdist, so the module-scoped benchmark run is built once.
+pytestmark = pytest.mark.xdist_group("bench-skab_cli")
+
 ROOT = Path(__file__).resolve().parents[2]
 BENCH = ROOT / "bench" / "skab.py"
 # ../shared/data beside the checkout (or beside the folder of worktrees the checkout is in).

@@ -30,6 +30,7 @@ from sentinel.collect.commands import broker_app, load_broker_registry, parse_br
 from sentinel.collect.mqtt import CollectorConfig, MqttCollector, MqttMessage
 from sentinel.errors import BrokerError
 from sentinel.testing.broker import BrokerUnavailable, PrivateMosquitto, find_mosquitto, free_port, publish
+from tests.examples import examples
 
 REGISTRY_YAML = """
 sentinel: {id: sentinel-ingest, secret: "ingest secret"}
@@ -160,7 +161,7 @@ def test_password_entry_matches_mosquitto_passwd(tmp_path: Path) -> None:
     assert password_entry("alice", "s3cret", salt=salt) == theirs
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=examples(25), deadline=None)
 @given(
     secret=st.text(min_size=1, max_size=40).filter(lambda s: not any(c in s for c in "\r\n\0")),
     other=st.text(min_size=1, max_size=40),

@@ -18,6 +18,7 @@ from sentinel.engine.reference import ReferenceEngine
 from sentinel.engine.transitions import Transition
 from tests.engine.packs import ANOMALY_KINDS, kind_rules, probes, write_probe_models
 from tests.engine.test_equivalence import LATENESS_S, Stream, streams
+from tests.examples import examples
 
 MODELS = Path(tempfile.mkdtemp(prefix="sentinel-anomaly-models-"))
 write_probe_models(MODELS)
@@ -58,13 +59,13 @@ def run_both(stream: Stream, only: tuple[str, ...], restore_at: int | None = Non
 
 
 @pytest.mark.parametrize("kind", ANOMALY_KINDS)
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(40), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(stream=streams())
 def test_each_detector_matches_reference(kind: str, stream: Stream) -> None:
     run_both(stream, (kind,))
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(40), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(stream=streams(), restore_at=st.one_of(st.none(), st.integers(0, 3)))
 def test_anomaly_with_threshold_rules_matches_reference(stream: Stream, restore_at: int | None) -> None:
     run_both(stream, (*ANOMALY_KINDS, "t.threshold", "t.sustained", "t.stale", "t.composite"), restore_at)

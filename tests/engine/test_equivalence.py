@@ -17,6 +17,7 @@ from sentinel.engine.catalog import METRIC_INDEX
 from sentinel.engine.engine import Engine
 from sentinel.engine.reference import ReferenceEngine
 from tests.engine.packs import KINDS, kind_rules, probes
+from tests.examples import examples
 
 METRICS = ["port_temp_c", "port_power_w", "spark_count", "smoke", "port_output_off", "charge_minutes"]
 VALUES = [0.0, 0.4, 1.0, 2.0, 3.0, 45.0, 50.0, 55.0, 60.0, 62.0, 66.0, 70.0, 75.0, 90.0, 100.0, 120.0, float("nan")]
@@ -100,13 +101,13 @@ def run_both(stream: Stream, only: tuple[str, ...], restore_at: int | None = Non
 
 
 @pytest.mark.parametrize("kind", KINDS)
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(30), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(stream=streams())
 def test_each_kind_matches_reference(kind: str, stream: Stream) -> None:
     run_both(stream, (kind,))
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(60), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     stream=streams(),
     restore_at=st.one_of(st.none(), st.integers(0, 3)),
@@ -116,7 +117,7 @@ def test_all_kinds_together_match_reference(stream: Stream, restore_at: int | No
     run_both(stream, KINDS, restore_at, limit)
 
 
-@settings(max_examples=30, deadline=None)
+@settings(max_examples=examples(30), deadline=None)
 @given(stream=streams(), cuts=st.lists(st.integers(0, 60), max_size=5))
 def test_ordered_stream_does_not_depend_on_batch_boundaries(stream: Stream, cuts: list[int]) -> None:
     """With device time strictly in order (and no lateness cut-off), where batches are cut changes nothing.

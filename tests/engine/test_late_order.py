@@ -25,6 +25,7 @@ from sentinel.engine.catalog import METRIC_INDEX
 from sentinel.engine.engine import Engine
 from sentinel.engine.transitions import Transition
 from tests.engine.packs import KINDS, kind_rules, probes
+from tests.examples import examples
 
 METRICS = ["port_temp_c", "port_power_w", "spark_count", "smoke", "port_output_off", "charge_minutes"]
 VALUES = [0.0, 0.4, 1.0, 2.0, 3.0, 45.0, 50.0, 55.0, 60.0, 62.0, 66.0, 70.0, 75.0, 90.0, 100.0, 120.0]
@@ -67,7 +68,7 @@ def key(t: Transition) -> tuple[object, ...]:
     return (t.rule_id, t.subject, t.device_id, t.from_grade, t.to_grade, t.ts_us, t.seq)
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(150), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(case=arrivals())
 def test_late_readings_across_batches_are_evaluated_in_device_time_order(
     case: tuple[int, list[np.ndarray], list[int]],

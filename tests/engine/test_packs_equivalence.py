@@ -13,6 +13,7 @@ from sentinel.engine.devices import DeviceSpec
 from sentinel.engine.engine import Engine
 from sentinel.engine.loader import load_rules
 from sentinel.engine.reference import ReferenceEngine
+from tests.examples import examples
 
 RULES = load_rules()
 ATTRS = {
@@ -53,7 +54,7 @@ def plant_streams(draw: st.DrawFn) -> tuple[list[tuple[int, int, int, float]], l
     return rows, cuts, ticks
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(150), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(stream=plant_streams())
 def test_shipped_packs_match_reference(stream: tuple[list[tuple[int, int, int, float]], list[int], list[int]]) -> None:
     rows, cuts, ticks = stream

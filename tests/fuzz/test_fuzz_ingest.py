@@ -38,6 +38,9 @@ from sentinel.wire.deadletter import INTERNAL
 from tests.fuzz.conftest import EXAMPLES, FUZZ, TIMEOUT_S
 from tests.wire.strategies import event_like, json_values, status_like, telemetry_like
 
+# One worker runs this module under pytest-xdist, so the module-scoped sink is built once.
+pytestmark = pytest.mark.xdist_group("fuzz-fuzz_ingest")
+
 SITE, OTHER_SITE, GATEWAY = "fz-site", "fz-other", "fz-gw"
 DEVICES = [f"fz-d{i}" for i in range(4)]
 EXAMPLE_BYTES = sorted(

@@ -17,6 +17,9 @@ from sentinel.hazards.stats import statistics
 from tests.grafana.conftest import load_dashboards
 from tests.grafana.macros import TimeRange, VariableValue, expand
 
+# One worker runs this module under pytest-xdist, so the scenario database (module-scoped fixture) is built once.
+pytestmark = pytest.mark.xdist_group("grafana-panel_queries")
+
 DASHBOARDS = load_dashboards()
 PG_UID = "sentinel-pg"
 _TABLES_READ = re.compile(r"\b(?:FROM|JOIN)\s+([A-Za-z_][A-Za-z0-9_.]*)", re.IGNORECASE)

@@ -30,6 +30,7 @@ from sentinel.notify.service import Notifier
 from sentinel.registry.entries import RegistryFile
 from sentinel.registry.repository import create_api_key
 from sentinel.testing.service import running_service
+from tests.examples import examples
 
 MINE = ("/v1/telemetry", "/healthz", "/readyz", "/metrics")
 # Valid by the document yet refused for what a schema cannot say: telemetry for an unknown device or a time far
@@ -49,7 +50,7 @@ def _ndjson(_ctx: Any, value: Any) -> bytes:
 Found = tuple[list[str], Counter[str], Counter[int]]
 
 
-def _fuzz(db: str, spool: Path, registry: RegistryFile, *, mine: bool, examples: int) -> Found:
+def _fuzz(db: str, spool: Path, registry: RegistryFile, *, mine: bool, count: int) -> Found:
     with psycopg.connect(db) as conn:
         admin = create_api_key(conn, "fuzz-admin", "admin")
     gateway = registry.gateways[0].secret
@@ -69,7 +70,7 @@ def _fuzz(db: str, spool: Path, registry: RegistryFile, *, mine: bool, examples:
         strategy = st.one_of(*[op.as_strategy(generation_mode=mode) for op in chosen for mode in GenerationMode])
 
         @given(case=strategy)
-        @settings(max_examples=examples, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+        @settings(max_examples=count, deadline=None, suppress_health_check=list(HealthCheck), database=None)
         def call(case: Any) -> None:
             key = gateway if case.path.startswith("/v1/telemetry") else admin
             response = case.call(base_url=svc.url, headers={"Authorization": f"Bearer {key}"})
@@ -98,18 +99,18 @@ def _fuzz(db: str, spool: Path, registry: RegistryFile, *, mine: bool, examples:
 def test_ingest_and_ops_routes_never_5xx_and_match_the_schema(
     ingest_db: str, tmp_path: Path, registry: RegistryFile
 ) -> None:
-    failures, mismatches, seen = _fuzz(ingest_db, tmp_path / "spool", registry, mine=True, examples=300)
+    failures, mismatches, seen = _fuzz(ingest_db, tmp_path / "spool", registry, mine=True, count=examples(300))
     assert failures == []
     assert dict(mismatches) == {}
     # The run reached the handlers, not only the door: valid bodies for unknown devices (403), invalid ones (400).
-    assert sum(seen.values()) >= 100, seen
+    assert sum(seen.values()) >= examples(100), seen
     assert {400, 403} <= set(seen), seen
 
 
 def test_every_other_route_never_5xx_and_matches_the_schema(
     ingest_db: str, tmp_path: Path, registry: RegistryFile
 ) -> None:
-    failures, mismatches, seen = _fuzz(ingest_db, tmp_path / "spool", registry, mine=False, examples=300)
+    failures, mismatches, seen = _fuzz(ingest_db, tmp_path / "spool", registry, mine=False, count=examples(300))
     assert failures == []
     assert dict(mismatches) == {}
     # Reached the handlers: answers (200), missing alerts and hazards (404), refused input (422).

@@ -22,6 +22,9 @@ from sentinel.testing.postgres import PostgresForTests
 
 from .conftest import run_through_sentinel
 
+# One worker runs this module under pytest-xdist, so the quiet county's run (module-scoped fixture) is built once.
+pytestmark = pytest.mark.xdist_group("sim-scenarios")
+
 START_US = 1_795_000_000_000_000  # fixed, in the past, so replays of a recording compare exactly
 
 

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from sentinel.batch import ReadingBatch
 from sentinel.store.readings import ReadingsWriter
+from tests.examples import examples
 
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 rows = st.lists(
@@ -26,7 +27,7 @@ rows = st.lists(
 )
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=examples(25), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=rows)
 def test_copy_round_trip(migrated_db: str, data: list[tuple[int, int, int, float]]) -> None:
     columns = ReadingBatch(

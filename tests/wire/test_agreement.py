@@ -24,11 +24,12 @@ from sentinel.wire import (
     decode_status,
     decode_telemetry,
 )
+from tests.examples import examples
 from tests.wire.strategies import event_like, json_values, status_like, telemetry_like
 from tests.wire.support import VALIDATORS, parent_path, resolve, schema_error_paths
 
 FAR_FUTURE_US = (contract.MAX_TS_MS + 2 * 86_400_000) * 1000
-FAST = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+FAST = settings(max_examples=examples(300), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 def _verdict(kind: str, decode: Callable[..., Any], message: dict[str, Any]) -> None:
@@ -69,7 +70,7 @@ def test_status_verdicts_agree(message: dict[str, Any]) -> None:
     _verdict("status", decode_status, message)
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=examples(100), deadline=None)
 @given(st.lists(telemetry_like, max_size=8))
 def test_batch_items_are_judged_like_single_messages(items: list[dict[str, Any]]) -> None:
     envelope = {"messages": items}
@@ -83,7 +84,7 @@ def test_batch_items_are_judged_like_single_messages(items: list[dict[str, Any]]
         assert json.loads(rejected.raw) == items[rejected.index or 0]
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=examples(100), deadline=None)
 @given(st.lists(telemetry_like, max_size=8))
 def test_array_ndjson_and_batch_bodies_agree(items: list[dict[str, Any]]) -> None:
     as_batch = decode_batch(json.dumps({"messages": items}).encode(), now_us=FAR_FUTURE_US)
@@ -108,7 +109,7 @@ envelopes = st.fixed_dictionaries(
 )
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=examples(150), deadline=None)
 @given(envelopes)
 def test_batch_envelope_verdicts_agree(envelope: dict[str, Any]) -> None:
     schema_ok = VALIDATORS["batch"].is_valid(envelope)

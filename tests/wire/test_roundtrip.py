@@ -22,6 +22,7 @@ from sentinel.wire import (
     encode_telemetry,
     to_columns,
 )
+from tests.examples import examples
 from tests.wire.strategies import good_ids, good_names, good_readings
 
 NOW_US = 1_795_867_200_000_000
@@ -56,7 +57,7 @@ events = st.builds(
 statuses = st.builds(Status, device=good_ids, status=st.sampled_from(["online", "offline"]), ts_us=st.none() | ts_us)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(telemetry)
 def test_telemetry_round_trips(msg: Telemetry) -> None:
     assert decode_telemetry(encode_telemetry(msg), now_us=NOW_US) == msg
@@ -64,7 +65,7 @@ def test_telemetry_round_trips(msg: Telemetry) -> None:
     assert decode_telemetry(encode_telemetry(whole_ms, "ms"), now_us=NOW_US) == whole_ms
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=examples(100), deadline=None)
 @given(st.lists(telemetry, max_size=10))
 def test_batch_round_trips(messages: list[Telemetry]) -> None:
     result = decode_batch(encode_batch(messages), now_us=NOW_US)
@@ -72,14 +73,14 @@ def test_batch_round_trips(messages: list[Telemetry]) -> None:
     assert result.rejected == []
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=examples(100), deadline=None)
 @given(events, statuses)
 def test_event_and_status_round_trip(event: Event, status: Status) -> None:
     assert decode_event(encode_event(event), now_us=NOW_US) == event
     assert decode_status(encode_status(status), now_us=NOW_US) == status
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=examples(100), deadline=None)
 @given(st.lists(telemetry, max_size=10))
 def test_columns_hold_every_reading_once(messages: list[Telemetry]) -> None:
     columns = to_columns(messages)
