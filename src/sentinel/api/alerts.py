@@ -13,7 +13,7 @@ from typing import Annotated, Any
 
 import psycopg
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from sentinel.alerts import actions
 from sentinel.alerts.maintenance import set_maintenance
@@ -22,7 +22,7 @@ from sentinel.alerts.states import GRADES, STATES
 from sentinel.alerts.watch import list_reports
 from sentinel.api.auth import require
 from sentinel.api.context import context
-from sentinel.api.problems import KEYED, NO_NUL, QueryText, RowId, Said, Text, answers, choice
+from sentinel.api.problems import KEYED, NO_NUL, Instant, QueryText, RowId, Said, Text, answers, choice
 from sentinel.errors import TransitionError
 from sentinel.registry.repository import ApiKey
 from sentinel.registry.roles import ADMIN, ALERT_STAFF, MAINTENANCE
@@ -67,7 +67,7 @@ class ShelveBody(BaseModel):
     model_config = ConfigDict(extra="forbid")  # an unknown field is a 422 naming it, never dropped
 
     reason: Text = Field(min_length=1)
-    until: AwareDatetime | None = None
+    until: Instant | None = None
     minutes: float | None = Field(default=None, gt=0, le=YEAR_MINUTES)  # a year at most: the clock stays in range
 
 

@@ -10,11 +10,11 @@ from datetime import date
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from sentinel.api.alerts import clock, database
 from sentinel.api.auth import require
-from sentinel.api.problems import KEYED, QueryText, RowId, Said, Text, answers, choice
+from sentinel.api.problems import KEYED, Instant, QueryText, RowId, Said, Text, answers, choice
 from sentinel.hazards import register
 from sentinel.hazards.states import SECTORS, SOURCES, STATES
 from sentinel.hazards.states import Request as MoveRequest
@@ -91,8 +91,8 @@ def list_hazards(
 def hazard_statistics(
     request: Request,
     _key: Staff,
-    start: AwareDatetime,
-    end: AwareDatetime,
+    start: Instant,
+    end: Instant,
     by: Annotated[str, Query(json_schema_extra=choice(list(GROUPINGS)))] = "sector",
     level: QueryText = None,
 ) -> list[dict[str, Any]]:

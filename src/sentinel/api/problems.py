@@ -10,12 +10,26 @@ API key may answer. Inputs that reach PostgreSQL are constrained in the document
 
 from __future__ import annotations
 
+import re
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import Path, Query
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field
 
-__all__ = ["KEYED", "NO_NUL", "SAID", "ErrorBody", "QueryText", "RowId", "Said", "Text", "answers", "choice"]
+__all__ = [
+    "KEYED",
+    "NO_NUL",
+    "SAID",
+    "ErrorBody",
+    "Instant",
+    "QueryText",
+    "RowId",
+    "Said",
+    "Text",
+    "answers",
+    "choice",
+]
 
 NO_NUL = r"^[^\x00]*$"
 NO_NUL_REASON = "must not contain the NUL character (U+0000)"
@@ -69,3 +83,16 @@ Text = Annotated[str, Field(pattern=NO_NUL)]
 Said = Annotated[str, Field(pattern=SAID)]  # required text that is not blank (a reason, a title)
 QueryText = Annotated[str | None, Query(pattern=NO_NUL)]
 RowId = Annotated[int, Path(ge=1, le=BIGINT_MAX)]
+
+# RFC 3339 with its offset, as the OpenAPI document's ``format: date-time`` promises. Pydantic alone would also take a
+# number (seconds since 1970) or a date with a space before the time, which the document calls invalid.
+_RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
+
+
+def _rfc3339(value: object) -> object:
+    if isinstance(value, datetime) or (isinstance(value, str) and _RFC3339.match(value)):
+        return value
+    raise ValueError("must be a date and time with its offset (RFC 3339), e.g. 2026-12-05T08:00:00+08:00")
+
+
+Instant = Annotated[AwareDatetime, BeforeValidator(_rfc3339)]
