@@ -156,8 +156,12 @@ def test_a_reading_posted_over_http_appears_live_then_is_acknowledged_and_shelve
     history = text_of(driver, "#history")
     officer = f"{plant.devices[0].split('-')[0]}-officer"
     assert history.count(officer) == 2
-    assert "ack: 已电话通知企业" in history
-    assert "企业正在抢修，暂时搁置" in history
+    # The action's id in words, Chinese first; what the officer typed as typed.
+    assert "确认：已电话通知企业" in history
+    assert "搁置：企业正在抢修，暂时搁置" in history
+    assert "报警：无 → 二级 橙色" in history
+    assert "ack:" not in history
+    assert "raise:" not in history
     # The expiry is data shown in the display zone (Asia/Shanghai by default), not UTC text baked into the reason.
     until = re.search(r"搁置至 (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)", history)
     assert until is not None, history

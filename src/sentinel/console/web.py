@@ -92,7 +92,7 @@ class Web:
         self.env = Environment(
             loader=PackageLoader("sentinel.console", "templates"), autoescape=select_autoescape(["html"])
         )
-        self.env.globals |= {"fmt": self.fmt, "label": i18n.label, "quote": quote}
+        self.env.globals |= {"fmt": self.fmt, "label": i18n.label, "reason": i18n.event_reason, "quote": quote}
 
     async def db(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run ``fn(conn, *args)`` on a pooled connection in a worker thread (the event loop never waits on it)."""
