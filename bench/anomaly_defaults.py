@@ -41,13 +41,9 @@ import polars as pl
 from typer.testing import CliRunner
 
 from sentinel.engine.anomaly.commands import anomaly_app
+from sentinel.testing.datasets import shared_data
 
-_HERE = Path(__file__).resolve()
-# ../shared/data beside the checkout (or beside the folder of worktrees the checkout is in).
-DATA = next(
-    (p / "shared" / "data" for p in (_HERE.parents[1].parent, _HERE.parents[2].parent) if (p / "shared").is_dir()),
-    _HERE.parents[1].parent / "shared" / "data",
-)
+DATA = shared_data(__file__)
 TRAIN_ROWS = 400
 NAB_TRAIN_SHARE = 0.15
 LABELS = ("anomaly", "changepoint")

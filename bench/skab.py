@@ -97,17 +97,9 @@ import polars as pl
 from sentinel.engine.anomaly import AnomalyModel, FitSettings, Scorer, fit_model
 from sentinel.engine.anomaly.pca import PcaStatistic
 from sentinel.errors import DatasetError
+from sentinel.testing.datasets import shared_data
 
-_HERE = Path(__file__).resolve()
-# ../shared/data beside the checkout (or beside the folder of worktrees the checkout is in).
-DATA = next(
-    (
-        p / "shared" / "data" / "skab"
-        for p in (_HERE.parents[1].parent, _HERE.parents[2].parent)
-        if (p / "shared").is_dir()
-    ),
-    _HERE.parents[1].parent / "shared" / "data" / "skab",
-)
+DATA = shared_data(__file__) / "skab"
 DEVELOPMENT_FOLDER = "valve1"
 FREE_FILE = Path("anomaly-free") / "anomaly-free.csv"
 TIME_COLUMN = "datetime"

@@ -7,8 +7,6 @@ and valve1's 16 files as the one five-hour session they are, for real faults hou
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import polars as pl
 import pytest
@@ -17,18 +15,10 @@ from hypothesis import strategies as st
 
 from sentinel.engine.anomaly import FitSettings, fit_model
 from sentinel.engine.anomaly.model import slow_features
+from sentinel.testing.datasets import shared_data
 from tests.anomaly.synthetic import NAMES, drifting_rows, normal_rows
 
-# ../shared/data beside the checkout (or beside the folder of worktrees the checkout is in).
-_HERE = Path(__file__).resolve()
-SKAB = next(
-    (
-        p / "shared" / "data" / "skab"
-        for p in (_HERE.parents[2].parent, _HERE.parents[3].parent)
-        if (p / "shared").is_dir()
-    ),
-    _HERE.parents[2].parent / "shared" / "data" / "skab",
-)
+SKAB = shared_data(__file__) / "skab"
 FREE = SKAB / "anomaly-free" / "anomaly-free.csv"
 VALVE1 = SKAB / "valve1"
 FAR_TARGET = 0.15

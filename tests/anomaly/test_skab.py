@@ -2,24 +2,14 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import polars as pl
 import pytest
 
 from sentinel.engine.anomaly import FitSettings, fit_model
+from sentinel.testing.datasets import shared_data
 
-_HERE = Path(__file__).resolve()
-# ../shared/data beside the checkout (or beside the folder of worktrees the checkout is in).
-SKAB = next(
-    (
-        p / "shared" / "data" / "skab"
-        for p in (_HERE.parents[2].parent, _HERE.parents[3].parent)
-        if (p / "shared").is_dir()
-    ),
-    _HERE.parents[2].parent / "shared" / "data" / "skab",
-)
+SKAB = shared_data(__file__) / "skab"
 FAST_METRICS = ("Accelerometer1RMS", "Accelerometer2RMS", "Current", "Pressure", "Voltage", "Volume Flow RateRMS")
 
 pytestmark = pytest.mark.skipif(not SKAB.is_dir(), reason=f"SKAB data not found at {SKAB}")
