@@ -31,7 +31,7 @@ from typing import Literal
 import numpy as np
 import numpy.typing as npt
 
-from sentinel.engine.anomaly.detector import Detector, FloatArray
+from sentinel.engine.anomaly.detector import Detector, FloatArray, feature_scale
 from sentinel.engine.anomaly.drift import recentred_statistics
 from sentinel.engine.anomaly.iforest import fit_isolation_forest
 from sentinel.engine.anomaly.pca import PcaDetector, PcaStatistic, fit_pca
@@ -364,8 +364,7 @@ def _unlimited(
     if settings.drift and detector.history_rows == 0:
         drift_rows = settings.drift_rows or len(train)
         centre = columns.mean(axis=0)
-        spread = columns.std(axis=0, ddof=1) if len(columns) > 1 else np.zeros(columns.shape[1])
-        scale = np.where(spread > 1e-9, spread, 1.0)
+        scale = feature_scale(columns)
     return AnomalyModel(
         detector, names, 1.0, settings.smoothing, settings.persistence, settings.limit_quantile,
         settings.margin, training, used, drift_rows, centre, scale,

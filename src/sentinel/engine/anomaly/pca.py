@@ -20,6 +20,7 @@ from sentinel.engine.anomaly.detector import (
     FloatArray,
     Scalar,
     column_count_check,
+    feature_scale,
     require_array,
     require_parameter,
 )
@@ -27,8 +28,6 @@ from sentinel.errors import DatasetError, ModelError
 
 PcaStatistic = Literal["t2", "q", "combined"]
 PCA_STATISTICS: tuple[PcaStatistic, ...] = ("t2", "q", "combined")
-# A metric that never moved in training gets unit scale: any movement then counts in standard units of 1.
-_MIN_SCALE = 1e-9
 _REFERENCE_QUANTILE = 0.99
 
 
@@ -123,11 +122,15 @@ def fit_pca(train: FloatArray, variance: float = 0.9, statistic: PcaStatistic = 
     if rows < p + 2:
         raise DatasetError(f"PCA needs more training rows than features + 1: {rows} rows for {p} features")
     mean = train.mean(axis=0)
-    scale = train.std(axis=0, ddof=1)
-    scale = np.where(scale < _MIN_SCALE, 1.0, scale)
+    scale = feature_scale(train)
     standard = (train - mean) / scale
-    _, singular, vt = np.linalg.svd(standard, full_matrices=False)
-    eigen = singular**2 / (rows - 1)
+    covariance = standard.T @ standard / (rows - 1)
+    # A quantised feature's scale may be its floor (half a step), above its spread: its variance is raised to
+    # that floor too (rounding noise, independent of the rest), or T² would divide by the spread again.
+    moved = np.diag(covariance) > 0
+    covariance[np.diag_indices(p)] = np.where(moved, np.maximum(np.diag(covariance), 1.0), 0.0)
+    eigen, vectors = np.linalg.eigh(covariance)
+    eigen, vt = np.maximum(eigen[::-1], 0.0), vectors[:, ::-1].T
     usable = eigen > eigen[0] * 1e-10 if eigen[0] > 0 else np.zeros_like(eigen, dtype=bool)
     if not usable.any():
         raise DatasetError("PCA training data has no variation in any feature")
