@@ -10,10 +10,11 @@ Layout, for the live file ``<models_dir>/dust_collector.npz`` (the one the rule 
 ``os.replace`` (the engine never reads half a file; the new inode tells :func:`~.live.model_stamp` it changed, so
 the running engine reloads it). A live file that is no version yet (written by ``sentinel anomaly train``) is
 first kept as a version of its own ("adopted"), so the first refit can be rolled back too. :func:`rollback` copies
-the previous version (the highest number below the live one) or a named one over the live file the same way,
-after checking that it loads. Which version is live is found by the live file's SHA-256. At most ``keep`` versions
-are kept (the oldest go first; the live one is never removed). Writers of one rule's versions take a lock file
-(``flock``), so a refit in ``serve`` and a ``sentinel anomaly rollback`` cannot interleave.
+the previous version (the one that was live when the live one was written, else the highest number below it) or
+a named one over the live file the same way, after checking that it loads. Which version is live is found by the
+live file's SHA-256. At most ``keep`` versions are kept (the oldest go first; the live one and the one it replaced
+are never removed). Writers of one rule's versions take a lock file (``flock``), so a refit in ``serve`` and a
+``sentinel anomaly rollback`` cannot interleave.
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ class ModelVersion:
     limit: float
     sha256: str
     fit: Mapping[str, Any] | None
+    previous: int | None = None  # the version live when this one was written (the one to roll back to)
     live: bool = False
 
 
@@ -103,6 +105,7 @@ def _read_record(path: Path) -> ModelVersion | None:
             limit=float(data["limit"]),
             sha256=str(data["sha256"]),
             fit=data.get("fit"),
+            previous=data.get("previous"),
         )
     except (OSError, ValueError, KeyError, TypeError):
         return None
@@ -132,7 +135,13 @@ def live_version(live: Path) -> ModelVersion | None:
 
 
 def _store(
-    folder: Path, number: int, model_file: Path, note: str, fit: Mapping[str, Any] | None, now: datetime
+    folder: Path,
+    number: int,
+    model_file: Path,
+    note: str,
+    fit: Mapping[str, Any] | None,
+    now: datetime,
+    previous: int | None = None,
 ) -> ModelVersion:
     """Keep ``model_file`` (already at ``<folder>/<number>.npz``) with its record written after it."""
     model = load_model(model_file)
@@ -147,6 +156,7 @@ def _store(
         "limit": model.limit,
         "sha256": _sha256(model_file),
         "fit": dict(fit) if fit is not None else None,
+        "previous": previous,
     }
     partial = folder / f"{number}.json.partial"
     partial.write_text(json.dumps(record, sort_keys=True, indent=1), encoding="utf-8")
@@ -172,13 +182,13 @@ def _adopt(live: Path, folder: Path, records: list[ModelVersion], now: datetime)
     return [*records, _store(folder, number, folder / f"{number}.npz", "adopted", None, now)]
 
 
-def _prune(folder: Path, records: list[ModelVersion], keep: int, live_sha: str) -> None:
-    """Remove the oldest versions beyond ``keep`` (never the one the live file holds)."""
+def _prune(folder: Path, records: list[ModelVersion], keep: int, live: ModelVersion) -> None:
+    """Remove the oldest versions beyond ``keep`` (never the live one, nor the one it replaced)."""
     extra = len(records) - keep
     for version in records:
         if extra <= 0:
             break
-        if version.sha256 == live_sha:
+        if version.sha256 == live.sha256 or version.number == live.previous:
             continue
         (folder / f"{version.number}.json").unlink(missing_ok=True)
         version.path.unlink(missing_ok=True)
@@ -201,10 +211,11 @@ def write_version(
     with _locked(live) as folder:
         records = _adopt(live, folder, _records(folder), now)
         number = records[-1].number + 1 if records else 1
+        current = live_version(live)
         save_model(model, folder / f"{number}.npz")
-        version = _store(folder, number, folder / f"{number}.npz", note, fit, now)
+        version = _store(folder, number, folder / f"{number}.npz", note, fit, now, current.number if current else None)
         _replace_with_copy(version.path, live)
-        _prune(folder, [*records, version], keep, version.sha256)
+        _prune(folder, [*records, version], keep, version)
     return _with_live(version, True)
 
 
@@ -222,7 +233,8 @@ def rollback(live: Path, to: int | None = None) -> ModelVersion:
                     f"当前模型文件不是已保存的版本 {live} holds none of the kept versions ({numbers}): "
                     "name one with --to"
                 )
-            earlier = [v for v in records if v.number < current.number]
+            replaced = [v for v in records if v.number == current.previous]
+            earlier = replaced or [v for v in records if v.number < current.number]
             if not earlier:
                 raise ModelError(f"没有更早的版本 {live} holds version {current.number}, the oldest kept ({numbers})")
             target = earlier[-1]
