@@ -15,11 +15,12 @@ unless a :class:`~sentinel.store.database.Database` is handed in) and its schema
 the engine catalogue, the registry and the duplicate filter; the engine runner (which catches up from the database
 before ingest accepts anything; it writes transitions through the alert lifecycle, injected here); the ingest sink;
 the registry refresh loop; the MQTT collector (when ``mqtt_url`` or ``mqtt=`` is set); the notifier (webhooks,
-group robots, SMS, e-mail and escalation: :mod:`sentinel.notify`) and the alert/hazard upkeep loop; plugged-in
-parts; last, the HTTP API (uvicorn in this event loop, on ``http_host`` / ``http_port``; port 0 picks a free one)
-with the duty officer's console at ``/`` (:mod:`sentinel.console`; stopped first, its live streams would hold the
-server's shutdown). Every loop rides out a database outage: ingest spools, the runner reloads from its checkpoint,
-the notifier and upkeep retry, the API answers 503 with a JSON body until the database is back.
+group robots, SMS, e-mail and escalation: :mod:`sentinel.notify`); the anomaly refits (when ``anomaly_refit_every_s``
+is set: :mod:`sentinel.engine.anomaly.refit`) and the alert/hazard upkeep loop; plugged-in parts; last, the HTTP
+API (uvicorn in this event loop, on ``http_host`` / ``http_port``; port 0 picks a free one) with the duty officer's
+console at ``/`` (:mod:`sentinel.console`; stopped first, its live streams would hold the server's shutdown).
+Every loop rides out a database outage: ingest spools, the runner reloads from its checkpoint, the notifier, the
+refits and upkeep retry, the API answers 503 with a JSON body until the database is back.
 
 Plug-in contract (the web console, notification channels):
 
@@ -44,6 +45,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable, Coroutine
+from datetime import timedelta
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal, Protocol, runtime_checkable
@@ -62,7 +64,9 @@ from sentinel.api.server import ApiServer
 from sentinel.batch import IngestBatch
 from sentinel.collect.mqtt import CollectorConfig, MqttCollector
 from sentinel.console import Console, build_console
+from sentinel.engine.anomaly.refit import RefitConfig, refit_loop
 from sentinel.engine.catalog import METRICS
+from sentinel.engine.loader import load_rules
 from sentinel.engine.runner import EngineRunner, WallClock, wall_now
 from sentinel.errors import MigrationError
 from sentinel.ingest.admission import Admission
@@ -312,6 +316,7 @@ class Sentinel:
             self.notifier = build_notifier(self.settings, conninfo, registry=self.metrics.registry)
         if self.notifier is not None and self._webhooks:
             self._spawn(self.notifier.run(), "notifier")
+        self._start_refits()
         if self._upkeep:
             self._spawn(upkeep_loop(conninfo, self.settings.upkeep_interval_s), "alert-hazard-upkeep")
         for part in self.parts:
@@ -395,6 +400,17 @@ class Sentinel:
 
     def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
         self._tasks.append(asyncio.create_task(coro, name=name))
+
+    def _start_refits(self) -> None:
+        """Scheduled refits of the anomaly models (engine/anomaly/refit.py), when anomaly_refit_every_s is set."""
+        s, conninfo = self.settings, self.conninfo
+        if not s.anomaly_refit_every_s or s.anomaly_models_dir is None:
+            return
+        window = timedelta(seconds=s.anomaly_refit_window_s)
+        config = RefitConfig(window, s.anomaly_refit_min_rows, s.anomaly_model_versions)
+        rules = self.runner.rules if self.runner is not None else load_rules()
+        loop = refit_loop(lambda: connect(conninfo), rules, s.anomaly_models_dir, config, s.anomaly_refit_every_s)
+        self._spawn(loop, "anomaly-refit")
 
     async def _refresh_loop(self) -> None:
         # Registry changes made by another process (`sentinel registry load`) reach the running service here.

@@ -68,7 +68,7 @@ SUBAPPS: dict[str, tuple[str, str, str]] = {
     "registry": ("sentinel.registry.commands", "registry_app", "Sites, gateways and devices."),
     "keys": ("sentinel.registry.commands", "keys_app", "API keys and roles."),
     "broker": ("sentinel.collect.commands", "broker_app", "Mosquitto configuration, passwords and ACL."),
-    "anomaly": ("sentinel.engine.anomaly.commands", "anomaly_app", "Anomaly models: fit and score."),
+    "anomaly": ("sentinel.engine.anomaly.commands", "anomaly_app", "Anomaly models: fit, score, refit, versions."),
     "rules": ("sentinel.engine.commands", "rules_app", "Rule packs: check, list, parameters."),
     "alerts": ("sentinel.alerts.commands", "alerts_app", "Alerts: list, acknowledge, shelve, escalate; webhooks."),
     "hazards": (

@@ -21,6 +21,7 @@ family or one branch of it::
     ├── BackpressureError        a bounded queue is full; the caller must slow down or retry later
     ├── RulePackError            a rule pack is invalid (carries every problem with file and line)
     ├── ModelError               an anomaly model file is corrupt or incompatible
+    │   └── RefitRefused         a refit of a model was not done (too few normal rows...); the current one stays
     ├── DatasetError             a data file given for training or scoring cannot be read or lacks a column
     ├── ScenarioError            a simulator scenario or recording is invalid (names the file and the field)
     └── TransitionError          an alert or hazard state change that the state machine forbids
@@ -159,6 +160,11 @@ class RulePackError(SentinelError):
 
 class ModelError(SentinelError):
     """An anomaly model file is corrupt, tampered with or incompatible with this code."""
+
+
+class RefitRefused(ModelError):
+    """A scheduled or asked-for refit of an anomaly model was not done (too few normal rows, no current model, the
+    fit failed); the current model file stays as it was. The message says why, Chinese first."""
 
 
 class DatasetError(SentinelError):

@@ -61,6 +61,12 @@ class Settings(BaseSettings):
     upkeep_interval_s: float = Field(default=30.0, gt=0)
     # Model files of the packs' anomaly rules (Engine(models_dir=...)); unset: anomaly rules are off.
     anomaly_models_dir: Path | None = None
+    # Scheduled refits of those models in `serve` (engine/anomaly/refit.py): every so many seconds (0: off), on the
+    # last window of readings without the rule's alert periods, refused below a number of rows; versions kept per file.
+    anomaly_refit_every_s: float = Field(default=0.0, ge=0)
+    anomaly_refit_window_s: float = Field(default=24 * 3600.0, gt=0)
+    anomaly_refit_min_rows: int = Field(default=500, ge=2)
+    anomaly_model_versions: int = Field(default=10, ge=2, le=1000)
     batch_max_messages: int = Field(default=5000, ge=1)
     batch_max_wait_ms: int = Field(default=200, ge=1)
     queue_max_batches: int = Field(default=8, ge=1)

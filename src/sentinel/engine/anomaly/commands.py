@@ -1,4 +1,5 @@
 """``sentinel anomaly fit`` / ``score``: offline fitting and scoring of any multivariate CSV; ``train``: from history.
+(``versions``, ``rollback`` and ``refit``, on kept model versions, are in :mod:`.version_commands`.)
 
 ``sentinel anomaly train --class CLASS --since TIME [--until TIME] --out MODEL`` reads the class's stored readings
 (see :mod:`.history`), builds rows as the live engine does, and fits through the same ``fit_model`` as ``fit``.
@@ -27,6 +28,7 @@ from sentinel.engine.anomaly.history import train_from_history
 from sentinel.engine.anomaly.model import DETECTOR_KINDS, AnomalyModel, FitSettings, fit_model
 from sentinel.engine.anomaly.model_file import load_model, save_model
 from sentinel.engine.anomaly.pca import PCA_STATISTICS
+from sentinel.engine.anomaly.version_commands import refit_command, rollback_command, versions_command
 from sentinel.engine.loader import load_rules
 
 anomaly_app = typer.Typer(
@@ -290,3 +292,9 @@ def score_command(
     }
     pl.DataFrame(columns).write_csv(out, separator=sep)
     typer.echo(f"scored {len(scores.score)} rows, {int(scores.alarm.sum())} in alarm; wrote {out}")
+
+
+# The kept versions of a model file and refits by hand (version_commands.py).
+anomaly_app.command("versions")(versions_command)
+anomaly_app.command("rollback")(rollback_command)
+anomaly_app.command("refit")(refit_command)
