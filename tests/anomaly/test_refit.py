@@ -87,7 +87,7 @@ def trained_model(models: Path) -> Path:
 def test_refit_leaves_out_the_rules_alert_periods(migrated_db: str, tmp_path: Path) -> None:
     # dc-1 was wild 60..40 minutes ago under a closed alert; dc-2 has been wild for 15 minutes under an open one.
     ids = store_recent(migrated_db, NOW, {"dc-1": (60, 40), "dc-2": (15, 0)})
-    add_alert(migrated_db, ids["dc-1"], NOW - timedelta(minutes=58), NOW - timedelta(minutes=42))
+    add_alert(migrated_db, ids["dc-1"], NOW - timedelta(minutes=59), NOW - timedelta(minutes=41))
     add_alert(migrated_db, ids["dc-2"], NOW - timedelta(minutes=14), None)
     add_alert(migrated_db, ids["dc-1"], NOW - timedelta(minutes=100), NOW - timedelta(minutes=90), rule="dust.other")
     live = trained_model(tmp_path / "models")
@@ -98,9 +98,9 @@ def test_refit_leaves_out_the_rules_alert_periods(migrated_db: str, tmp_path: Pa
     # Centre of the refitted model: the wild readings (five times the level) would pull dc_dp_pa's mean to ~950.
     assert model.detector.mean[0] == pytest.approx(800.0, abs=10.0)
     assert model.detector.mean[1] == pytest.approx(45.0, abs=1.0)
-    # Padded 10 minutes each side: dc-1 68..32 minutes ago (217 steps), dc-2 from 24 minutes ago (144 steps).
+    # Padded a minute each side: dc-1 60..40 minutes ago (121 steps), dc-2 from 15 minutes ago (90 steps).
     assert result.alert_periods == 2
-    assert result.excluded_readings == (217 + 144) * 3
+    assert result.excluded_readings == (121 + 90) * 3
     assert model.training.rows == result.rows
     assert model.smoothing == 5  # fitted as the current model was
     assert [(v.note, v.live) for v in list_versions(live)] == [("adopted", False), ("refit", True)]
