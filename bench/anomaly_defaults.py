@@ -15,6 +15,10 @@ time stamps, 10:14 to 15:34), fitted on its first 400 rows and scored to the end
 share of fault rows alarmed, faults with at least one alarm. Each beside ``--limit-folds 0`` (the in-sample limit),
 and the session also beside ``--no-drift``.
 
+Deadband: the same valve1 runs and SKAB anomaly-free cut into valve1-sized pieces (1,150 rows, each fitted on its
+first 400), with the defaults (a raised alarm clears below 0.9 of the limit) and with ``--clear 1`` (none): alarms
+raised per 1,000 scored rows (no labels needed), alarmed rows, and valve1's F1.
+
 NAB (the simple protocol of ../shared/data/README.md): the first 15 % of a file trains, the rest is scored; a
 labelled window counts as detected when at least one alarm falls inside it; false alarms are alarmed points
 outside every window, per 1,000 scored points. Windows that end inside the training part are not counted (nothing
@@ -161,6 +165,48 @@ def drift(skab_root: Path, work: Path) -> None:
         )
 
 
+def activations(alarm: Bools) -> int:
+    """Alarms raised (a row alarming after one that did not): what a duty officer counts, not alarmed rows."""
+    return int(np.sum(np.diff(alarm.astype(np.int8), prepend=0) == 1))
+
+
+def deadband(skab_root: Path, work: Path) -> None:
+    """The alarm deadband (``--clear``) against none: alarms raised per 1,000 scored rows (no labels needed) and
+    alarmed rows, on valve1's files and on SKAB anomaly-free cut into valve1-sized pieces (1,150 rows, each fitted
+    on its first 400); valve1's F1 beside."""
+    print("\nSKAB deadband: defaults (raised alarms clear below 0.9 of the limit) against --clear 1 (no deadband)")
+    valve1 = sorted((skab_root / "valve1").glob("*.csv"), key=lambda p: int(p.stem) if p.stem.isdigit() else 0)
+    free = skab_root / "anomaly-free" / "anomaly-free.csv"
+    pieces: list[pl.DataFrame] = []
+    if free.is_file():
+        frame = pl.read_csv(free, separator=";")
+        pieces = [frame.slice(start, 1150) for start in range(0, len(frame) - 1150 + 1, 1150)]
+    for name, options in (("defaults", []), ("--clear 1", ["--clear", "1"])):
+        line = f"  {name:10s}"
+        if valve1:
+            total, raised, rows = np.zeros(4, dtype=np.int64), 0, 0
+            for path in valve1:
+                frame = pl.read_csv(path, separator=";")
+                frame.head(TRAIN_ROWS).write_csv(work / "train.csv", separator=";")
+                extra = [a for label in LABELS if label in frame.columns for a in ("--exclude", label)]
+                alarm, _ = fit_and_score(work / "train.csv", path, work, ";", *extra, *options)
+                total += counts(alarm[TRAIN_ROWS:], frame["anomaly"].to_numpy()[TRAIN_ROWS:] > 0.5)
+                raised += activations(alarm[TRAIN_ROWS:])
+                rows += len(frame) - TRAIN_ROWS
+            line += f" valve1: {rates(total)}, {1000 * raised / rows:4.1f} alarms raised per 1,000 rows;"
+        if pieces:
+            raised = alarmed = rows = 0
+            for piece in pieces:
+                piece.write_csv(work / "piece.csv", separator=";")
+                piece.head(TRAIN_ROWS).write_csv(work / "train.csv", separator=";")
+                alarm, _ = fit_and_score(work / "train.csv", work / "piece.csv", work, ";", *options)
+                raised += activations(alarm[TRAIN_ROWS:])
+                alarmed += int(alarm[TRAIN_ROWS:].sum())
+                rows += len(piece) - TRAIN_ROWS
+            line += f" anomaly-free pieces: {1000 * raised / rows:4.1f} per 1,000, FAR {100 * alarmed / rows:4.1f} %"
+        print(line)
+
+
 def nab_windows(labels: dict[str, list[list[str]]], key: str) -> list[tuple[np.datetime64, np.datetime64]]:
     return [(np.datetime64(a.replace(" ", "T")), np.datetime64(b.replace(" ", "T"))) for a, b in labels.get(key, [])]
 
@@ -228,6 +274,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if total is None and not args.skab.is_dir():
             print(f"SKAB: not found at {args.skab}; skipped")
         drift(args.skab.parent, Path(tmp))
+        deadband(args.skab.parent, Path(tmp))
         if args.nab.is_dir():
             nab(args.nab, Path(tmp))
         else:

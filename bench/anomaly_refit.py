@@ -12,7 +12,7 @@ warmed on the 400 rows before it takes over. Beside it, in the same run, the bas
   the later normal rows, the share of fault rows alarmed, and the faults with at least one alarm.
 
 Labels only count; nothing is chosen with them. Run: ``PYTHONPATH=src python bench/anomaly_refit.py
-[--every 1800] [--keep 3600] [--margin 0 600]`` (a few minutes; skips a data set that is absent).
+[--every 1800] [--keep 3600] [--margin 0 60 600]`` (a few minutes; skips a data set that is absent).
 """
 
 from __future__ import annotations
@@ -59,7 +59,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--every", type=int, default=1800, help="rows between refits (1 row a second)")
     parser.add_argument("--keep", type=int, default=3600, help="most recent usable rows a refit fits on")
-    parser.add_argument("--margin", type=int, nargs="+", default=[0, 600], help="rows left out around an alarm")
+    parser.add_argument("--margin", type=int, nargs="+", default=[0, 60, 600], help="rows left out around an alarm")
     args = parser.parse_args()
     started = time.perf_counter()
     free_csv = SKAB / "anomaly-free" / "anomaly-free.csv"

@@ -164,7 +164,8 @@ def test_one_sensor_alarms_exactly_beyond_mean_plus_minus_sigma_sd(
     rng = np.random.default_rng(seed)
     train = rng.lognormal(sigma=rng.uniform(0.1, 1.5), size=(rows, 1)) + np.sin(np.arange(rows) / 7)[:, None]
     mean, sd = train.mean(), train.std(ddof=1)
-    model = fit_model(train, ("x",), FitSettings(one_sensor_sigma=sigma, pca_statistic=statistic, drift=False))
+    chart = FitSettings(one_sensor_sigma=sigma, pca_statistic=statistic, drift=False, clear=1.0)  # no deadband
+    model = fit_model(train, ("x",), chart)
     assert model.smoothing == 1
     assert model.warmup_rows == 0
     z = rng.uniform(-2 * sigma, 2 * sigma, size=500)

@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sentinel.engine.anomaly import FitSettings, fit_model
-from sentinel.engine.anomaly.model import slow_features
+from sentinel.engine.anomaly.features import slow_features
 from sentinel.testing.datasets import shared_data
 from tests.anomaly.synthetic import NAMES, drifting_rows, normal_rows
 
@@ -85,7 +85,7 @@ def test_slow_features_are_left_out_but_kept_in_the_rows() -> None:
 @pytest.mark.skipif(not FREE.is_file(), reason=f"SKAB anomaly-free recording not found at {FREE}")
 def test_skab_anomaly_free_later_period_stays_quiet() -> None:
     """Fit on the first quarter of SKAB's anomaly-free recording (2,351 rows, 39 minutes), score the 7,054 normal
-    rows after it: under the target (0.4 % with the held-back limit, 9.6 % with the in-sample one)."""
+    rows after it: under the target (0.8 % with the held-back limit, 10.4 % with the in-sample one)."""
     frame = pl.read_csv(FREE, separator=";")
     names = tuple(c for c in frame.columns if c != "datetime")
     values = frame.select(names).to_numpy().astype(np.float64)
@@ -114,8 +114,8 @@ def test_skab_valve1_session_a_model_of_its_first_minutes_keeps_quiet_for_hours_
     fault = frame["anomaly"].to_numpy() > 0.5
     alarm = fit_model(values[:400], names).score(values).alarm
     later = np.arange(len(values)) >= 400
-    assert alarm[later & ~fault].mean() <= FAR_TARGET  # 11.0 % when written
-    assert alarm[fault].mean() >= 0.7  # 78 % of the fault rows
+    assert alarm[later & ~fault].mean() <= FAR_TARGET  # 14.9 % when written (11.0 % without the deadband)
+    assert alarm[fault].mean() >= 0.7  # 79 % of the fault rows
     heads = np.flatnonzero(np.diff(fault.astype(np.int8)) == 1) + 1
     ends = np.flatnonzero(np.diff(fault.astype(np.int8)) == -1) + 1
     assert len(heads) == len(ends) == 16

@@ -232,3 +232,15 @@ def test_version_2_keeps_used_features_and_drift_state(tmp_path: Path) -> None:
     rewrite(path, with_record(parts, bad, resign=True))
     with pytest.raises(ModelError, match="used_features"):
         load_model(path)
+
+
+def test_the_deadband_is_kept_and_a_file_written_before_it_alarms_as_before(tmp_path: Path) -> None:
+    model = fit_model(TRAIN, NAMES, FitSettings(smoothing=5, clear=0.8))
+    path = tmp_path / "deadband.npz"
+    save_model(model, path)
+    assert load_model(path).clear == 0.8
+    parts = members(path)
+    record = record_of(parts)
+    record.pop("clear")
+    rewrite(path, with_record(parts, record, resign=True))
+    assert load_model(path).clear == 1.0  # no deadband: the alarm of the file's own time

@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sentinel.engine.anomaly import fit_model
-from sentinel.engine.anomaly.detector import feature_scale
+from sentinel.engine.anomaly.features import feature_scale
 from tests.anomaly.synthetic import NAMES, normal_rows
 from tests.examples import examples
 

@@ -9,8 +9,9 @@ else every metric of the class.
 ``score`` runs :class:`~sentinel.engine.anomaly.model.Scorer` on the whole file as one batch: the same model file,
 detector statistic, trailing mean and limit as the live engine's anomaly rules (:mod:`.live`, whose property test
 checks its batched scores against per-row detector calls). What differs: the live engine grades the score with the
-rule's levels and their ``for_s`` on device time, while ``score``'s 0/1 alarm uses the model's ``persistence`` in
-rows, and the live engine builds its rows from readings (latest value per metric) where ``score`` takes CSV rows.
+rule's levels and their ``for_s`` and ``clear`` on device time, while ``score``'s 0/1 alarm uses the model's
+``persistence`` in rows and its ``clear`` (by default 0.9, the packs' own deadband), and the live engine builds its
+rows from readings (latest value per metric) where ``score`` takes CSV rows.
 """
 
 from __future__ import annotations
@@ -43,6 +44,10 @@ _DEFAULTS = FitSettings()
 SmoothingOption = Annotated[int, typer.Option(help="Rows in the trailing mean of the statistic")]
 QuantileOption = Annotated[float, typer.Option(help="Quantile of training scores used as the limit")]
 MarginOption = Annotated[float, typer.Option(help="Factor applied to that quantile")]
+ClearOption = Annotated[
+    float | None,
+    typer.Option(help="A raised alarm clears below this share of the limit (1: no deadband); default 0.9, iforest 1"),
+]
 VarianceOption = Annotated[float, typer.Option(help="PCA: share of variance the components keep")]
 StatisticOption = Annotated[str, typer.Option(help=f"PCA: one of {', '.join(PCA_STATISTICS)}")]
 TreesOption = Annotated[int, typer.Option(help="Isolation forest: number of trees")]
@@ -178,6 +183,7 @@ def fit_command(  # typer maps each option to a parameter
     smoothing: SmoothingOption = _DEFAULTS.smoothing,
     quantile: QuantileOption = _DEFAULTS.limit_quantile,
     margin: MarginOption = _DEFAULTS.margin,
+    clear: ClearOption = _DEFAULTS.clear,
     persistence: Annotated[
         int, typer.Option(help="Rows over the limit in a row before the alarm")
     ] = _DEFAULTS.persistence,
@@ -196,7 +202,7 @@ def fit_command(  # typer maps each option to a parameter
     settings = _settings(
         detector, smoothing, quantile, margin, persistence, variance, statistic, trees, window, seed,
         drop_slow=drop_slow, drift=drift, drift_rows=drift_rows, limit_folds=limit_folds,
-        one_sensor_sigma=one_sensor_sigma,
+        one_sensor_sigma=one_sensor_sigma, clear=clear,
     )  # fmt: skip
     table = _table(csv, sep, time_column, exclude or ())
     model = fit_model(
@@ -237,6 +243,7 @@ def train_command(  # typer maps each option to a parameter
     smoothing: SmoothingOption = _DEFAULTS.smoothing,
     quantile: QuantileOption = _DEFAULTS.limit_quantile,
     margin: MarginOption = _DEFAULTS.margin,
+    clear: ClearOption = _DEFAULTS.clear,
     variance: VarianceOption = _DEFAULTS.pca_variance,
     statistic: StatisticOption = _DEFAULTS.pca_statistic,
     trees: TreesOption = _DEFAULTS.trees,
@@ -257,7 +264,7 @@ def train_command(  # typer maps each option to a parameter
     settings = _settings(
         chosen, smoothing, quantile, margin, 1, variance, statistic, trees, window, seed,
         drop_slow=drop_slow, drift=drift, drift_rows=drift_rows, limit_folds=limit_folds,
-        one_sensor_sigma=one_sensor_sigma,
+        one_sensor_sigma=one_sensor_sigma, clear=clear,
     )  # fmt: skip
     start, end = _time(since, "--since"), _time(until, "--until") if until else None
     with Database.open(cli_settings(ctx), share=True) as db, db.connect() as conn:

@@ -53,39 +53,6 @@ class Detector(Protocol):
         ...
 
 
-def feature_scale(train: FloatArray) -> FloatArray:
-    """Each column's standard deviation, never below half the step of a quantised one; 1.0 for a constant one.
-
-    A quantised sensor (SKAB's pressure reads in steps of 0.328 bar; a count, a percentage with one decimal) can
-    sit on one level for most of a short training period and step to a neighbouring level now and then. Its
-    standard deviation is then a small fraction of one step, and a later step, as ordinary as those in training,
-    counts as a departure of many standard deviations (or, in a model of several sensors, the steps in training
-    push the limit out and blunt it for every other sensor). One step is the smallest change such a sensor can
-    show, so the scale is floored at half a step, the standard deviation of readings flipping evenly between two
-    adjacent levels: one step is then 2 scale units, within a 3-sigma limit, and a move of two steps is not.
-
-    A column counts as quantised when its training values take at least three levels, all whole steps apart (the
-    step being the smallest gap; gaps within float noise of the values are one level read twice). Two levels
-    alone do not show a grid: a 0/20 spike signal or an on/off status is not a sensor of resolution 20 or 1, and
-    keeps its standard deviation. A continuous sensor keeps it too.
-    """
-    spread = train.std(axis=0, ddof=1) if len(train) > 1 else np.zeros(train.shape[1])
-    floor = np.zeros(train.shape[1])
-    for j, column in enumerate(train.T):
-        ordered = np.unique(column)
-        gaps = np.diff(ordered)
-        noise = 1e-9 * float(np.abs(ordered).max(initial=0.0))
-        gaps = gaps[gaps > noise]
-        if len(gaps) < 2:  # fewer than three levels
-            continue
-        step = float(gaps.min())
-        whole = np.abs(gaps / step - np.round(gaps / step)) <= 1e-6 * np.maximum(gaps / step, 1.0)
-        if whole.all():
-            floor[j] = step / 2.0
-    scale: FloatArray = np.where(spread > 0, np.maximum(spread, floor), 1.0)
-    return scale
-
-
 def require_array(
     arrays: Mapping[str, npt.NDArray[np.generic]], name: str, kind: str, ndim: int, dtype: str = "f"
 ) -> npt.NDArray[np.generic]:

@@ -80,6 +80,7 @@ def save_model(model: AnomalyModel, path: Path) -> None:
         "margin": model.margin,
         "smoothing": model.smoothing,
         "persistence": model.persistence,
+        "clear": model.clear,
         "parameters": model.detector.parameters(),
         "used_features": [model.feature_names[i] for i in model.columns],
         "drift": {
@@ -213,6 +214,8 @@ def load_model(path: Path) -> AnomalyModel:
             drift_rows,
             centre,
             scale,
+            # Written since the deadband came (optional in version 2): a file without it alarms as before.
+            float(_field(record, "clear", (int, float), path)) if "clear" in record else 1.0,
         )
     except ModelError as exc:
         raise ModelError(f"{path}: {exc}") from None

@@ -20,10 +20,10 @@ from sentinel.engine.anomaly.detector import (
     FloatArray,
     Scalar,
     column_count_check,
-    feature_scale,
     require_array,
     require_parameter,
 )
+from sentinel.engine.anomaly.features import feature_scale
 from sentinel.errors import DatasetError, ModelError
 
 PcaStatistic = Literal["t2", "q", "combined"]

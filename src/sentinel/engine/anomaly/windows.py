@@ -81,3 +81,17 @@ def carried_tails(carried: FloatArray, windows: FloatArray, tails: npt.NDArray[n
         return carried
     result: FloatArray = windows[tails, 1:]
     return result
+
+
+def held_alarm(raised: BoolArray, hold: BoolArray, warm: BoolArray, on: bool) -> BoolArray:
+    """The alarm with its deadband: on from a raising row for as long as every row since holds (score >= clear).
+
+    ``on``: the alarm was on at the end of the previous batch. NaN scores do not hold (a missing reading breaks an
+    alarm as it breaks a run), nor do rows before the warm-up.
+    """
+    index = np.arange(len(raised))
+    holding = (hold | raised) & warm  # a raising row is above the limit, so above any clear value
+    last_raise = np.maximum.accumulate(np.where(raised, index, -1)) if len(raised) else index
+    last_break = np.maximum.accumulate(np.where(holding, -1, index)) if len(raised) else index
+    alarm: BoolArray = holding & ((last_raise > last_break) | (on & (last_break < 0)))
+    return alarm
