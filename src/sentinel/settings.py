@@ -15,7 +15,7 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import platformdirs
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from sentinel.errors import ConfigError
@@ -118,6 +118,14 @@ class Settings(BaseSettings):
             raise ValueError(f"expected mqtt://host:port or mqtts://host:port, got scheme {parts.scheme!r}")
         if not parts.hostname:
             raise ValueError("the URL names no host")
+        return value
+
+    @field_validator("anomaly_refit_every_s")
+    @classmethod
+    def _refits_need_models(cls, value: float, info: ValidationInfo) -> float:
+        # Refits without a models folder would do nothing, silently: a setting that cannot act is refused.
+        if value > 0 and info.data.get("anomaly_models_dir") is None:
+            raise ValueError(f"refits need the models folder: set {_env_name('anomaly_models_dir')} too")
         return value
 
     @field_validator("display_tz")

@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 from sentinel.engine.anomaly import FitSettings, fit_model, load_model
 from sentinel.engine.anomaly.commands import anomaly_app
 from sentinel.engine.anomaly.history import Readings, feature_rows
+from sentinel.engine.anomaly.versions import list_versions, rollback
 from sentinel.errors import DatasetError
 
 runner = CliRunner()
@@ -84,6 +85,16 @@ def test_train_from_stored_history(migrated_db: str, tmp_path: Path) -> None:
     expected = fit_model(feature_rows(first_hour, FEATURES), FEATURES, FitSettings(smoothing=5))
     assert model.training.rows == expected.training.rows == 2 * 360 * 3 - 2 * 2
     assert model.limit == pytest.approx(expected.limit, rel=1e-12)
+    # Kept as a version with the settings it was fitted with (a refit fits the same way); a second training is the
+    # next version, and rollback returns to the first.
+    (first,) = list_versions(out)
+    assert (first.note, first.live, first.fit is not None and first.fit["smoothing"]) == ("train", True, 5)
+    again = runner.invoke(anomaly_app, [*args, "--smoothing", "7"], env={"SENTINEL_DATABASE_URL": migrated_db})
+    assert again.exit_code == 0, again.output
+    assert "(version 2)" in again.output
+    assert load_model(out).smoothing == 7
+    assert rollback(out).number == 1
+    assert load_model(out).smoothing == 5
 
 
 def test_train_refuses_bad_input(migrated_db: str, tmp_path: Path) -> None:

@@ -56,6 +56,15 @@ def test_bad_setting_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> None
     assert info.value.setting == "SENTINEL_HTTP_PORT"
 
 
+def test_refits_without_a_models_folder_are_refused_naming_both_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SENTINEL_ANOMALY_REFIT_EVERY_S", "1800")
+    monkeypatch.delenv("SENTINEL_ANOMALY_MODELS_DIR", raising=False)
+    with pytest.raises(ConfigError, match=r"SENTINEL_ANOMALY_REFIT_EVERY_S.*SENTINEL_ANOMALY_MODELS_DIR"):
+        load_settings()
+    monkeypatch.setenv("SENTINEL_ANOMALY_MODELS_DIR", "/var/lib/sentinel/models")
+    assert load_settings().anomaly_refit_every_s == 1800
+
+
 def test_toml_file_and_environment_precedence(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     config = tmp_path / "sentinel.toml"
     config.write_text("http_port = 9000\nlateness_s = 60\n")

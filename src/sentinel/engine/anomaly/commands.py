@@ -16,6 +16,7 @@ rows from readings (latest value per metric) where ``score`` takes CSV rows.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,6 +31,7 @@ from sentinel.engine.anomaly.model import DETECTOR_KINDS, AnomalyModel, FitSetti
 from sentinel.engine.anomaly.model_file import load_model, save_model
 from sentinel.engine.anomaly.pca import PCA_STATISTICS
 from sentinel.engine.anomaly.version_commands import refit_command, rollback_command, versions_command
+from sentinel.engine.anomaly.versions import write_version
 from sentinel.engine.loader import load_rules
 
 anomaly_app = typer.Typer(
@@ -267,13 +269,18 @@ def train_command(  # typer maps each option to a parameter
         one_sensor_sigma=one_sensor_sigma, clear=clear,
     )  # fmt: skip
     start, end = _time(since, "--since"), _time(until, "--until") if until else None
-    with Database.open(cli_settings(ctx), share=True) as db, db.connect() as conn:
+    config = cli_settings(ctx)
+    with Database.open(config, share=True) as db, db.connect() as conn:
         model = train_from_history(conn, device_class, features, start, end, settings)
-    save_model(model, out)
+    # A trained model is the one serve runs: kept as a version with its settings, so that a later refit fits the
+    # same way and `rollback` can go back to it (or from it to the model it replaced).
+    version = write_version(
+        model, out, keep=config.anomaly_model_versions, note="train", fit=dataclasses.asdict(settings)
+    )
     typer.echo(
         f"trained {model.kind} for {device_class} on {model.training.rows} rows "
         f"({model.training.first} .. {model.training.last}) x {len(features)} features ({', '.join(features)}); "
-        f"limit {model.limit:.6g}; {_notes(model)}wrote {out}"
+        f"limit {model.limit:.6g}; {_notes(model)}wrote {out} (version {version.number})"
     )
 
 
