@@ -218,12 +218,14 @@ def fit_command(  # typer maps each option to a parameter
 
 
 def _notes(model: AnomalyModel) -> str:
-    """What the fit decided by itself: slow features left out, drift following."""
+    """What the fit decided by itself: slow features left out, drift following, the alarm's deadband."""
     notes = ""
     if model.ignored:
         notes += f"not used (too slow in training for the limit): {', '.join(model.ignored)}; "
     if model.drift_rows:
         notes += f"centre follows drift with a memory of {model.drift_rows} rows; "
+    if model.clear < 1.0:
+        notes += f"an alarm clears below {model.clear:g} x the limit; "
     return notes
 
 
