@@ -23,8 +23,8 @@ The first section, ``defaults (no tuning)``, is a one-setting grid: ``FitSetting
 ``sentinel anomaly fit`` uses (slow features left out by a rule on the training rows, drift-following centre). No
 label enters it, so its LOO equals its score on all files; every section also prints ``seen``, the setting chosen
 on all files scored on those same files, and the gap between that and LOO (how much tuning flattered the figure).
-The tuned grids keep a fixed centre, every feature of their set and the in-sample limit (``drift=False,
-drop_slow=False, limit_folds=0``), as before.
+The tuned grids keep a fixed centre, every feature of their set, the in-sample limit and no alarm deadband
+(``drift=False, drop_slow=False, limit_folds=0, clear=1.0``), as before.
 
 Honesty note: the grids of the first three detectors offer two feature sets, all eight sensors or all but the two
 thermal ones; that second set was designed after looking at summary statistics of all 16 files, labels included.
@@ -163,8 +163,8 @@ def candidates(quick: bool = False) -> dict[str, list[Candidate]]:
     # The defaults: one setting, FitSettings() on all eight sensors, so "choosing" it sees no labels at all.
     grid: dict[str, list[Candidate]] = {DEFAULTS: [Candidate(SENSORS, FitSettings())]}
     grid |= {"pca": [], "iforest": [], "robust_z": [], "pca, any feature subset": []}
-    # The tuned grids keep the fixed centre, every feature of their set and the quantile limit (also for one
-    # sensor), as before the defaults adapted: what they tune is what they were.
+    # The tuned grids keep the fixed centre, every feature of their set, the quantile limit (also for one sensor)
+    # and no alarm deadband, as before the defaults adapted: what they tune is what they were.
     for features in FEATURE_SETS.values():
         for smoothing, quantile in itertools.product(smoothings, quantiles):
             base = FitSettings(
@@ -174,6 +174,7 @@ def candidates(quick: bool = False) -> dict[str, list[Candidate]]:
                 drop_slow=False,
                 limit_folds=0,
                 one_sensor_sigma=0,
+                clear=1.0,
             )
             for statistic in ("t2", "combined") if quick else ("t2", "q", "combined"):
                 for variance in (0.9,) if quick else (0.9, 0.99):
@@ -198,6 +199,7 @@ def candidates(quick: bool = False) -> dict[str, list[Candidate]]:
                 drop_slow=False,
                 limit_folds=0,
                 one_sensor_sigma=0,  # one-sensor subsets are tuned like the others (smoothing, quantile)
+                clear=1.0,
             )
             grid["pca, any feature subset"].append(Candidate(features, pca))
     return grid
