@@ -3,7 +3,8 @@ template migrated once per session: see sentinel.testing.postgres).
 
 SENTINEL_TEST_DATABASE_URL points the suite at an existing server (CI uses the machine's PostgreSQL); without it an
 embedded PostgreSQL is started for the session, so the suite passes on a machine with no servers. MQTT tests get a
-private Mosquitto each and skip where the binary is missing.
+private Mosquitto each and skip where the binary is missing. A folder of fitted anomaly models (probe_models) is here
+because both tests/engine and tests/anomaly use it.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import logging
 import os
 import shutil
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from hypothesis import settings
@@ -97,3 +99,15 @@ def own_postgres() -> Iterator[tuple[EmbeddedPostgres, str]]:
     finally:
         server.stop()
         shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture
+def probe_models(tmp_path: Path) -> Path:
+    """A models folder holding the test pack's three anomaly models (tests/engine/packs.py), fitted on normal probe
+    data: the engine's model tests and the anomaly versions tests both start from it."""
+    from tests.engine.packs import write_probe_models  # only the tests that ask for it pay for fitting's imports
+
+    folder = tmp_path / "models"
+    folder.mkdir()
+    write_probe_models(folder)
+    return folder

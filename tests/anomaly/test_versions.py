@@ -15,7 +15,7 @@ from sentinel.engine.anomaly.model import AnomalyModel
 from sentinel.engine.anomaly.versions import list_versions, live_version, rollback, versions_dir, write_version
 from sentinel.engine.engine import Engine
 from sentinel.errors import ModelError
-from tests.engine.packs import kind_rules, probes, write_probe_models
+from tests.engine.packs import kind_rules, probes
 
 runner = CliRunner()
 FEATURES = ["port_temp_c", "port_power_w", "charge_minutes"]
@@ -27,16 +27,8 @@ def probe_model(seed: int, temp: float) -> AnomalyModel:
     return fit_model(rows, FEATURES, FitSettings("pca", smoothing=3, pca_variance=0.7))
 
 
-@pytest.fixture
-def models(tmp_path: Path) -> Path:
-    folder = tmp_path / "models"
-    folder.mkdir()
-    write_probe_models(folder)
-    return folder
-
-
-def test_write_keeps_the_trained_file_and_rollback_restores_it(models: Path) -> None:
-    live = models / "pca.npz"
+def test_write_keeps_the_trained_file_and_rollback_restores_it(probe_models: Path) -> None:
+    live = probe_models / "pca.npz"
     trained = live.read_bytes()
     first = write_version(probe_model(1, 50.0), live, keep=10, note="refit", fit={"smoothing": 3})
     second = write_version(probe_model(2, 55.0), live, keep=10, note="refit")
@@ -50,7 +42,7 @@ def test_write_keeps_the_trained_file_and_rollback_restores_it(models: Path) -> 
     assert kept[0].path.read_bytes() == trained  # the file `train` wrote is kept before it is replaced
     assert live.read_bytes() == second.path.read_bytes()
     assert kept[1].fit == {"smoothing": 3}
-    assert not list(models.glob("*.partial"))
+    assert not list(probe_models.glob("*.partial"))
     assert not list(versions_dir(live).glob("*.partial"))
 
     back = rollback(live)
@@ -68,8 +60,8 @@ def test_write_keeps_the_trained_file_and_rollback_restores_it(models: Path) -> 
         rollback(live, to=9)
 
 
-def test_versions_are_bounded_and_the_live_one_stays(models: Path) -> None:
-    live = models / "pca.npz"
+def test_versions_are_bounded_and_the_live_one_stays(probe_models: Path) -> None:
+    live = probe_models / "pca.npz"
     for seed in range(5):
         write_version(probe_model(seed, 50.0 + seed), live, keep=3, note="refit")
     assert [v.number for v in list_versions(live)] == [4, 5, 6]
@@ -82,8 +74,8 @@ def test_versions_are_bounded_and_the_live_one_stays(models: Path) -> None:
         rollback(live)
 
 
-def test_rollback_refuses_a_damaged_version(models: Path) -> None:
-    live = models / "pca.npz"
+def test_rollback_refuses_a_damaged_version(probe_models: Path) -> None:
+    live = probe_models / "pca.npz"
     write_version(probe_model(1, 50.0), live, keep=10, note="refit")
     adopted = list_versions(live)[0]
     adopted.path.write_bytes(adopted.path.read_bytes()[:-30])
@@ -93,9 +85,9 @@ def test_rollback_refuses_a_damaged_version(models: Path) -> None:
     assert live.read_bytes() == before
 
 
-def test_engine_reloads_a_rolled_back_model(models: Path, tmp_path: Path) -> None:
-    live = models / "pca.npz"
-    engine = Engine(kind_rules(tmp_path, ("t.anomaly_pca",)), probes(1), models_dir=models)
+def test_engine_reloads_a_rolled_back_model(probe_models: Path, tmp_path: Path) -> None:
+    live = probe_models / "pca.npz"
+    engine = Engine(kind_rules(tmp_path, ("t.anomaly_pca",)), probes(1), models_dir=probe_models)
     trained = engine.anomaly.model("t.anomaly_pca")
     assert trained is not None
     write_version(probe_model(5, 70.0), live, keep=10, note="refit")
@@ -112,9 +104,9 @@ def test_engine_reloads_a_rolled_back_model(models: Path, tmp_path: Path) -> Non
     assert engine.model_errors == {}
 
 
-def test_versions_and_rollback_commands(models: Path, tmp_path: Path) -> None:
-    live = models / "pca.npz"
-    env = {"SENTINEL_ANOMALY_MODELS_DIR": str(models), "SENTINEL_DISPLAY_TZ": "Asia/Shanghai"}
+def test_versions_and_rollback_commands(probe_models: Path, tmp_path: Path) -> None:
+    live = probe_models / "pca.npz"
+    env = {"SENTINEL_ANOMALY_MODELS_DIR": str(probe_models), "SENTINEL_DISPLAY_TZ": "Asia/Shanghai"}
     empty = runner.invoke(anomaly_app, ["versions", "--model", "pca.npz"], env=env)
     assert empty.exit_code == 0, empty.output
     assert "no versions" in empty.output
@@ -136,4 +128,4 @@ def test_versions_and_rollback_commands(models: Path, tmp_path: Path) -> None:
     assert missing.exit_code != 0
     assert "no model file nope.npz" in missing.output
     squashed = "".join(missing.output.replace("│", "").split())  # the message wraps in typer's error box
-    assert f"norunderanomaly_models_dir{models}" in squashed
+    assert f"norunderanomaly_models_dir{probe_models}" in squashed

@@ -1,4 +1,5 @@
-"""The alert history's reasons in the reader's language: the lifecycle's action ids in words, the rest as stored."""
+"""The alert history's reasons in the reader's language (sentinel.alerts.words, used by the console and the CLI): the
+lifecycle's action ids in words, the rest as stored."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from sentinel.console.i18n import event_reason
+from sentinel.alerts.words import event_reason
 from tests.examples import examples
 
 

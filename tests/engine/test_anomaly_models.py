@@ -15,7 +15,7 @@ from sentinel.engine.engine import Engine
 from sentinel.engine.loader import check_rules
 from sentinel.engine.reference import ReferenceEngine
 from sentinel.engine.transitions import Transition
-from tests.engine.packs import kind_rules, probes, write_probe_models
+from tests.engine.packs import kind_rules, probes
 
 T0 = 1_700_000_000_000_000
 RULES = ("t.threshold", "t.anomaly_pca")
@@ -39,16 +39,8 @@ def kinds(out: list[Transition]) -> set[tuple[str, str]]:
     return {(t.rule_id, t.alert_class) for t in out}
 
 
-@pytest.fixture
-def models(tmp_path: Path) -> Path:
-    folder = tmp_path / "models"
-    folder.mkdir()
-    write_probe_models(folder)
-    return folder
-
-
-def test_good_model_warns_and_threshold_alarms(models: Path, tmp_path: Path) -> None:
-    engine = engine_with(models, tmp_path)
+def test_good_model_warns_and_threshold_alarms(probe_models: Path, tmp_path: Path) -> None:
+    engine = engine_with(probe_models, tmp_path)
     assert engine.model_errors == {}
     quiet, hot = engine.process(*stream(0, 20, 50.0)), engine.process(*stream(20, 20, 65.0))
     assert not quiet.warning().any()
@@ -76,11 +68,11 @@ def test_good_model_warns_and_threshold_alarms(models: Path, tmp_path: Path) -> 
     ids=["garbage", "truncated", "missing", "other-features"],
 )
 def test_bad_model_is_refused_and_thresholds_keep_running(
-    damage: Callable[[Path], object], message: str, models: Path, tmp_path: Path
+    damage: Callable[[Path], object], message: str, probe_models: Path, tmp_path: Path
 ) -> None:
-    damage(models / "pca.npz")
-    engine = engine_with(models, tmp_path)
-    reference = ReferenceEngine(kind_rules(tmp_path, RULES), probes(1), models_dir=models)
+    damage(probe_models / "pca.npz")
+    engine = engine_with(probe_models, tmp_path)
+    reference = ReferenceEngine(kind_rules(tmp_path, RULES), probes(1), models_dir=probe_models)
     error = engine.model_errors["t.anomaly_pca"]
     assert message in str(error)
     assert "pca.npz" in str(error)
@@ -91,11 +83,11 @@ def test_bad_model_is_refused_and_thresholds_keep_running(
     assert engine.stats["readings"] == 3 * 45
 
 
-def test_model_file_changes_are_picked_up(models: Path, tmp_path: Path) -> None:
-    path = models / "pca.npz"
+def test_model_file_changes_are_picked_up(probe_models: Path, tmp_path: Path) -> None:
+    path = probe_models / "pca.npz"
     good = path.read_bytes()
     path.unlink()
-    engine = engine_with(models, tmp_path)
+    engine = engine_with(probe_models, tmp_path)
     assert "no such model file" in str(engine.model_errors["t.anomaly_pca"])
     assert engine.process(*stream(0, 20, 65.0)).records()[0].rule_id == "t.threshold"
     # The file appears: loaded at the next batch, warm-up starts, then it warns.
@@ -138,19 +130,19 @@ def test_pack_refuses_a_model_path_outside_the_models_directory(tmp_path: Path) 
     assert "p.yaml:10: an anomaly rule needs distinct metrics" in text
 
 
-def test_snapshot_windows_restore_only_under_the_same_model(models: Path, tmp_path: Path) -> None:
-    engine = engine_with(models, tmp_path)
+def test_snapshot_windows_restore_only_under_the_same_model(probe_models: Path, tmp_path: Path) -> None:
+    engine = engine_with(probe_models, tmp_path)
     engine.process(*stream(0, 20, 50.0))
     blob = engine.snapshot()
-    same = engine_with(models, tmp_path)
+    same = engine_with(probe_models, tmp_path)
     same.restore(blob)
     assert same.anomaly.live[1].windows is not None
     assert int(same.anomaly.live[1].windows.seen[0]) == 20 * 3 - 2  # rows scored once all three metrics were known
     save_model(
         fit_model(np.random.default_rng(5).normal(size=(80, 3)), ["port_temp_c", "port_power_w", "charge_minutes"]),
-        models / "pca.npz",
+        probe_models / "pca.npz",
     )
-    other = engine_with(models, tmp_path)
+    other = engine_with(probe_models, tmp_path)
     other.restore(blob)  # grades and series state come back; the windows of another model do not
     assert other.anomaly.live[1].windows is not None
     assert int(other.anomaly.live[1].windows.seen[0]) == 0

@@ -141,6 +141,23 @@ def test_people_read_times_in_the_display_zone(
     assert utc in sentinel(migrated_db, "alerts", "list").stdout
 
 
+def test_alert_history_reads_in_words(migrated_db: str, sentinel: Callable[..., Ran]) -> None:
+    """``alerts show`` prints each event's reason as the console does in Chinese, not the lifecycle's action ids."""
+    plant = make_plant(migrated_db)
+    d = plant.devices[2]
+    with psycopg.connect(migrated_db) as conn, conn.transaction():
+        t = Transition("gas.ch4_lel", d, d, "none", "yellow", "raise", 1_764_300_000_000_000, 30.0, 1)
+        alert_id = apply_transitions(conn, [t], load_rules(), datetime.now(UTC)).new_alerts[0]
+    acked = sentinel(migrated_db, "alerts", "ack", str(alert_id), "--as", "duty-wang", "--reason", "已电话通知企业")
+    assert acked.returncode == 0, acked.stderr
+    shown = sentinel(migrated_db, "alerts", "show", str(alert_id))
+    assert shown.returncode == 0, shown.stderr
+    assert "报警：无 → 三级 黄色（值 30，序号 1）" in shown.stdout
+    assert "确认：已电话通知企业" in shown.stdout
+    assert "raise:" not in shown.stdout
+    assert "ack:" not in shown.stdout
+
+
 def test_hazard_stats_default_to_this_month_in_the_display_zone(
     migrated_db: str, sentinel: Callable[..., Ran], monkeypatch: pytest.MonkeyPatch
 ) -> None:

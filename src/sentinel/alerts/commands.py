@@ -14,6 +14,7 @@ import typer
 from sentinel.alerts import actions as service
 from sentinel.alerts.notify import WebhookDelivery, add_webhook
 from sentinel.alerts.watch import list_reports
+from sentinel.alerts.words import event_reason
 from sentinel.cli_common import console, database, display_zone, table
 from sentinel.cli_settings import cli_settings
 from sentinel.display import record
@@ -45,13 +46,14 @@ def list_cmd(
 
 @alerts_app.command("show")
 def show(ctx: typer.Context, alert_id: int) -> None:
-    """One alert and its event history."""
+    """One alert and its event history (each reason in words, Chinese, as the console shows it)."""
     with database(ctx) as conn:
         alert = service.get_alert(conn, alert_id)
     tz = display_zone(ctx)
     console.print(record({k: v for k, v in alert.items() if k != "events"}, tz))
     columns = ("at", "actor", "from_state", "to_state", "from_grade", "to_grade", "reason", "shelved_until")
-    table(alert["events"], columns, "events", tz)
+    events = [{**event, "reason": event_reason("zh", event["reason"])} for event in alert["events"]]
+    table(events, columns, "events", tz)
 
 
 def _act(

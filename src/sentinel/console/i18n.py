@@ -1,9 +1,10 @@
 """The console's words: Chinese first, English available. One catalogue, looked up by key; a key missing from the
-catalogue shows itself (so a gap is visible, never an error page)."""
+catalogue shows itself (so a gap is visible, never an error page). The grade names and the alert history's
+reasons in words come from :mod:`sentinel.alerts.words`, which the command line uses too."""
 
 from __future__ import annotations
 
-import re
+from sentinel.alerts.words import GRADE_LABELS
 
 LANGS = ("zh", "en")
 
@@ -146,12 +147,8 @@ LABELS: dict[str, tuple[str, str]] = {
     "role.supervisor": ("带班领导", "supervisor"),
     "role.admin": ("管理员", "administrator"),
     "role.gateway": ("网关", "gateway"),
-    # grades
-    "grade.red": ("一级 红色", "red (1)"),
-    "grade.orange": ("二级 橙色", "orange (2)"),
-    "grade.yellow": ("三级 黄色", "yellow (3)"),
-    "grade.blue": ("四级 蓝色", "blue (4)"),
-    "grade.normal": ("正常", "normal"),
+    # grades: the alerts layer's names (the CLI prints them too)
+    **{f"grade.{grade}": pair for grade, pair in GRADE_LABELS.items()},
     # alert states (ISA-18.2)
     "astate.active_unack": ("未确认", "active, unacknowledged"),
     "astate.active_ack": ("已确认", "active, acknowledged"),
@@ -214,47 +211,3 @@ def label(lang: str, kind: str, value: object) -> str:
     if pair is None:
         return str(value)
     return pair[1] if lang == "en" else pair[0]
-
-
-# An alert event's reason is stored as written, in the lifecycle's own words: "ack: 已电话通知企业" from an officer,
-# "raise: none → orange (value 55, seq 2)" from the engine. The history puts the action's id into words for the
-# reader; what the officer typed stays as typed, and a reason of another shape is shown as stored.
-_ENGINE_REASON = re.compile(r"^(raise|escalate|de-escalate|clear): (\w+) → (\w+) \(value (\S+), seq (\d+)\)$")
-_ESCALATED = re.compile(r"^escalated to hazard (\d+): (.*)$", re.DOTALL)
-_OFFICER_REASON = re.compile(r"^(ack|shelve|unshelve|comment|out_of_service|in_service): (.*)$", re.DOTALL)
-_ENGINE_MOVES = {
-    "raise": ("报警", "raised"),
-    "escalate": ("升级", "escalated"),
-    "de-escalate": ("降级", "de-escalated"),
-    "clear": ("恢复", "cleared"),
-}
-_OFFICER_ACTIONS = {
-    "ack": ("确认", "acknowledged"),
-    "shelve": ("搁置", "shelved"),
-    "unshelve": ("取消搁置", "unshelved"),
-    "comment": ("备注", "comment"),
-    "out_of_service": ("停用", "out of service"),
-    "in_service": ("恢复使用", "back in service"),
-}
-
-
-def event_reason(lang: str, reason: str) -> str:
-    """An alert event's stored reason as the history shows it in ``lang``."""
-    i = 1 if lang == "en" else 0
-    sep = ": " if lang == "en" else "："
-    engine = _ENGINE_REASON.match(reason)
-    if engine:
-        move, before, after, value, seq = engine.groups()
-        grades = " → ".join(
-            translate(lang, "none") if g == "none" else label(lang, "grade", g) for g in (before, after)
-        )
-        detail = f" (value {value}, seq {seq})" if lang == "en" else f"（值 {value}，序号 {seq}）"
-        return f"{_ENGINE_MOVES[move][i]}{sep}{grades}{detail}"
-    escalated = _ESCALATED.match(reason)
-    if escalated and lang != "en":
-        return f"转入隐患台账 #{escalated.group(1)}：{escalated.group(2)}"
-    officer = _OFFICER_REASON.match(reason)
-    if officer:
-        action, said = officer.groups()
-        return f"{_OFFICER_ACTIONS[action][i]}{sep}{said}" if said != action else _OFFICER_ACTIONS[action][i]
-    return reason

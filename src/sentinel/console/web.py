@@ -22,6 +22,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from psycopg_pool import ConnectionPool, PoolTimeout
 from starlette.concurrency import run_in_threadpool
 
+from sentinel.alerts.words import event_reason
 from sentinel.console import i18n
 from sentinel.console.sessions import Officer, csrf_ok, lookup
 from sentinel.errors import DatabaseUnavailable, TransitionError
@@ -92,7 +93,7 @@ class Web:
         self.env = Environment(
             loader=PackageLoader("sentinel.console", "templates"), autoescape=select_autoescape(["html"])
         )
-        self.env.globals |= {"fmt": self.fmt, "label": i18n.label, "reason": i18n.event_reason, "quote": quote}
+        self.env.globals |= {"fmt": self.fmt, "label": i18n.label, "reason": event_reason, "quote": quote}
 
     async def db(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run ``fn(conn, *args)`` on a pooled connection in a worker thread (the event loop never waits on it)."""
