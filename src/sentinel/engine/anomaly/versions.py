@@ -8,10 +8,10 @@ Layout, for the live file ``<models_dir>/dust_collector.npz`` (the one the rule 
 
 :func:`write_version` saves a model as the next number, then puts a copy of it in place of the live file with
 ``os.replace`` (the engine never reads half a file; the new inode tells :func:`~.live.model_stamp` it changed, so
-the running engine reloads it). A live file that is no version yet (written by ``sentinel anomaly train``) is
-first kept as a version of its own ("adopted"), so the first refit can be rolled back too. :func:`rollback` copies
-the previous version (the one that was live when the live one was written, else the highest number below it) or
-a named one over the live file the same way, after checking that it loads. Which version is live is found by the
+the running engine reloads it). A live file that is no version yet (written by ``sentinel anomaly fit``, or copied
+in) is first kept as a version of its own ("adopted"), so the first refit can be rolled back too. :func:`rollback`
+copies the previous version (the one that was live when the live one was written, else the highest number below
+it) or a named one over the live file the same way, after checking that it loads. Which version is live is found by the
 live file's SHA-256. At most ``keep`` versions are kept (the oldest go first; the live one and the one it replaced
 are never removed). Writers of one rule's versions take a lock file (``flock``), so a refit in ``serve`` and a
 ``sentinel anomaly rollback`` cannot interleave.
@@ -167,7 +167,7 @@ def _store(
 
 
 def _adopt(live: Path, folder: Path, records: list[ModelVersion], now: datetime) -> list[ModelVersion]:
-    """Keep the live file as a version when it is none of the kept ones (a file written by `anomaly train`)."""
+    """Keep the live file as a version when it is none of the kept ones (written by `anomaly fit`, or copied in)."""
     if not live.is_file():
         return records
     live_sha = _sha256(live)
