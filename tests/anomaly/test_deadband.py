@@ -27,8 +27,9 @@ def chart(clear: float, persistence: int) -> AnomalyModel:
 
 
 def readings(scores: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
-    mean, sd = TRAIN.mean(), TRAIN.std(ddof=1)
-    return (mean + 3 * sd * np.sqrt(scores))[:, None]
+    mean, sd = float(TRAIN.mean()), float(TRAIN.std(ddof=1))
+    rows: npt.NDArray[np.float64] = (mean + 3 * sd * np.sqrt(scores))[:, None]
+    return rows
 
 
 def reference(scores: npt.NDArray[np.float64], clear: float, persistence: int) -> list[bool]:
