@@ -47,7 +47,7 @@ def feature_scale(train: FloatArray) -> FloatArray:
 
 
 def slow_features(train: FloatArray, limit_quantile: float) -> npt.NDArray[np.bool_]:
-    """Features too slow in the training rows to put a ``limit_quantile`` limit on (see :class:`FitSettings`).
+    """Features too slow in the training rows to put a ``limit_quantile`` limit on (see :class:`~.model.FitSettings`).
 
     Effective sample size of a column with lag-1 autocorrelation r1: rows x (1 - r1) / (1 + r1) (the AR(1)
     approximation). A quantile q needs at least 1 / (1 - q) independent values for one of them to lie beyond it;

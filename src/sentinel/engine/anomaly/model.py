@@ -13,8 +13,8 @@ derived from the data, not from a distribution assumed for it, and computed with
 running over the training rows as it will in use. By default the rows it is taken from are held back: each of
 ``limit_folds`` consecutive blocks of the training rows is scored by a model fitted on the other blocks
 (:func:`held_back_statistics`), so the limit states the false-alarm rate on rows the detector has not seen (the
-in-sample quantile is the floor). Features whose training rows are too slow to support that
-quantile (see :func:`slow_features`) are kept in the model's feature list but not used by the detector. A model
+in-sample quantile is the floor). Features whose training rows are too slow to support that quantile (see
+:func:`.features.slow_features`) are kept in the model's feature list but not used by the detector. A model
 of one sensor is a 3-sigma Shewhart chart of its readings instead (``one_sensor_sigma`` in :class:`FitSettings`).
 :class:`Scorer` carries the rows, statistics, drift offsets and over-limit run a window needs across
 micro-batches, so a stream scored batch by batch gets the same numbers as the whole series scored at once;
@@ -92,9 +92,9 @@ class FitSettings:
       signal puts it at the peak with no margin. The 3-sigma convention (0.27 % of readings under Gaussian
       noise, at most 11 % for any distribution) holds in both cases. Measured on the NAB development files
       (``bench/anomaly_defaults.py``): 43 of 50 windows at 60.0 false alarms per 1,000 points (60.2 with the
-      deadband below), against 29 at 69.6 with the quantile limit and 42 at 59.6 for a plain 3-sigma limit
-      without drift following; 3 is the
-      convention, not a value tuned on those labels. ``0``: one sensor is limited like several.
+      deadband above), against 29 at 69.6 with the quantile limit and 42 at 59.6 for a plain 3-sigma limit
+      without drift following; 3 is the convention, not a value tuned on those labels. ``0``: one sensor is
+      limited like several.
     """
 
     detector: DetectorKind = "pca"

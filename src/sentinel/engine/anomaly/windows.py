@@ -91,7 +91,7 @@ def held_alarm(raised: BoolArray, hold: BoolArray, warm: BoolArray, on: bool) ->
     """
     index = np.arange(len(raised))
     holding = (hold | raised) & warm  # a raising row is above the limit, so above any clear value
-    last_raise = np.maximum.accumulate(np.where(raised, index, -1)) if len(raised) else index
-    last_break = np.maximum.accumulate(np.where(holding, -1, index)) if len(raised) else index
+    last_raise = np.maximum.accumulate(np.where(raised, index, -1))
+    last_break = np.maximum.accumulate(np.where(holding, -1, index))
     alarm: BoolArray = holding & ((last_raise > last_break) | (on & (last_break < 0)))
     return alarm
