@@ -30,6 +30,15 @@ settings.register_profile("dev", max_examples=DEV)
 settings.load_profile("dev")  # --hypothesis-profile, when given, is loaded after this
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    # pytest-xdist workers start with COLUMNS=80 and LINES=24 in their environment. A rich Console created at import
+    # (the command modules' `console`) fixes its width from COLUMNS then, so which test first imported a command
+    # module decided whether a later COLUMNS=300 counted: CLI tables wrapped at 80 columns in some runs only. Without
+    # them, as in a plain single-process run, the width is read when a table is printed.
+    os.environ.pop("COLUMNS", None)
+    os.environ.pop("LINES", None)
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """The `timescale` tests share the session's TimescaleDB engine: one worker runs them all (one engine, not one
     per worker)."""
